@@ -1,0 +1,684 @@
+//! The shared channel: a byte ring of length-prefixed records with one robust write lock and
+//! one robust read lock, futex wake-ups on both ends, and journals that let the next lock
+//! holder repair whatever a dead holder left half done.
+//!
+//! # Protocol
+//! - A writer holds the write lock for a whole item. An item that fits the ring is one
+//!   `WHOLE` record; a larger one streams as `FIRST` (carrying the total length), `MORE`…,
+//!   `LAST`. Record bytes are copied first, then `write_pos` is stored with Release: readers
+//!   never see a record before it is complete.
+//! - A reader holds the read lock for a whole item, copies records out and stores `read_pos`
+//!   with Release after each (freeing space), and counts the item in `consumed` at the end.
+//! - Journals (`wj_*`, `rj_*`) are written before each step. A lock holder that finds
+//!   `wj_active`/`rj_active` set on entry knows the previous holder died inside an item and
+//!   repairs: a published item gets its `committed`/`consumed` count; a half-published
+//!   streamed item gets an `ABORT` record; a half-read one is skipped to its end. Each
+//!   dropped item is counted once in `frames_discarded`.
+//! - Positions are monotonic u64 byte counts; the ring offset is `pos & (capacity - 1)`.
+//!   Every record header read from the ring is validated (length, kind, bounds) before use.
+
+use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::procs;
+use crate::segment::Segments;
+use crate::sys::{self, LockFailed, Locked, Wait};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicU32, fence};
+
+/// How long a blocked side sleeps before it looks for a dead peer.
+const PROBE_NS: u64 = 50_000_000;
+/// Spins on a shared word before sleeping (keeps a busy producer/consumer pair off futex).
+const SPINS: u32 = 200;
+const YIELDS: u32 = 8;
+
+/// Why a write stopped before the item was published.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteStop {
+    /// The deadline passed.
+    Deadline,
+    /// The caller's cancel check said stop (feeder shutting down without flush).
+    Cancelled,
+    /// No reader freed any space for the stall limit.
+    Stalled,
+    /// The segment is unusable.
+    Broken(String),
+}
+
+/// What a read produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadStop {
+    /// The deadline passed with no item.
+    Deadline,
+    /// Bytes in the ring were not valid records; they were skipped.
+    Corrupt(String),
+    /// The segment is unusable.
+    Broken(String),
+}
+
+/// Limits for one write.
+pub(crate) struct WriteLimits<'c> {
+    pub deadline: Option<u64>,
+    pub cancel: &'c dyn Fn() -> bool,
+    pub stall_ns: Option<u64>,
+}
+
+/// Wakes sleepers on `seq` if any are registered. The SeqCst fence orders the caller's
+/// preceding Release store before the load of `waiters` (pairs with the fence in `sleep_on`).
+fn notify(seq: &AtomicU32, waiters: &AtomicU32) {
+    fence(SeqCst);
+    if waiters.load(Relaxed) > 0 {
+        seq.fetch_add(1, Release);
+        sys::futex_wake(seq, i32::MAX);
+    }
+}
+
+/// Sleeps on `seq` until woken or `until`, unless `ready()` already holds after registering.
+fn sleep_on(seq: &AtomicU32, waiters: &AtomicU32, until: Option<u64>, ready: impl Fn() -> bool) {
+    waiters.fetch_add(1, SeqCst);
+    let s = seq.load(SeqCst);
+    fence(SeqCst);
+    if !ready() {
+        sys::futex_wait(seq, s, until);
+    }
+    waiters.fetch_sub(1, SeqCst);
+}
+
+/// Spins briefly for `ready()`; true if it held.
+pub(crate) fn spin_for(ready: impl Fn() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..YIELDS {
+        if ready() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    ready()
+}
+
+fn passed(deadline: Option<u64>) -> bool {
+    deadline.is_some_and(|d| sys::mono_now() >= d)
+}
+
+fn slice(deadline: Option<u64>) -> u64 {
+    let probe = sys::mono_now() + PROBE_NS;
+    deadline.map_or(probe, |d| d.min(probe))
+}
+
+/// The ring of one queue, borrowed from its segments.
+pub(crate) struct Channel<'a> {
+    seg: &'a Segments,
+    base: *mut u8,
+    cap: u64,
+    max_item: u64,
+}
+
+/// Holds the write lock; unlocks on drop.
+pub(crate) struct WriteGuard<'c, 'a>(&'c Channel<'a>);
+
+impl Drop for WriteGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.0.seg.data().write_lock.unlock();
+    }
+}
+
+/// Holds the read lock; unlocks on drop.
+pub(crate) struct ReadGuard<'c, 'a>(&'c Channel<'a>);
+
+impl Drop for ReadGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.0.seg.data().read_lock.unlock();
+    }
+}
+
+impl<'a> Channel<'a> {
+    pub(crate) fn new(seg: &'a Segments) -> Self {
+        let (base, cap) = seg.ring();
+        Channel {
+            seg,
+            base,
+            cap,
+            max_item: seg.stats().max_item.load(Relaxed),
+        }
+    }
+
+    // ---- raw ring access -------------------------------------------------------------------
+
+    fn copy_in(&self, pos: u64, src: &[u8]) {
+        let off = (pos & (self.cap - 1)) as usize;
+        let first = src.len().min(self.cap as usize - off);
+        // SAFETY: off < cap and first <= cap - off, so the first copy stays in the ring;
+        // src.len() <= cap (callers write at most one record), so the rest fits at the start.
+        // The bytes are not yet published (beyond write_pos), so no reader reads them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.base, src.len() - first);
+        }
+    }
+
+    fn copy_out(&self, pos: u64, dst: &mut [u8]) {
+        let off = (pos & (self.cap - 1)) as usize;
+        let first = dst.len().min(self.cap as usize - off);
+        // SAFETY: as in copy_in, both copies stay inside the ring (dst.len() <= cap, checked
+        // by the record validation). The bytes are published and not yet consumed, so no
+        // writer overwrites them until read_pos moves past them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(self.base, dst.as_mut_ptr().add(first), dst.len() - first);
+        }
+    }
+
+    fn write_header(&self, pos: u64, len: u32, kind: u32) {
+        let mut h = [0u8; 8];
+        h[..4].copy_from_slice(&len.to_le_bytes());
+        h[4..].copy_from_slice(&kind.to_le_bytes());
+        self.copy_in(pos, &h);
+    }
+
+    fn read_header(&self, pos: u64) -> (u32, u32) {
+        let mut h = [0u8; 8];
+        self.copy_out(pos, &mut h);
+        (
+            u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
+            u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        )
+    }
+
+    pub(crate) fn has_data(&self) -> bool {
+        let d = self.seg.data();
+        d.write_pos.load(Acquire) != d.read_pos.load(Acquire)
+    }
+
+    fn free_bytes(&self) -> Result<u64, WriteStop> {
+        let d = self.seg.data();
+        let used = d.write_pos.load(Relaxed).wrapping_sub(d.read_pos.load(Acquire));
+        if used > self.cap {
+            return Err(WriteStop::Broken("ring positions are corrupt".into()));
+        }
+        Ok(self.cap - used)
+    }
+
+    fn publish_write(&self, new_pos: u64) {
+        let d = self.seg.data();
+        // Release: publishes the record bytes; pairs with the Acquire loads of write_pos.
+        d.write_pos.store(new_pos, Release);
+        notify(&d.data_seq, &d.data_waiters);
+    }
+
+    fn publish_read(&self, new_pos: u64) {
+        let d = self.seg.data();
+        // Release: the bytes were copied out before; pairs with the Acquire in free_bytes.
+        d.read_pos.store(new_pos, Release);
+        notify(&d.space_seq, &d.space_waiters);
+    }
+
+    // ---- write side ------------------------------------------------------------------------
+
+    /// Takes the write lock (repairing after a dead holder).
+    pub(crate) fn lock_write(&self, deadline: Option<u64>) -> Result<WriteGuard<'_, 'a>, WriteStop> {
+        let d = self.seg.data();
+        match d.write_lock.lock(deadline) {
+            Ok(state) => Ok(self.enter_write(state)),
+            Err(LockFailed::TimedOut) => Err(WriteStop::Deadline),
+            Err(LockFailed::Broken(e)) => Err(WriteStop::Broken(format!("write lock: errno {e}"))),
+        }
+    }
+
+    /// Takes the write lock only if it is free now.
+    pub(crate) fn try_lock_write(&self) -> Option<WriteGuard<'_, 'a>> {
+        self.seg
+            .data()
+            .write_lock
+            .try_lock()
+            .ok()
+            .map(|state| self.enter_write(state))
+    }
+
+    fn enter_write(&self, state: Locked) -> WriteGuard<'_, 'a> {
+        let d = self.seg.data();
+        if state == Locked::OwnerDied {
+            self.seg.stats().lock_recoveries.fetch_add(1, Relaxed);
+            d.write_lock.mark_consistent();
+        }
+        let guard = WriteGuard(self);
+        if d.wj_active.load(Relaxed) != 0 {
+            self.repair_write();
+        }
+        guard
+    }
+
+    /// The previous write-lock holder stopped inside an item (it died, or gave up mid-stream).
+    fn repair_write(&self) {
+        let d = self.seg.data();
+        let wp = d.write_pos.load(Relaxed);
+        let fin = d.wj_final.load(Relaxed);
+        if fin != 0 && wp >= fin {
+            // Published in full: make sure its producer's `committed` counts it.
+            let slot = self.seg.slot(d.wj_slot.load(Relaxed) as usize);
+            let before = d.wj_committed.load(Relaxed);
+            let _ = slot
+                .committed
+                .compare_exchange(before, before + 1, Relaxed, Relaxed);
+        } else if wp != d.wj_start.load(Relaxed) {
+            // Part of a streamed item is published: end it with an ABORT record. If there is
+            // no room yet, leave the journal set; the next holder tries again.
+            match self.free_bytes() {
+                Ok(free) if free >= RECORD_HEADER => {
+                    self.write_header(wp, 0, kind::ABORT);
+                    self.publish_write(wp + RECORD_HEADER);
+                }
+                _ => return,
+            }
+        }
+        d.wj_active.store(0, Relaxed);
+    }
+
+    /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
+    pub(crate) fn try_write(&self, _g: &WriteGuard<'_, 'a>, frame: &[u8], slot: usize) -> bool {
+        let need = record_size(frame.len() as u64);
+        if need > self.cap || !matches!(self.free_bytes(), Ok(f) if f >= need) {
+            return false;
+        }
+        let d = self.seg.data();
+        let wp = d.write_pos.load(Relaxed);
+        let s = self.seg.slot(slot);
+        let committed = s.committed.load(Relaxed);
+        self.begin_journal(wp, slot, committed);
+        self.write_record(wp, kind::WHOLE, &[], frame);
+        d.wj_final.store(wp + need, Relaxed);
+        self.publish_write(wp + need);
+        self.end_journal(slot, committed, frame.len());
+        true
+    }
+
+    fn begin_journal(&self, wp: u64, slot: usize, committed: u64) {
+        let d = self.seg.data();
+        d.wj_final.store(0, Relaxed);
+        d.wj_start.store(wp, Relaxed);
+        d.wj_slot.store(slot as u64, Relaxed);
+        d.wj_committed.store(committed, Relaxed);
+        // Relaxed is enough for the journal: it is read only by the next holder of the write
+        // lock, which the lock (or the kernel's robust-list hand-over) orders after these.
+        d.wj_active.store(1, Relaxed);
+    }
+
+    fn end_journal(&self, slot: usize, committed: u64, len: usize) {
+        let s = self.seg.slot(slot);
+        s.committed.store(committed + 1, Relaxed);
+        s.committed_bytes.fetch_add(len as u64, Relaxed);
+        self.seg.data().wj_active.store(0, Relaxed);
+    }
+
+    fn write_record(&self, pos: u64, kind: u32, prefix: &[u8], data: &[u8]) {
+        let len = prefix.len() + data.len();
+        self.write_header(pos, len as u32, kind);
+        self.copy_in(pos + RECORD_HEADER, prefix);
+        self.copy_in(pos + RECORD_HEADER + prefix.len() as u64, data);
+    }
+
+    /// Writes `frame` as one item, waiting for space as needed. Caller holds the lock.
+    /// On `Err` nothing of the item stays readable (a half-streamed item is aborted).
+    pub(crate) fn write(
+        &self,
+        g: &WriteGuard<'_, 'a>,
+        frame: &[u8],
+        slot: usize,
+        lim: &WriteLimits<'_>,
+    ) -> Result<(), WriteStop> {
+        let n = frame.len() as u64;
+        let whole = record_size(n);
+        if whole <= self.cap {
+            self.wait_space(whole, lim)?;
+            let ok = self.try_write(g, frame, slot);
+            debug_assert!(ok, "space was available");
+            return if ok { Ok(()) } else { Err(WriteStop::Broken("ring positions moved".into())) };
+        }
+        // Streamed: FIRST (with the total length), MORE…, LAST. Each chunk waits for at least
+        // half the ring (or what is left of the item) so pieces stay large.
+        let d = self.seg.data();
+        let s = self.seg.slot(slot);
+        let committed = s.committed.load(Relaxed);
+        self.begin_journal(d.write_pos.load(Relaxed), slot, committed);
+        let total = n.to_le_bytes();
+        let mut off = 0usize;
+        let mut first = true;
+        while first || off < frame.len() {
+            let prefix: &[u8] = if first { &total } else { &[] };
+            let left = (frame.len() - off + prefix.len()) as u64;
+            let want = record_size(left).min(self.cap / 2);
+            let free = match self.wait_space(want, lim) {
+                Ok(f) => f,
+                Err(stop) => {
+                    if !first {
+                        self.repair_write(); // appends ABORT now if there is room
+                    } else {
+                        d.wj_active.store(0, Relaxed);
+                    }
+                    return Err(stop);
+                }
+            };
+            let room = ((free - RECORD_HEADER) & !7).min(u32::MAX as u64 & !7) as usize;
+            let part = (room - prefix.len()).min(frame.len() - off);
+            let kind = if first {
+                kind::FIRST
+            } else if off + part == frame.len() {
+                kind::LAST
+            } else {
+                kind::MORE
+            };
+            let wp = d.write_pos.load(Relaxed);
+            let size = record_size((prefix.len() + part) as u64);
+            self.write_record(wp, kind, prefix, &frame[off..off + part]);
+            if kind == kind::LAST {
+                d.wj_final.store(wp + size, Relaxed);
+            }
+            self.publish_write(wp + size);
+            off += part;
+            first = false;
+        }
+        self.end_journal(slot, committed, frame.len());
+        Ok(())
+    }
+
+    /// Waits until `need` bytes are free. While waiting, looks for a reader that died inside
+    /// an item (so its leftovers get skipped) and for a stall.
+    fn wait_space(&self, need: u64, lim: &WriteLimits<'_>) -> Result<u64, WriteStop> {
+        let d = self.seg.data();
+        let free = self.free_bytes()?;
+        if free >= need {
+            return Ok(free);
+        }
+        let ready = || self.free_bytes().map_or(true, |f| f >= need);
+        if spin_for(ready) {
+            return self.free_bytes();
+        }
+        let mut last_read = d.read_pos.load(Relaxed);
+        let mut last_progress = sys::mono_now();
+        loop {
+            sleep_on(&d.space_seq, &d.space_waiters, Some(slice(lim.deadline)), ready);
+            let free = self.free_bytes()?;
+            if free >= need {
+                return Ok(free);
+            }
+            if passed(lim.deadline) {
+                return Err(WriteStop::Deadline);
+            }
+            if (lim.cancel)() {
+                return Err(WriteStop::Cancelled);
+            }
+            let now = sys::mono_now();
+            let rp = d.read_pos.load(Relaxed);
+            if rp != last_read {
+                last_read = rp;
+                last_progress = now;
+            } else if lim.stall_ns.is_some_and(|s| now - last_progress >= s) {
+                return Err(WriteStop::Stalled);
+            }
+            self.probe_reader();
+        }
+    }
+
+    /// If the read lock's holder died, repair its journal now.
+    fn probe_reader(&self) {
+        if let Ok(state) = self.seg.data().read_lock.try_lock() {
+            drop(self.enter_read(state));
+        }
+    }
+
+    // ---- read side -------------------------------------------------------------------------
+
+    /// Waits (without the read lock) until the ring has unread bytes or `deadline` passes.
+    pub(crate) fn wait_data(&self, deadline: Option<u64>) -> bool {
+        if self.has_data() || spin_for(|| self.has_data()) {
+            return true;
+        }
+        let d = self.seg.data();
+        loop {
+            sleep_on(&d.data_seq, &d.data_waiters, deadline, || self.has_data());
+            if self.has_data() {
+                return true;
+            }
+            if passed(deadline) {
+                return false;
+            }
+        }
+    }
+
+    /// Takes the read lock (repairing after a dead holder).
+    pub(crate) fn lock_read(&self, deadline: Option<u64>) -> Result<ReadGuard<'_, 'a>, ReadStop> {
+        match self.seg.data().read_lock.lock(deadline) {
+            Ok(state) => Ok(self.enter_read(state)),
+            Err(LockFailed::TimedOut) => Err(ReadStop::Deadline),
+            Err(LockFailed::Broken(e)) => Err(ReadStop::Broken(format!("read lock: errno {e}"))),
+        }
+    }
+
+    fn enter_read(&self, state: Locked) -> ReadGuard<'_, 'a> {
+        let d = self.seg.data();
+        if state == Locked::OwnerDied {
+            self.seg.stats().lock_recoveries.fetch_add(1, Relaxed);
+            d.read_lock.mark_consistent();
+        }
+        if d.rj_active.load(Relaxed) != 0 {
+            self.repair_read();
+        }
+        ReadGuard(self)
+    }
+
+    /// The previous read-lock holder died inside an item.
+    fn repair_read(&self) {
+        let d = self.seg.data();
+        let h = self.seg.stats();
+        let fin = d.rj_final.load(Relaxed);
+        if fin != 0 && d.read_pos.load(Relaxed) >= fin {
+            // It took the item out in full: count it as consumed (the item went with it).
+            let before = d.rj_consumed.load(Relaxed);
+            let _ = h.consumed.compare_exchange(before, before + 1, Release, Relaxed);
+            procs::wake_capacity(self.seg);
+        } else if d.rj_in_item.load(Relaxed) != 0 {
+            // It was between FIRST and LAST: skip the rest of that item.
+            d.skip_item.store(1, Relaxed);
+        }
+        d.rj_in_item.store(0, Relaxed);
+        d.rj_final.store(0, Relaxed);
+        d.rj_active.store(0, Relaxed);
+    }
+
+    /// Reads one item into `out`. Caller holds the read lock. Returns `Ok(false)` if there
+    /// was no complete item to start (the caller waits again without the lock).
+    ///
+    /// Once an item has started streaming, this waits for the rest past `deadline` as long as
+    /// its writer lives and makes progress; if the writer dies the item is dropped (counted in
+    /// `frames_discarded`); after `deadline` plus `stall_ns` without progress it gives up and
+    /// leaves the rest to be skipped.
+    pub(crate) fn read(
+        &self,
+        _g: &ReadGuard<'_, 'a>,
+        out: &mut Vec<u8>,
+        deadline: Option<u64>,
+        stall_ns: u64,
+    ) -> Result<bool, ReadStop> {
+        let d = self.seg.data();
+        let h = self.seg.stats();
+        d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
+        d.rj_final.store(0, Relaxed);
+        d.rj_active.store(1, Relaxed);
+        let mut in_item = false;
+        let mut total = 0u64;
+        let mut last_progress = sys::mono_now();
+        loop {
+            let rp = d.read_pos.load(Relaxed);
+            let wp = d.write_pos.load(Acquire);
+            let avail = wp.wrapping_sub(rp);
+            if avail == 0 {
+                if !in_item && d.skip_item.load(Relaxed) == 0 {
+                    d.rj_active.store(0, Relaxed);
+                    return Ok(false);
+                }
+                // Inside an item: wait for its next record while holding the lock.
+                if spin_for(|| self.has_data()) {
+                    continue;
+                }
+                sleep_on(&d.data_seq, &d.data_waiters, Some(slice(None)), || self.has_data());
+                if self.has_data() {
+                    last_progress = sys::mono_now();
+                    continue;
+                }
+                self.probe_writer();
+                if passed(deadline) && sys::mono_now() - last_progress >= stall_ns {
+                    // Give up on this item; whoever reads next skips what is left of it.
+                    if in_item {
+                        d.skip_item.store(1, Relaxed);
+                    }
+                    d.rj_in_item.store(0, Relaxed);
+                    d.rj_active.store(0, Relaxed);
+                    return Err(ReadStop::Deadline);
+                }
+                continue;
+            }
+            if avail > self.cap || rp % 8 != 0 || avail < RECORD_HEADER {
+                return Err(self.corrupt(wp, format!("ring positions {rp}..{wp} are invalid")));
+            }
+            let (len, kind) = self.read_header(rp);
+            let size = record_size(len as u64);
+            if size > avail {
+                return Err(self.corrupt(wp, format!("record of {len} bytes overruns the data")));
+            }
+            let data_at = rp + RECORD_HEADER;
+            let skipping = d.skip_item.load(Relaxed) != 0;
+            match kind {
+                kind::WHOLE | kind::FIRST if in_item || skipping => {
+                    return Err(self.corrupt(wp, "new item inside an unfinished one".into()));
+                }
+                kind::WHOLE => {
+                    if len as u64 > self.max_item {
+                        return Err(self.corrupt(wp, format!("item of {len} bytes over the limit")));
+                    }
+                    out.clear();
+                    out.resize(len as usize, 0);
+                    self.copy_out(data_at, out);
+                    self.finish_item(rp + size);
+                    return Ok(true);
+                }
+                kind::FIRST => {
+                    if len < 8 {
+                        return Err(self.corrupt(wp, "streamed item without a length".into()));
+                    }
+                    let mut t = [0u8; 8];
+                    self.copy_out(data_at, &mut t);
+                    total = u64::from_le_bytes(t);
+                    if total > self.max_item || total < (len - 8) as u64 {
+                        return Err(self.corrupt(wp, format!("streamed item of {total} bytes is invalid")));
+                    }
+                    out.clear();
+                    out.reserve(total as usize);
+                    self.append(out, data_at + 8, len as usize - 8);
+                    in_item = true;
+                    d.rj_in_item.store(1, Relaxed);
+                    self.publish_read(rp + size);
+                }
+                kind::MORE | kind::LAST if skipping => {
+                    if kind == kind::LAST {
+                        // The skipped item was published in full: it leaves the queue now.
+                        self.finish_item(rp + size);
+                        d.skip_item.store(0, Relaxed);
+                        h.frames_discarded.fetch_add(1, Relaxed);
+                        d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
+                        d.rj_active.store(1, Relaxed);
+                    } else {
+                        self.publish_read(rp + size);
+                    }
+                }
+                kind::MORE | kind::LAST if in_item => {
+                    if out.len() as u64 + len as u64 > total {
+                        return Err(self.corrupt(wp, "streamed item longer than announced".into()));
+                    }
+                    self.append(out, data_at, len as usize);
+                    if kind == kind::LAST {
+                        if out.len() as u64 != total {
+                            return Err(self.corrupt(wp, "streamed item shorter than announced".into()));
+                        }
+                        self.finish_item(rp + size);
+                        return Ok(true);
+                    }
+                    self.publish_read(rp + size);
+                }
+                kind::ABORT => {
+                    // The writer of the current item died: drop what was read of it.
+                    if in_item || skipping {
+                        h.frames_discarded.fetch_add(1, Relaxed);
+                    }
+                    in_item = false;
+                    out.clear();
+                    d.skip_item.store(0, Relaxed);
+                    d.rj_in_item.store(0, Relaxed);
+                    self.publish_read(rp + size);
+                }
+                _ => {
+                    return Err(self.corrupt(wp, format!("record of unknown kind {kind}")));
+                }
+            }
+            last_progress = sys::mono_now();
+        }
+    }
+
+    fn append(&self, out: &mut Vec<u8>, pos: u64, len: usize) {
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.copy_out(pos, &mut out[start..]);
+    }
+
+    /// Consumes up to `end` and counts the item; journal first so a death here is repairable.
+    fn finish_item(&self, end: u64) {
+        let d = self.seg.data();
+        let h = self.seg.stats();
+        d.rj_final.store(end, Relaxed);
+        self.publish_read(end);
+        h.consumed
+            .store(d.rj_consumed.load(Relaxed) + 1, Release);
+        d.rj_in_item.store(0, Relaxed);
+        d.rj_active.store(0, Relaxed);
+        if h.maxsize.load(Relaxed) != 0 {
+            procs::wake_capacity(self.seg);
+        }
+    }
+
+    /// Skips every published byte after corrupt data and counts one discarded frame.
+    fn corrupt(&self, wp: u64, reason: String) -> ReadStop {
+        let d = self.seg.data();
+        self.publish_read(wp);
+        d.skip_item.store(0, Relaxed);
+        d.rj_in_item.store(0, Relaxed);
+        d.rj_active.store(0, Relaxed);
+        self.seg.stats().frames_discarded.fetch_add(1, Relaxed);
+        ReadStop::Corrupt(reason)
+    }
+
+    /// A reader waiting inside an item: if the write lock's holder died (or is gone with the
+    /// item unfinished), end the item with an ABORT record.
+    fn probe_writer(&self) {
+        let Some(g) = self.try_lock_write() else {
+            return; // a live writer holds it
+        };
+        let d = self.seg.data();
+        if !self.has_data() && d.wj_active.load(Relaxed) == 0 {
+            // Nobody is writing and the item can never finish: abort it ourselves.
+            let wp = d.write_pos.load(Relaxed);
+            if matches!(self.free_bytes(), Ok(f) if f >= RECORD_HEADER) {
+                self.write_header(wp, 0, kind::ABORT);
+                self.publish_write(wp + RECORD_HEADER);
+            }
+        }
+        drop(g);
+    }
+
+    /// Sleeps until `get` can make progress on capacity accounting: used by bounded `put`.
+    pub(crate) fn wait_capacity(&self, until: u64, ready: impl Fn() -> bool) -> Wait {
+        let h = self.seg.stats();
+        sleep_on(&h.cap_seq, &h.cap_waiters, Some(until), ready);
+        if sys::mono_now() >= until { Wait::TimedOut } else { Wait::Woken }
+    }
+}

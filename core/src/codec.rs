@@ -1,0 +1,37 @@
+//! Item encoding: serde + bincode 1.3 (varint integers, little endian, size limit), in one
+//! place so the format can change without touching the queue.
+
+use bincode::Options;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn options(limit: u64) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_limit(limit)
+        .reject_trailing_bytes()
+}
+
+/// Why an item could not be encoded.
+pub(crate) enum EncodeError {
+    /// Larger than the limit: its full encoded size.
+    TooLarge(usize),
+    /// The serializer failed.
+    Failed(String),
+}
+
+/// Encodes `item` into at most `limit` bytes.
+pub(crate) fn encode<T: Serialize>(item: &T, limit: u64) -> Result<Vec<u8>, EncodeError> {
+    options(limit).serialize(item).map_err(|e| match *e {
+        bincode::ErrorKind::SizeLimit => EncodeError::TooLarge(
+            bincode::DefaultOptions::new()
+                .serialized_size(item)
+                .map_or(usize::MAX, |n| n as usize),
+        ),
+        other => EncodeError::Failed(other.to_string()),
+    })
+}
+
+/// Decodes a `T` that must use every byte of `bytes`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, String> {
+    options(limit).deserialize(bytes).map_err(|e| e.to_string())
+}

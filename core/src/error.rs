@@ -1,0 +1,229 @@
+//! Error types: one per operation, shaped after Python's `Full`/`Empty` and crossbeam's
+//! send errors (the item comes back to the caller whenever `put` fails).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a queue could not be created, opened or attached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name is not usable as a queue name.
+    #[error("invalid queue name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name (lossy UTF-8).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A builder option is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// `create` found a queue (or a crashed creator's leftovers) under this name.
+    #[error("queue {name:?} already exists (remove leftovers with Queue::unlink)")]
+    AlreadyExists {
+        /// The queue name.
+        name: String,
+    },
+    /// `open` found no queue under this name.
+    #[error("no queue named {name:?}")]
+    NotFound {
+        /// The queue name.
+        name: String,
+    },
+    /// The queue was removed while attaching to it.
+    #[error("queue {name:?} was removed")]
+    Removed {
+        /// The queue name.
+        name: String,
+    },
+    /// The segment belongs to someone else, or its mode forbids access.
+    #[error("permission denied: {}", path.display())]
+    PermissionDenied {
+        /// The file that could not be opened.
+        path: PathBuf,
+    },
+    /// The file is not an mpqueue segment, or its contents are inconsistent.
+    #[error("corrupt or foreign segment {}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What failed validation.
+        reason: String,
+    },
+    /// The segment was written by an incompatible layout version.
+    #[error("segment {} has layout version {major}.{minor}; this build reads {}.x", path.display(), crate::layout::LAYOUT_MAJOR)]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// Its major version.
+        major: u32,
+        /// Its minor version.
+        minor: u32,
+    },
+    /// Every process slot of the queue is taken by live processes.
+    #[error("queue {name:?} has no free process slot (raise the builder's max_processes)")]
+    TooManyProcesses {
+        /// The queue name.
+        name: String,
+    },
+    /// A system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Why `put` failed. Every variant gives the item back ([`PutError::into_inner`]).
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// The queue holds `maxsize` items and the call could not wait (longer).
+    Full(T),
+    /// [`Queue::close`](crate::Queue::close) was called in this process.
+    Closed(T),
+    /// The encoded item is larger than the queue's `max_item_size`.
+    TooLarge {
+        /// The item.
+        item: T,
+        /// Its encoded size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The item could not be serialised (nothing was enqueued).
+    Encode {
+        /// The item.
+        item: T,
+        /// The serialiser's message.
+        reason: String,
+    },
+    /// The shared segment is unusable (corrupt, or a lock is not recoverable).
+    Broken {
+        /// The item.
+        item: T,
+        /// What is broken.
+        reason: String,
+    },
+}
+
+impl<T> PutError<T> {
+    /// The item that was not enqueued.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::Closed(t) => t,
+            PutError::TooLarge { item, .. }
+            | PutError::Encode { item, .. }
+            | PutError::Broken { item, .. } => item,
+        }
+    }
+
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, PutError::Full(_))
+    }
+
+    /// Whether the queue was closed in this process.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PutError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::TooLarge { size, max, .. } => f
+                .debug_struct("TooLarge")
+                .field("size", size)
+                .field("max", max)
+                .finish_non_exhaustive(),
+            PutError::Encode { reason, .. } => f
+                .debug_struct("Encode")
+                .field("reason", reason)
+                .finish_non_exhaustive(),
+            PutError::Broken { reason, .. } => f
+                .debug_struct("Broken")
+                .field("reason", reason)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("queue is full"),
+            PutError::Closed(_) => f.write_str("queue is closed"),
+            PutError::TooLarge { size, max, .. } => {
+                write!(f, "item of {size} bytes exceeds the queue's limit of {max} bytes")
+            }
+            PutError::Encode { reason, .. } => write!(f, "cannot encode item: {reason}"),
+            PutError::Broken { reason, .. } => write!(f, "queue is broken: {reason}"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {}
+
+/// Why `get` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// No item arrived before the deadline (or at once, for `get_nowait`).
+    #[error("queue is empty")]
+    Empty,
+    /// [`Queue::close`](crate::Queue::close) was called in this process.
+    #[error("queue is closed")]
+    Closed,
+    /// An item was taken out but could not be decoded as `T` (it is gone; the queue goes on).
+    #[error("cannot decode item of {len} bytes: {reason}")]
+    Decode {
+        /// The encoded length.
+        len: usize,
+        /// The deserialiser's message.
+        reason: String,
+    },
+    /// The ring held bytes that are not a valid record (someone wrote into the segment); the
+    /// unreadable bytes were skipped and counted as discarded.
+    #[error("corrupt data in queue: {0}")]
+    Corrupt(String),
+    /// The shared segment is unusable (a lock is not recoverable).
+    #[error("queue is broken: {0}")]
+    Broken(String),
+}
+
+impl GetError {
+    /// Whether the queue was empty.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, GetError::Empty)
+    }
+}
+
+/// Why [`Queue::join_thread`](crate::Queue::join_thread) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// `join_thread` must follow `close` (Python asserts the same).
+    #[error("queue is not closed: call close() before join_thread()")]
+    NotClosed,
+    /// The feeder gave up: nobody read for the flush timeout; this many items were dropped.
+    #[error("flush stalled: {dropped} buffered items were dropped because nobody read")]
+    Stalled {
+        /// Items dropped.
+        dropped: u64,
+    },
+}

@@ -1,0 +1,323 @@
+//! The shared-memory layouts: the data segment (locks, ring positions, journals, ring bytes)
+//! and the stats segment (capacity accounting, queue-wide events, per-process slots).
+//!
+//! Every type here is `#[repr(C)]` and holds only atomics, integers, fixed arrays and robust
+//! mutexes; positions are offsets, never pointers. The stats layout is documented field by
+//! field in `docs/stats-layout.md`; the sizes are pinned at compile time below.
+
+use crate::sys::RobustMutex;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// `"MPQDATA\0"` little-endian: first word of a data segment.
+pub const DATA_MAGIC: u64 = u64::from_le_bytes(*b"MPQDATA\0");
+/// `"MPQSTAT\0"` little-endian: first word of a stats segment.
+pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"MPQSTAT\0");
+/// Layout major version: readers refuse any other.
+pub const LAYOUT_MAJOR: u32 = 1;
+/// Layout minor version: additions that old readers may ignore.
+pub const LAYOUT_MINOR: u32 = 0;
+/// `major << 16 | minor`, the value of the `version` words.
+pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
+
+/// Bytes before the ring in a data segment.
+pub const DATA_HEADER_LEN: usize = 4096;
+/// Bytes before slot 0 in a stats segment.
+pub const STATS_HEADER_LEN: usize = 1024;
+/// Bytes per process slot.
+pub const SLOT_LEN: usize = 1024;
+/// Longest queue name or label, in bytes.
+pub const NAME_MAX: usize = 128;
+/// Histogram buckets: bucket `i < 27` counts waits up to `2^(10+i)` ns (1.024 µs … 68.7 s);
+/// the last one counts longer waits.
+pub const HIST_BUCKETS: usize = 28;
+/// Upper bound of histogram bucket `i` in nanoseconds (`u64::MAX` for the last).
+pub const fn bucket_upper_ns(i: usize) -> u64 {
+    if i + 1 >= HIST_BUCKETS {
+        u64::MAX
+    } else {
+        1u64 << (10 + i)
+    }
+}
+
+/// The bucket a wait of `ns` nanoseconds falls in.
+pub fn bucket_of(ns: u64) -> usize {
+    if ns <= 1024 {
+        return 0;
+    }
+    // ceil(log2(ns)) - 10, capped at the overflow bucket.
+    let log2_ceil = 64 - (ns - 1).leading_zeros() as usize;
+    (log2_ceil - 10).min(HIST_BUCKETS - 1)
+}
+
+/// Record kinds in the ring.
+pub mod kind {
+    /// A whole item in one record.
+    pub const WHOLE: u32 = 1;
+    /// First piece of a streamed item; its data starts with the item's total length (u64).
+    pub const FIRST: u32 = 2;
+    /// A middle piece of a streamed item.
+    pub const MORE: u32 = 3;
+    /// The last piece of a streamed item.
+    pub const LAST: u32 = 4;
+    /// The writer of the streamed item in progress died: drop what was read of it.
+    pub const ABORT: u32 = 5;
+}
+
+/// Bytes of a record header: `u32` data length, `u32` kind.
+pub const RECORD_HEADER: u64 = 8;
+
+/// Ring bytes a record with `len` data bytes takes (header + data padded to 8).
+pub const fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + ((len + 7) & !7)
+}
+
+/// Header of the data segment. Cache-line groups keep the writer's and reader's hot words apart.
+#[repr(C)]
+pub struct DataHeader {
+    /// [`DATA_MAGIC`], stored last by the creator (Release).
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`].
+    pub version: AtomicU32,
+    /// [`DATA_HEADER_LEN`].
+    pub header_len: AtomicU32,
+    /// Ring capacity in bytes (a power of two).
+    pub capacity: AtomicU64,
+    /// Total segment length.
+    pub total_len: AtomicU64,
+    _pad0: [u64; 4],
+
+    /// Held by one writer for a whole item (all its records).
+    pub write_lock: RobustMutex,
+    _pad1: [u8; 64 - std::mem::size_of::<RobustMutex>() % 64],
+    /// Bytes ever published (monotonic); Release-stored after the record's bytes.
+    pub write_pos: AtomicU64,
+    /// Bumped to wake readers waiting for data.
+    pub data_seq: AtomicU32,
+    /// Readers sleeping on `data_seq`.
+    pub data_waiters: AtomicU32,
+    /// Write journal: 1 while a writer is inside an item.
+    pub wj_active: AtomicU64,
+    /// Write journal: `write_pos` when the item started.
+    pub wj_start: AtomicU64,
+    /// Write journal: `write_pos` once the item's final record is published (0 until known).
+    pub wj_final: AtomicU64,
+    /// Write journal: stats slot of the writing process.
+    pub wj_slot: AtomicU64,
+    /// Write journal: that slot's `committed` before this item.
+    pub wj_committed: AtomicU64,
+    _pad2: [u64; 1],
+
+    /// Held by one reader for a whole item.
+    pub read_lock: RobustMutex,
+    _pad3: [u8; 64 - std::mem::size_of::<RobustMutex>() % 64],
+    /// Bytes ever consumed (monotonic); Release-stored after the bytes were copied out.
+    pub read_pos: AtomicU64,
+    /// Bumped to wake writers waiting for space.
+    pub space_seq: AtomicU32,
+    /// Writers sleeping on `space_seq`.
+    pub space_waiters: AtomicU32,
+    /// Read journal: 1 while a reader is inside an item.
+    pub rj_active: AtomicU64,
+    /// Read journal: `consumed` (stats) when the reader took the lock.
+    pub rj_consumed: AtomicU64,
+    /// Read journal: `read_pos` after the item's final record (0 until known).
+    pub rj_final: AtomicU64,
+    /// Read journal: 1 while the reader is between an item's FIRST and LAST record.
+    pub rj_in_item: AtomicU64,
+    /// 1 when a reader died inside a streamed item: its remaining records are skipped.
+    pub skip_item: AtomicU64,
+    _pad4: [u64; 1],
+}
+
+/// Header of the stats segment: identity, capacity accounting and queue-wide events.
+#[repr(C)]
+pub struct StatsHeader {
+    /// [`STATS_MAGIC`], stored last by the creator (Release).
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`].
+    pub version: AtomicU32,
+    /// [`STATS_HEADER_LEN`].
+    pub header_len: AtomicU32,
+    /// Total segment length.
+    pub total_len: AtomicU64,
+    /// Number of process slots after the retired slot 0.
+    pub slot_count: AtomicU32,
+    /// [`SLOT_LEN`].
+    pub slot_len: AtomicU32,
+    /// Capacity in items; 0 = unbounded.
+    pub maxsize: AtomicU64,
+    /// Ring capacity in bytes.
+    pub ring_capacity: AtomicU64,
+    /// Largest accepted item in bytes.
+    pub max_item: AtomicU64,
+    /// Creator's pid.
+    pub creator_pid: AtomicU64,
+    /// Creator's start time (clock ticks since boot).
+    pub creator_start: AtomicU64,
+    /// Creation time, ns since the Unix epoch.
+    pub created_unix_ns: AtomicU64,
+    /// Bit 0: named queue. Bit 1: unlinked (no new attachments).
+    pub flags: AtomicU64,
+    /// Bytes used in `name`.
+    pub name_len: AtomicU64,
+    /// Queue name (named queues) or label/generated id (anonymous), UTF-8.
+    pub name: [AtomicU64; NAME_MAX / 8],
+    _pad0: [u64; 4],
+
+    // -- capacity accounting (offset 256) --
+    /// Capacity slots taken by `put` on a bounded queue (monotonic).
+    pub reserved: AtomicU64,
+    _pad1: [u64; 7],
+    /// Items taken out of the ring (monotonic; written under the read lock).
+    pub consumed: AtomicU64,
+    /// Items accepted by a process that died (or was cancelled) before writing them (monotonic).
+    pub lost: AtomicU64,
+    /// Bumped to wake `put`s waiting for capacity.
+    pub cap_seq: AtomicU32,
+    /// `put`s sleeping on `cap_seq`.
+    pub cap_waiters: AtomicU32,
+    /// Process slots in use (claimed or reserved).
+    pub attached: AtomicU64,
+    _pad2: [u64; 4],
+
+    // -- queue-wide events (offset 384) --
+    /// Locks taken over from a dead owner.
+    pub lock_recoveries: AtomicU64,
+    /// Items dropped half-written or half-read by a dead process.
+    pub frames_discarded: AtomicU64,
+    /// Even when no retirement is in progress; readers retry while odd or changed.
+    pub retire_seq: AtomicU64,
+    _pad3: [u64; 5],
+
+    /// Serialises slot claims and retirements (robust).
+    pub slot_lock: RobustMutex,
+}
+
+/// A blocked-time histogram: non-cumulative bucket counts plus count and sum.
+#[repr(C)]
+pub struct Histogram {
+    /// Observations.
+    pub count: AtomicU64,
+    /// Sum of observed waits in ns.
+    pub sum_ns: AtomicU64,
+    /// Per-bucket counts, see [`bucket_upper_ns`].
+    pub buckets: [AtomicU64; HIST_BUCKETS],
+}
+
+/// Slot states.
+pub mod slot_state {
+    /// Unused.
+    pub const FREE: u64 = 0;
+    /// Taken for a child being forked; the child's pid is not known yet.
+    pub const RESERVED: u64 = 1;
+    /// In use by a live (or not yet reaped) process.
+    pub const ACTIVE: u64 = 2;
+}
+
+/// Role bits in [`ProcSlot::role`].
+pub mod role {
+    /// The process has put.
+    pub const PRODUCER: u64 = 1;
+    /// The process has got.
+    pub const CONSUMER: u64 = 2;
+}
+
+/// Per-process counters, written only by the owning process (slot 0: retired totals).
+#[repr(C)]
+pub struct ProcSlot {
+    /// [`slot_state`].
+    pub state: AtomicU64,
+    /// Owner pid.
+    pub pid: AtomicU64,
+    /// Owner start time (clock ticks since boot).
+    pub start_time: AtomicU64,
+    /// [`role`] bits.
+    pub role: AtomicU64,
+    /// Last activity, monotonic (coarse) ns.
+    pub heartbeat_ns: AtomicU64,
+    /// When the slot was claimed, ns since the Unix epoch.
+    pub attached_unix_ns: AtomicU64,
+    _pad0: [u64; 2],
+
+    // -- producer (offset 64) --
+    /// Items accepted by `put` (monotonic).
+    pub puts: AtomicU64,
+    /// Encoded bytes accepted by `put`.
+    pub bytes_put: AtomicU64,
+    /// Items written into the ring (monotonic; written under the write lock).
+    pub committed: AtomicU64,
+    /// Bytes written into the ring.
+    pub committed_bytes: AtomicU64,
+    /// Items dropped unwritten at exit after `cancel_join_thread`.
+    pub dropped: AtomicU64,
+    /// Bytes of those.
+    pub dropped_bytes: AtomicU64,
+    /// `put`s between taking capacity and counting the item (a gauge).
+    pub reserving: AtomicU64,
+    /// `put` calls that found the queue full.
+    pub full_events: AtomicU64,
+
+    // -- consumer (offset 128) --
+    /// Items returned by `get` (monotonic).
+    pub gets: AtomicU64,
+    /// Encoded bytes returned by `get`.
+    pub bytes_got: AtomicU64,
+    /// `get` calls that found the queue empty.
+    pub empty_events: AtomicU64,
+    /// `put` calls that timed out.
+    pub put_timeouts: AtomicU64,
+    /// `get` calls that timed out.
+    pub get_timeouts: AtomicU64,
+    /// Items that could not be decoded.
+    pub decode_errors: AtomicU64,
+    _pad1: [u64; 2],
+
+    /// Time blocked in `put` (offset 192).
+    pub put_blocked: Histogram,
+    /// Time blocked in `get` (offset 432).
+    pub get_blocked: Histogram,
+    _pad2: [u64; 44],
+}
+
+const _: () = assert!(std::mem::size_of::<DataHeader>() <= DATA_HEADER_LEN);
+const _: () = assert!(std::mem::size_of::<StatsHeader>() <= STATS_HEADER_LEN);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, reserved) == 256);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, consumed) == 320);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, lock_recoveries) == 384);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, slot_lock) == 448);
+const _: () = assert!(std::mem::size_of::<ProcSlot>() == SLOT_LEN);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, puts) == 64);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, gets) == 128);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, put_blocked) == 192);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, get_blocked) == 432);
+const _: () = assert!(std::mem::size_of::<Histogram>() == 240);
+
+/// Bytes of a stats segment with `slots` process slots.
+pub const fn stats_len(slots: usize) -> usize {
+    STATS_HEADER_LEN + (slots + 1) * SLOT_LEN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_powers_of_two_from_1us() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1024), 0);
+        assert_eq!(bucket_of(1025), 1);
+        assert_eq!(bucket_of(2048), 1);
+        assert_eq!(bucket_of(100_000_000), 17); // 100 ms <= 2^27 ns (134 ms)
+        assert!(100_000_000 <= bucket_upper_ns(17) && 100_000_000 > bucket_upper_ns(16));
+        assert_eq!(bucket_of(u64::MAX), HIST_BUCKETS - 1);
+        assert_eq!(bucket_upper_ns(26), 1 << 36);
+    }
+
+    #[test]
+    fn record_sizes_are_padded() {
+        assert_eq!(record_size(0), 8);
+        assert_eq!(record_size(1), 16);
+        assert_eq!(record_size(8), 16);
+        assert_eq!(record_size(9), 24);
+    }
+}

@@ -1,0 +1,209 @@
+//! Forking children that share this process's queues, as Python's `Process` with the `fork`
+//! start method does.
+
+use crate::registry;
+use crate::sys::{self, ExitStatus};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Exit code of a child whose closure panicked (as for a Rust `main` that panics).
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// Why [`Child::join`] did not produce an exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChildError {
+    /// The child was killed by a signal (e.g. 9 for SIGKILL).
+    #[error("child {pid} was killed by signal {signal}")]
+    Signaled {
+        /// The child's pid.
+        pid: u32,
+        /// The signal number.
+        signal: i32,
+    },
+    /// Waiting failed (e.g. the child was already reaped elsewhere).
+    #[error("waiting for child {pid}: {source}")]
+    Wait {
+        /// The child's pid.
+        pid: u32,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A child process started by [`fork`].
+#[derive(Debug)]
+pub struct Child {
+    pid: u32,
+    status: Option<ExitStatus>,
+}
+
+static FORKING: Mutex<()> = Mutex::new(());
+
+/// Forks a child process that runs `f`, then flushes every queue of the child (unless
+/// [`cancel_join_thread`](crate::Queue::cancel_join_thread) was called on it), detaches
+/// from them and exits with the code `f` returned ([`PANIC_EXIT_CODE`] if it panicked).
+/// The child never returns into the caller's code and runs no destructors or exit handlers
+/// of the parent.
+///
+/// Every queue alive in this process is attached in the child before `f` runs, so
+/// observers see the child at once and the queue outlives the parent's handles.
+///
+/// Like any `fork` of a multi-threaded process, only the calling thread exists in the
+/// child: `f` should not rely on locks that other threads of the parent may hold (the
+/// queues themselves are safe: they reset their per-process state in the child).
+///
+/// # Errors
+/// The OS error if `fork` fails (e.g. `EAGAIN` at the process limit).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let child = mpqueue::process::fork(|| 7)?;
+/// assert_eq!(child.join()?, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
+    let serial = FORKING.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let queues = registry::live();
+    let reserved: Vec<_> = queues
+        .iter()
+        .map(|q| q.reserve_child_slot())
+        .collect();
+    // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
+    // depend on locks held by other threads (registry hooks release its lock in the child;
+    // each queue builds a fresh per-process state for the new fork generation).
+    let forked = unsafe { sys::fork() };
+    match forked {
+        Ok(None) => {
+            drop(serial);
+            drop(reserved);
+            for q in &queues {
+                q.attach_in_child();
+            }
+            drop(queues);
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or(PANIC_EXIT_CODE);
+            for q in registry::live() {
+                q.shutdown_process();
+            }
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            sys::exit_now(code)
+        }
+        Ok(Some(pid)) => {
+            for (q, slot) in queues.iter().zip(&reserved) {
+                if let Some(slot) = slot {
+                    q.finish_child_slot(*slot, Some(pid));
+                }
+            }
+            Ok(Child { pid, status: None })
+        }
+        Err(e) => {
+            for (q, slot) in queues.iter().zip(&reserved) {
+                if let Some(slot) = slot {
+                    q.finish_child_slot(*slot, None);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+impl Child {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn code(&self, status: ExitStatus) -> Result<i32, ChildError> {
+        match status {
+            ExitStatus::Code(c) => Ok(c),
+            ExitStatus::Signal(signal) => Err(ChildError::Signaled {
+                pid: self.pid,
+                signal,
+            }),
+        }
+    }
+
+    /// Waits for the child to end and returns its exit code.
+    ///
+    /// # Errors
+    /// [`ChildError::Signaled`] if a signal killed it; [`ChildError::Wait`] if waiting failed.
+    pub fn join(mut self) -> Result<i32, ChildError> {
+        let status = self.wait()?;
+        self.code(status)
+    }
+
+    /// Waits at most `timeout`; `Ok(None)` if the child is still running.
+    ///
+    /// # Errors
+    /// As for [`join`](Self::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, ChildError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return self.code(status).map(Some);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the child to end.
+    ///
+    /// # Errors
+    /// [`ChildError::Wait`] if waiting failed.
+    pub fn wait(&mut self) -> Result<ExitStatus, ChildError> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let s = sys::wait_child(self.pid, false)
+            .map_err(|source| ChildError::Wait {
+                pid: self.pid,
+                source,
+            })?
+            .ok_or_else(|| ChildError::Wait {
+                pid: self.pid,
+                source: std::io::Error::other("waitpid returned no status"),
+            })?;
+        self.status = Some(s);
+        Ok(s)
+    }
+
+    /// The child's status if it has ended, without waiting.
+    ///
+    /// # Errors
+    /// [`ChildError::Wait`] if waiting failed.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, ChildError> {
+        if self.status.is_none() {
+            self.status = sys::wait_child(self.pid, true).map_err(|source| ChildError::Wait {
+                pid: self.pid,
+                source,
+            })?;
+        }
+        Ok(self.status)
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGKILL`) to the child.
+    ///
+    /// # Errors
+    /// The OS error (e.g. the child was already reaped).
+    pub fn kill(&self, signal: i32) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        sys::kill(self.pid, signal)
+    }
+}
+
+pub use crate::sys::ExitStatus as Status;

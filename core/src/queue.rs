@@ -1,0 +1,1074 @@
+//! `Queue<T>`: Python's `multiprocessing.Queue` over the shared channel, with a per-process
+//! buffer and feeder thread, capacity accounting for `maxsize`, and live counters.
+
+use crate::channel::{self, Channel, ReadStop, WriteLimits, WriteStop};
+use crate::codec::{self, EncodeError};
+use crate::error::{Error, GetError, JoinError, PutError};
+use crate::layout::{self, Histogram, ProcSlot, role};
+use crate::procs;
+use crate::registry;
+use crate::segment::{self, CreateParams, Segments};
+use crate::sys::{self, Wait};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Default ring size of the shared channel.
+pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 20;
+/// Default largest item (encoded bytes).
+pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
+/// Default number of processes that can be attached at once.
+pub const DEFAULT_MAX_PROCESSES: usize = 64;
+/// Default time the exit flush waits for a reader to make room before dropping what is left.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Environment variable: `off` (or `0`) turns the per-operation counters off by default.
+pub const STATS_ENV: &str = "MPQUEUE_STATS";
+
+/// A reader waiting inside a streamed item gives up this long after its deadline if the
+/// writer makes no progress.
+const READ_STALL_NS: u64 = 1_000_000_000;
+/// `get_nowait` still waits this long for another reader to finish copying an item out.
+const LOCK_GRACE_NS: u64 = 50_000_000;
+/// Items the feeder writes per hold of the write lock.
+const FEEDER_BATCH: usize = 256;
+
+/// Per-process settings of a queue handle.
+#[derive(Debug, Clone)]
+struct Opts {
+    maxsize: u64,
+    max_item: u64,
+    stats: bool,
+    flush_timeout: Option<Duration>,
+}
+
+/// State shared by all clones of a queue in one process (and by its feeder thread).
+pub(crate) struct Core {
+    pub(crate) seg: Segments,
+    opts: Opts,
+    local: AtomicPtr<Local>,
+    /// A slot the parent reserved for the child it is forking, and the child's generation.
+    child_slot: AtomicUsize,
+    child_gen: AtomicU64,
+}
+
+/// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
+/// in a forked child, where the parent's copy may be locked by a thread that does not exist.
+struct Local {
+    generation: u64,
+    slot: usize,
+    state: Mutex<LocalState>,
+    /// Feeder: items or stop arrived.
+    work: Condvar,
+    /// Flushers: the feeder went idle or exited.
+    idle: Condvar,
+    closed: AtomicBool,
+    /// Set by close/exit: the feeder exits once the buffer is empty, and stalls count.
+    stopping: AtomicBool,
+    cancel_join: AtomicBool,
+    /// Set at exit after cancel_join_thread: the feeder drops everything at once.
+    abort: AtomicBool,
+    detached: AtomicBool,
+}
+
+#[derive(Default)]
+struct LocalState {
+    buffer: VecDeque<Vec<u8>>,
+    /// The feeder holds a batch taken from `buffer`.
+    busy: bool,
+    feeder: Option<JoinHandle<()>>,
+    feeder_started: bool,
+    /// The feeder should exit once the buffer is empty.
+    stop: bool,
+    /// Items the feeder dropped (stall, abort or broken segment).
+    dropped: u64,
+}
+
+impl Local {
+    fn lock(&self) -> MutexGuard<'_, LocalState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Core {
+    fn new(seg: Segments, opts: Opts) -> Result<Arc<Self>, Error> {
+        let core = Arc::new(Core {
+            seg,
+            opts,
+            local: AtomicPtr::new(std::ptr::null_mut()),
+            child_slot: AtomicUsize::new(0),
+            child_gen: AtomicU64::new(0),
+        });
+        core.local()?;
+        registry::register(&core);
+        Ok(core)
+    }
+
+    /// This process's `Local`, attaching the process on first use (and in forked children).
+    fn local(&self) -> Result<&Local, Error> {
+        let generation = registry::generation();
+        let p = self.local.load(Acquire);
+        // SAFETY: a non-null pointer was produced by Box::into_raw below and is freed only in
+        // Core::drop; a Local of another generation is leaked, never freed, so the reference
+        // is valid for as long as `self`.
+        if let Some(l) = unsafe { p.as_ref() }
+            && l.generation == generation
+        {
+            return Ok(l);
+        }
+        let hint = (self.child_gen.load(Relaxed) == generation)
+            .then(|| self.child_slot.load(Relaxed))
+            .filter(|&i| i != 0);
+        let slot = procs::attach(&self.seg, hint)?;
+        let fresh = Box::into_raw(Box::new(Local {
+            generation,
+            slot,
+            state: Mutex::new(LocalState::default()),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            cancel_join: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+        }));
+        match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
+            // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
+            Ok(_) => Ok(unsafe { &*fresh }),
+            Err(_) => {
+                // Another thread attached first: give our slot back and use theirs.
+                // SAFETY: `fresh` was never shared; we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                procs::detach(&self.seg, slot);
+                self.local()
+            }
+        }
+    }
+
+    /// The current `Local` if this process has one (no attach).
+    fn current_local(&self) -> Option<&Local> {
+        // SAFETY: see `local`.
+        unsafe { self.local.load(Acquire).as_ref() }
+            .filter(|l| l.generation == registry::generation())
+    }
+
+    fn my_slot(&self, l: &Local) -> &ProcSlot {
+        self.seg.slot(l.slot)
+    }
+
+    fn touch(&self, slot: &ProcSlot, role_bit: u64) {
+        if self.opts.stats {
+            if slot.role.load(Relaxed) & role_bit == 0 {
+                slot.role.fetch_or(role_bit, Relaxed);
+            }
+            slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+        }
+    }
+
+    fn observe_wait(&self, h: &Histogram, start: u64) {
+        if self.opts.stats {
+            let ns = sys::mono_now().saturating_sub(start);
+            h.count.fetch_add(1, Relaxed);
+            h.sum_ns.fetch_add(ns, Relaxed);
+            h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Items committed-and-unread plus items buffered in any process.
+    fn size(&self) -> u64 {
+        let h = self.seg.stats();
+        let accepted = if self.opts.maxsize > 0 {
+            h.reserved.load(Acquire)
+        } else {
+            crate::stats::total_puts(&self.seg)
+        };
+        accepted
+            .saturating_sub(h.consumed.load(Acquire))
+            .saturating_sub(h.lost.load(Acquire))
+    }
+
+    fn has_capacity(&self) -> bool {
+        self.size() < self.opts.maxsize
+    }
+
+    fn try_reserve(&self) -> bool {
+        let h = self.seg.stats();
+        loop {
+            let r = h.reserved.load(Acquire);
+            let used = r
+                .saturating_sub(h.consumed.load(Acquire))
+                .saturating_sub(h.lost.load(Acquire));
+            if used >= self.opts.maxsize {
+                return false;
+            }
+            if h.reserved.compare_exchange_weak(r, r + 1, SeqCst, Relaxed).is_ok() {
+                return true;
+            }
+        }
+    }
+
+    /// Takes one capacity slot of a bounded queue. `Err(())` = full at the deadline.
+    fn reserve(&self, slot: &ProcSlot, deadline: Option<u64>) -> Result<(), ()> {
+        if self.try_reserve() {
+            return Ok(());
+        }
+        if self.opts.stats {
+            slot.full_events.fetch_add(1, Relaxed);
+        }
+        if deadline.is_some_and(|d| d <= sys::mono_now()) {
+            return Err(());
+        }
+        let start = sys::mono_now();
+        let ch = Channel::new(&self.seg);
+        let result = loop {
+            if channel::spin_for(|| self.has_capacity()) && self.try_reserve() {
+                break Ok(());
+            }
+            let until = (sys::mono_now() + 100_000_000).min(deadline.unwrap_or(u64::MAX));
+            let woke = ch.wait_capacity(until, || self.has_capacity());
+            if self.try_reserve() {
+                break Ok(());
+            }
+            if deadline.is_some_and(|d| sys::mono_now() >= d) {
+                slot.put_timeouts.fetch_add(1, Relaxed);
+                break Err(());
+            }
+            if woke == Wait::TimedOut {
+                // Capacity held by dead processes comes back when they are reaped.
+                procs::reap(&self.seg);
+            }
+        };
+        self.observe_wait(&slot.put_blocked, start);
+        result
+    }
+
+    fn put_frame<T>(self: &Arc<Self>, item: T, frame: Vec<u8>, deadline: Option<u64>) -> Result<(), PutError<T>> {
+        let local = match self.local() {
+            Ok(l) => l,
+            Err(e) => return Err(PutError::Broken { item, reason: e.to_string() }),
+        };
+        if local.closed.load(Relaxed) {
+            return Err(PutError::Closed(item));
+        }
+        let slot = self.my_slot(local);
+        if self.opts.maxsize > 0 {
+            slot.reserving.fetch_add(1, Relaxed);
+            if self.reserve(slot, deadline).is_err() {
+                slot.reserving.fetch_sub(1, Relaxed);
+                return Err(PutError::Full(item));
+            }
+        }
+        // From here the item is accepted: counted before it can be read, so gets <= puts.
+        slot.puts.fetch_add(1, Relaxed);
+        if self.opts.maxsize > 0 {
+            slot.reserving.fetch_sub(1, Relaxed);
+        }
+        slot.bytes_put.fetch_add(frame.len() as u64, Relaxed);
+        self.touch(slot, role::PRODUCER);
+        drop(item);
+        self.enqueue(local, frame);
+        Ok(())
+    }
+
+    /// Writes straight into the ring when nothing of ours is pending and the write lock is
+    /// free; otherwise appends to the buffer for the feeder (per-process FIFO either way).
+    fn enqueue(self: &Arc<Self>, local: &Local, frame: Vec<u8>) {
+        let mut st = local.lock();
+        if st.buffer.is_empty() && !st.busy {
+            let ch = Channel::new(&self.seg);
+            if let Some(g) = ch.try_lock_write()
+                && ch.try_write(&g, &frame, local.slot)
+            {
+                drop(g);
+                self.start_feeder(&mut st);
+                return;
+            }
+        }
+        st.buffer.push_back(frame);
+        self.start_feeder(&mut st);
+        local.work.notify_one();
+    }
+
+    fn start_feeder(self: &Arc<Self>, st: &mut LocalState) {
+        if st.feeder_started {
+            return;
+        }
+        st.feeder_started = true;
+        let me = Arc::clone(self);
+        match std::thread::Builder::new()
+            .name("mpqueue-feeder".into())
+            .spawn(move || me.feed())
+        {
+            Ok(h) => st.feeder = Some(h),
+            Err(_) => st.feeder_started = false, // retried on the next put
+        }
+    }
+
+    /// The feeder thread: moves buffered frames into the ring until told to stop.
+    fn feed(self: Arc<Self>) {
+        let Some(local) = self.current_local() else {
+            return;
+        };
+        let ch = Channel::new(&self.seg);
+        loop {
+            let batch: Vec<Vec<u8>> = {
+                let mut st = local.lock();
+                while st.buffer.is_empty() && !st.stop {
+                    st = local.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.buffer.is_empty() {
+                    local.idle.notify_all();
+                    return;
+                }
+                st.busy = true;
+                let n = st.buffer.len().min(FEEDER_BATCH);
+                st.buffer.drain(..n).collect()
+            };
+            let dropped = self.write_batch(&ch, local, &batch);
+            let mut st = local.lock();
+            st.busy = false;
+            if dropped > 0 {
+                st.dropped += dropped;
+                // Once the feeder had to give up, drop what is still buffered as well.
+                let rest: Vec<_> = st.buffer.drain(..).collect();
+                st.dropped += self.count_dropped(local, &rest);
+            }
+            local.idle.notify_all();
+        }
+    }
+
+    /// Writes a batch under one hold of the write lock; returns how many were dropped.
+    fn write_batch(&self, ch: &Channel<'_>, local: &Local, batch: &[Vec<u8>]) -> u64 {
+        let cancel = || local.abort.load(Relaxed);
+        let guard = loop {
+            if cancel() {
+                return self.count_dropped(local, batch);
+            }
+            match ch.lock_write(Some(sys::mono_now() + 100_000_000)) {
+                Ok(g) => break g,
+                Err(WriteStop::Deadline) => continue,
+                Err(_) => return self.count_dropped(local, batch),
+            }
+        };
+        let stall_ns = self
+            .opts
+            .flush_timeout
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        for (i, frame) in batch.iter().enumerate() {
+            // The stall limit applies only while flushing for close or exit.
+            let limits = WriteLimits {
+                deadline: None,
+                cancel: &cancel,
+                stall_ns: if local.stopping.load(Relaxed) { stall_ns } else { None },
+            };
+            if let Err(stop) = ch.write(&guard, frame, local.slot, &limits) {
+                if stop == WriteStop::Stalled {
+                    eprintln!(
+                        "mpqueue: queue {:?}: nobody read for {:?} while flushing; dropping {} items",
+                        self.seg.display_name,
+                        self.opts.flush_timeout.unwrap_or_default(),
+                        batch.len() - i
+                    );
+                }
+                return self.count_dropped(local, &batch[i..]);
+            }
+        }
+        0
+    }
+
+    /// Counts frames that will never be written as dropped, and gives their capacity back.
+    fn count_dropped(&self, local: &Local, frames: &[Vec<u8>]) -> u64 {
+        if frames.is_empty() {
+            return 0;
+        }
+        let n = frames.len() as u64;
+        let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
+        let slot = self.my_slot(local);
+        slot.dropped.fetch_add(n, Relaxed);
+        slot.dropped_bytes.fetch_add(bytes, Relaxed);
+        self.seg.stats().lost.fetch_add(n, SeqCst);
+        procs::wake_capacity(&self.seg);
+        n
+    }
+
+    fn get_frame(&self, deadline: Option<u64>, nowait: bool) -> Result<Vec<u8>, GetError> {
+        let local = self.local().map_err(|e| GetError::Broken(e.to_string()))?;
+        if local.closed.load(Relaxed) {
+            return Err(GetError::Closed);
+        }
+        let slot = self.my_slot(local);
+        self.touch(slot, role::CONSUMER);
+        let ch = Channel::new(&self.seg);
+        let mut waited_since: Option<u64> = None;
+        let mut buf = Vec::new();
+        let outcome = loop {
+            if !ch.has_data() {
+                if nowait {
+                    break Err(GetError::Empty);
+                }
+                waited_since.get_or_insert_with(sys::mono_now);
+                if !ch.wait_data(deadline) {
+                    slot.get_timeouts.fetch_add(1, Relaxed);
+                    break Err(GetError::Empty);
+                }
+            }
+            let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
+            let guard = match ch.lock_read(lock_deadline) {
+                Ok(g) => g,
+                Err(ReadStop::Deadline) => break Err(GetError::Empty),
+                Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
+            };
+            match ch.read(&guard, &mut buf, deadline, READ_STALL_NS) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {
+                    if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
+                        break Err(GetError::Empty);
+                    }
+                }
+                Err(ReadStop::Deadline) => break Err(GetError::Empty),
+                Err(ReadStop::Corrupt(r)) => break Err(GetError::Corrupt(r)),
+                Err(ReadStop::Broken(r)) => break Err(GetError::Broken(r)),
+            }
+        };
+        let found_empty = waited_since.is_some() || (nowait && outcome.is_err());
+        if found_empty && self.opts.stats {
+            slot.empty_events.fetch_add(1, Relaxed);
+        }
+        if let Some(start) = waited_since {
+            self.observe_wait(&slot.get_blocked, start);
+        }
+        outcome?;
+        slot.gets.fetch_add(1, SeqCst);
+        slot.bytes_got.fetch_add(buf.len() as u64, Relaxed);
+        Ok(buf)
+    }
+
+    fn close(&self) {
+        if let Some(local) = self.current_local() {
+            local.closed.store(true, Relaxed);
+            local.stopping.store(true, Relaxed);
+            local.lock().stop = true;
+            local.work.notify_all();
+        } else if let Ok(local) = self.local() {
+            local.closed.store(true, Relaxed);
+        }
+    }
+
+    /// Waits until the feeder has written everything and exited (after `close`).
+    fn join_feeder(&self, local: &Local) -> Result<(), JoinError> {
+        if !local.closed.load(Relaxed) {
+            return Err(JoinError::NotClosed);
+        }
+        if local.cancel_join.load(Relaxed) {
+            local.abort.store(true, Relaxed);
+        }
+        local.stopping.store(true, Relaxed);
+        let handle = {
+            let mut st = local.lock();
+            st.stop = true;
+            local.work.notify_all();
+            st.feeder.take()
+        };
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        let mut st = local.lock();
+        // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
+        let rest: Vec<_> = st.buffer.drain(..).collect();
+        st.dropped += self.count_dropped(local, &rest);
+        match std::mem::take(&mut st.dropped) {
+            0 => Ok(()),
+            dropped if local.cancel_join.load(Relaxed) => {
+                eprintln!(
+                    "mpqueue: queue {:?}: dropped {dropped} buffered items at exit (cancel_join_thread)",
+                    self.seg.display_name
+                );
+                Ok(())
+            }
+            dropped => Err(JoinError::Stalled { dropped }),
+        }
+    }
+
+    /// Ends this process's use of the queue: flush (unless cancelled), stop the feeder,
+    /// retire the stats slot, and remove the files if this was the last process.
+    pub(crate) fn shutdown_process(&self) {
+        let Some(local) = self.current_local() else {
+            return;
+        };
+        if local.detached.swap(true, SeqCst) {
+            return;
+        }
+        local.closed.store(true, Relaxed);
+        let _ = self.join_feeder(local);
+        if procs::detach(&self.seg, local.slot) {
+            for path in &self.seg.paths {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Before `fork`: reserve a slot for the child (see `process::fork`).
+    pub(crate) fn reserve_child_slot(&self) -> Option<usize> {
+        let i = procs::reserve_for_child(&self.seg)?;
+        self.child_slot.store(i, Relaxed);
+        self.child_gen.store(registry::generation() + 1, Relaxed);
+        Some(i)
+    }
+
+    /// After `fork` in the parent: hand the reserved slot to the child (or release it).
+    pub(crate) fn finish_child_slot(&self, slot: usize, child: Option<u32>) {
+        self.child_slot.store(0, Relaxed);
+        self.child_gen.store(0, Relaxed);
+        match child {
+            Some(pid) => procs::adopt_child(&self.seg, slot, pid),
+            None => procs::cancel_reservation(&self.seg, slot),
+        }
+    }
+
+    /// In a child forked by `process::fork`: attach now (taking the reserved slot).
+    pub(crate) fn attach_in_child(&self) {
+        let _ = self.local();
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        let p = self.local.load(Acquire);
+        // SAFETY: see `Core::local`; only a Local of this process's generation is freed, and
+        // no feeder uses it any more (the feeder holds an Arc<Core>, so it has exited).
+        if let Some(l) = unsafe { p.as_ref() }
+            && l.generation == registry::generation()
+        {
+            // SAFETY: `p` came from Box::into_raw and is freed exactly once, here.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// Flushes and detaches on drop of the last handle in a process.
+struct Handle {
+    core: Arc<Core>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.core.shutdown_process();
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue shared between processes, with the behaviour
+/// of Python's `multiprocessing.Queue`.
+///
+/// - `put` serialises the item (bincode) in the caller, so encode errors come back to the
+///   caller (Python reports them later from its feeder thread); then, if nothing of this
+///   process is waiting and the channel's write lock is free, it writes straight into the
+///   shared ring; otherwise it appends to this process's buffer, which a feeder thread
+///   (started on the first `put` in each process) drains into the ring. Items from one
+///   process arrive in the order they were put.
+/// - `maxsize > 0` bounds the items in the queue, counted from `put` (buffered ones
+///   included) until `get` returns them, exactly like Python's semaphore.
+/// - Handles are cheap to clone; clones in one process share one buffer and feeder.
+///   Children made with [`crate::process::fork`] inherit the queue.
+/// - Every queue publishes live counters in a stats segment: see [`crate::observe`].
+///
+/// # Examples
+/// ```
+/// use mpqueue::Queue;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?; unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let q: Queue<String> = Queue::new(0)?;
+/// let child = mpqueue::process::fork({
+///     let q = q.clone();
+///     move || {
+///         q.put("hello from the child".to_string()).unwrap();
+///         0
+///     }
+/// })?;
+/// assert_eq!(q.get()?, "hello from the child");
+/// assert_eq!(child.join()?, 0);
+/// # Ok(()) }
+/// ```
+pub struct Queue<T> {
+    handle: Arc<Handle>,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            handle: self.handle.clone(),
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.handle.core.seg.display_name)
+            .field("maxsize", &self.handle.core.opts.maxsize)
+            .finish_non_exhaustive()
+    }
+}
+
+fn deadline_after(timeout: Duration) -> u64 {
+    sys::mono_now().saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Creates an anonymous queue, shared with children forked afterwards.
+    /// `maxsize == 0` means unbounded.
+    ///
+    /// # Errors
+    /// [`Error`] if the shared memory cannot be created (see [`Builder::create`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u32>::new(2)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.full());
+    /// assert!(q.put_nowait(3).unwrap_err().is_full());
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(maxsize: usize) -> Result<Self, Error> {
+        Self::builder().maxsize(maxsize).create()
+    }
+
+    /// Starts building a queue (named or anonymous, with options).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<Vec<u8>>::builder().name("jobs-doc").maxsize(100).create()?;
+    /// assert_eq!(q.maxsize(), 100);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn builder() -> Builder<T> {
+        Builder::new()
+    }
+
+    /// Attaches to the named queue `name` created by another process.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::Corrupt`] (not an mpqueue
+    /// segment), [`Error::Incompatible`], [`Error::Removed`], [`Error::InvalidName`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let created = mpqueue::Queue::<u64>::builder().name("open-doc").create()?;
+    /// let opened = mpqueue::Queue::<u64>::open("open-doc")?;
+    /// created.put(7)?;
+    /// assert_eq!(opened.get()?, 7);
+    /// assert!(matches!(mpqueue::Queue::<u64>::open("missing"), Err(mpqueue::Error::NotFound { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Self::builder().open(name)
+    }
+
+    /// Removes the named queue's shared memory. Processes attached keep using it; nobody
+    /// new can open it. Also removes a crashed creator's leftovers. Returns whether anything
+    /// was removed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::PermissionDenied`], [`Error::Io`].
+    pub fn unlink(name: &str) -> Result<bool, Error> {
+        segment::unlink(&segment::queue_dir(), name)
+    }
+
+    fn core(&self) -> &Core {
+        &self.handle.core
+    }
+
+    fn put_deadline(&self, item: T, deadline: Option<u64>) -> Result<(), PutError<T>> {
+        let frame = match codec::encode(&item, self.core().opts.max_item) {
+            Ok(f) => f,
+            Err(EncodeError::TooLarge(size)) => {
+                return Err(PutError::TooLarge {
+                    item,
+                    size,
+                    max: self.core().opts.max_item as usize,
+                });
+            }
+            Err(EncodeError::Failed(reason)) => return Err(PutError::Encode { item, reason }),
+        };
+        self.handle.core.put_frame(item, frame, deadline)
+    }
+
+    /// Puts `item`, waiting as long as the queue is full.
+    ///
+    /// # Errors
+    /// [`PutError::Closed`] after [`close`](Self::close); [`PutError::TooLarge`] and
+    /// [`PutError::Encode`] if the item cannot be encoded. The item comes back in each.
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_deadline(item, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room (a zero timeout does not wait).
+    ///
+    /// # Errors
+    /// [`PutError::Full`] if the queue was still full at the deadline; as for [`put`](Self::put).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.put_deadline(item, Some(deadline_after(timeout)))
+    }
+
+    /// Puts `item` only if there is room now.
+    ///
+    /// # Errors
+    /// [`PutError::Full`] if the queue is full; as for [`put`](Self::put).
+    pub fn put_nowait(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_deadline(item, Some(0))
+    }
+
+    /// Alias of [`put_nowait`](Self::put_nowait).
+    ///
+    /// # Errors
+    /// As for [`put_nowait`](Self::put_nowait).
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_nowait(item)
+    }
+
+    fn get_deadline(&self, deadline: Option<u64>, nowait: bool) -> Result<T, GetError> {
+        let core = self.core();
+        let bytes = core.get_frame(deadline, nowait)?;
+        codec::decode(&bytes, core.opts.max_item).map_err(|reason| {
+            if let Some(l) = core.current_local() {
+                core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
+            }
+            GetError::Decode {
+                len: bytes.len(),
+                reason,
+            }
+        })
+    }
+
+    /// Removes and returns the oldest item, waiting as long as the queue is empty.
+    ///
+    /// # Errors
+    /// [`GetError::Closed`] after [`close`](Self::close); [`GetError::Decode`] if the bytes
+    /// are not a `T` (that item is gone, the queue goes on); [`GetError::Corrupt`].
+    pub fn get(&self) -> Result<T, GetError> {
+        self.get_deadline(None, false)
+    }
+
+    /// Removes and returns the oldest item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetError::Empty`] if nothing arrived in time; as for [`get`](Self::get).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use std::time::Duration;
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert_eq!(q.get_timeout(Duration::from_millis(10)), Err(mpqueue::GetError::Empty));
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_deadline(Some(deadline_after(timeout)), false)
+    }
+
+    /// Removes and returns the oldest item only if one is in the channel now.
+    ///
+    /// Items still in a feeder buffer (of any process) are not visible yet; if another
+    /// process is copying an item out, this waits up to 50 ms for it.
+    ///
+    /// # Errors
+    /// [`GetError::Empty`]; as for [`get`](Self::get).
+    pub fn get_nowait(&self) -> Result<T, GetError> {
+        self.get_deadline(Some(sys::mono_now()), true)
+    }
+
+    /// Alias of [`get_nowait`](Self::get_nowait).
+    ///
+    /// # Errors
+    /// As for [`get_nowait`](Self::get_nowait).
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.get_nowait()
+    }
+
+    /// Approximate number of items in the queue: put (including those still in any
+    /// process's feeder buffer) and not yet got. Like Python, it can be stale by the time
+    /// it returns.
+    pub fn qsize(&self) -> usize {
+        self.core().size() as usize
+    }
+
+    /// Alias of [`qsize`](Self::qsize).
+    pub fn len(&self) -> usize {
+        self.qsize()
+    }
+
+    /// Whether [`qsize`](Self::qsize) is 0. Unlike Python's `empty()`, which asks whether
+    /// the pipe has bytes, this counts buffered items too, so it is `false` right after a
+    /// `put` in any process. Approximate.
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Alias of [`empty`](Self::empty).
+    pub fn is_empty(&self) -> bool {
+        self.empty()
+    }
+
+    /// Whether a bounded queue holds `maxsize` items. Approximate; always `false` when
+    /// unbounded.
+    pub fn full(&self) -> bool {
+        let m = self.core().opts.maxsize;
+        m > 0 && self.core().size() >= m
+    }
+
+    /// The capacity in items; 0 means unbounded.
+    pub fn maxsize(&self) -> usize {
+        self.core().opts.maxsize as usize
+    }
+
+    /// The queue's name (named queues) or label / generated id (anonymous).
+    pub fn name(&self) -> &str {
+        &self.core().seg.display_name
+    }
+
+    /// Items this process has put that its feeder has not written yet.
+    pub fn buffered(&self) -> usize {
+        self.core()
+            .current_local()
+            .map_or(0, |l| {
+                let st = l.lock();
+                st.buffer.len()
+            })
+    }
+
+    /// Closes the queue in this process: `put` and `get` fail with `Closed` from now on; the
+    /// feeder flushes what is buffered and exits. Does not wait (see
+    /// [`join_thread`](Self::join_thread)). Other processes are not affected.
+    pub fn close(&self) {
+        self.core().close();
+    }
+
+    /// Waits until the feeder has flushed everything buffered and exited. Call after
+    /// [`close`](Self::close). Returns at once after [`cancel_join_thread`](Self::cancel_join_thread).
+    ///
+    /// # Errors
+    /// [`JoinError::NotClosed`] if the queue is not closed; [`JoinError::Stalled`] if nobody
+    /// read for the flush timeout and the rest was dropped.
+    pub fn join_thread(&self) -> Result<(), JoinError> {
+        match self.core().current_local() {
+            Some(l) => self.core().join_feeder(l),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets this process exit without flushing its buffer: at exit (or when the last handle
+    /// drops) buffered items are dropped and counted (`dropped` in the stats) instead.
+    pub fn cancel_join_thread(&self) {
+        if let Ok(l) = self.core().local() {
+            l.cancel_join.store(true, Relaxed);
+        }
+    }
+}
+
+/// Options for a new queue, or for opening a named one. See [`Queue::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder<T> {
+    name: Option<String>,
+    label: Option<String>,
+    maxsize: usize,
+    capacity: usize,
+    max_item: usize,
+    max_processes: usize,
+    mode: u32,
+    dir: Option<PathBuf>,
+    stats: Option<bool>,
+    flush_timeout: Option<Duration>,
+    open_existing: bool,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Builder<T> {
+    fn new() -> Self {
+        Builder {
+            name: None,
+            label: None,
+            maxsize: 0,
+            capacity: DEFAULT_CAPACITY_BYTES,
+            max_item: DEFAULT_MAX_ITEM,
+            max_processes: DEFAULT_MAX_PROCESSES,
+            mode: 0o600,
+            dir: None,
+            stats: None,
+            flush_timeout: Some(DEFAULT_FLUSH_TIMEOUT),
+            open_existing: false,
+            _items: PhantomData,
+        }
+    }
+
+    /// Makes a named queue that unrelated processes can [`Queue::open`].
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A label shown by the observers for an anonymous queue (default: a generated id).
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Capacity in items; 0 (the default) means unbounded.
+    pub fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = maxsize;
+        self
+    }
+
+    /// Bytes of the shared ring (rounded up to a power of two, at least 4 KiB; default
+    /// 1 MiB). Larger items stream through it.
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Largest encoded item accepted (default 64 MiB).
+    pub fn max_item_size(mut self, bytes: usize) -> Self {
+        self.max_item = bytes;
+        self
+    }
+
+    /// How many processes can be attached at once (default 64).
+    pub fn max_processes(mut self, n: usize) -> Self {
+        self.max_processes = n;
+        self
+    }
+
+    /// Gives the owner's group read/write access to a named queue (mode 0660 instead of 0600).
+    pub fn group_access(mut self, yes: bool) -> Self {
+        self.mode = if yes { 0o660 } else { 0o600 };
+        self
+    }
+
+    /// The segment directory (default `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Turns this process's per-operation counters on or off (default on, or
+    /// `MPQUEUE_STATS=off`). Sizes, liveness and capacity accounting are always kept.
+    pub fn stats(mut self, on: bool) -> Self {
+        self.stats = Some(on);
+        self
+    }
+
+    /// How long closing (or exiting) waits for a reader to make room before it drops what
+    /// is still buffered; `None` waits for ever, like Python. Default 10 s.
+    pub fn flush_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// With a name: open the queue if it exists instead of failing with `AlreadyExists`.
+    pub fn open_or_create(mut self, yes: bool) -> Self {
+        self.open_existing = yes;
+        self
+    }
+
+    fn opts(&self, maxsize: u64, max_item: u64) -> Opts {
+        let stats = self.stats.unwrap_or_else(|| {
+            !matches!(
+                std::env::var(STATS_ENV).as_deref(),
+                Ok("off" | "0" | "false")
+            )
+        });
+        Opts {
+            maxsize,
+            max_item,
+            stats,
+            flush_timeout: self.flush_timeout,
+        }
+    }
+
+    /// Creates the queue (or opens it, with [`open_or_create`](Self::open_or_create)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`], [`Error::InvalidName`], [`Error::AlreadyExists`],
+    /// [`Error::PermissionDenied`], [`Error::Io`] (e.g. `/dev/shm` full).
+    pub fn create(self) -> Result<Queue<T>, Error> {
+        let capacity = self
+            .capacity
+            .max(4096)
+            .checked_next_power_of_two()
+            .filter(|&c| c <= 1 << 30)
+            .ok_or_else(|| Error::InvalidOption("capacity_bytes must be at most 1 GiB".into()))?;
+        if self.max_item == 0 || self.max_item > 1 << 40 {
+            return Err(Error::InvalidOption("max_item_size must be 1 byte to 1 TiB".into()));
+        }
+        if self.max_processes == 0 || self.max_processes > 4096 {
+            return Err(Error::InvalidOption("max_processes must be 1 to 4096".into()));
+        }
+        if self.maxsize > i64::MAX as usize {
+            return Err(Error::InvalidOption("maxsize is too large".into()));
+        }
+        if let Some(n) = &self.name {
+            segment::validate_name(n)?;
+        }
+        let label = match &self.label {
+            Some(l) if l.len() > layout::NAME_MAX => {
+                return Err(Error::InvalidOption("label is longer than 128 bytes".into()));
+            }
+            Some(l) => l.clone(),
+            None => format!("anon-{}-{}", sys::pid(), next_anon_id()),
+        };
+        let params = CreateParams {
+            name: self.name.clone(),
+            label,
+            maxsize: self.maxsize as u64,
+            ring_capacity: capacity,
+            max_item: self.max_item as u64,
+            slots: self.max_processes,
+            mode: self.mode,
+            dir: self.dir.clone().unwrap_or_else(segment::queue_dir),
+        };
+        let seg = match segment::create(&params) {
+            Err(Error::AlreadyExists { name }) if self.open_existing => {
+                return self.open(&name);
+            }
+            other => other?,
+        };
+        let opts = self.opts(params.maxsize, params.max_item);
+        let core = Core::new(seg, opts)?;
+        Ok(Queue {
+            handle: Arc::new(Handle { core }),
+            _items: PhantomData,
+        })
+    }
+
+    /// Attaches to the existing named queue `name` (its size limits come from the segment).
+    ///
+    /// # Errors
+    /// As for [`Queue::open`].
+    pub fn open(self, name: &str) -> Result<Queue<T>, Error> {
+        let dir = self.dir.clone().unwrap_or_else(segment::queue_dir);
+        let seg = segment::open(&dir, name)?;
+        let h = seg.stats();
+        let opts = self.opts(h.maxsize.load(Relaxed), h.max_item.load(Relaxed));
+        let core = Core::new(seg, opts)?;
+        Ok(Queue {
+            handle: Arc::new(Handle { core }),
+            _items: PhantomData,
+        })
+    }
+}
+
+fn next_anon_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}

@@ -1,0 +1,479 @@
+//! Creating, opening and validating the two shared-memory segments of a queue.
+//!
+//! Files live in one directory per user ([`queue_dir`]): `q.NAME.data` and `q.NAME.stats` for
+//! a named queue, `a.PID.START.N.stats` for an anonymous one (whose data segment is an
+//! anonymous shared mapping inherited by `fork`). Files are created `O_EXCL|O_NOFOLLOW` with
+//! mode 0600 (or the builder's mode); openers never follow symlinks and validate everything.
+
+use crate::error::Error;
+use crate::layout::{
+    DATA_HEADER_LEN, DATA_MAGIC, DataHeader, LAYOUT_MAJOR, LAYOUT_VERSION, NAME_MAX, ProcSlot,
+    SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader, stats_len,
+};
+use crate::sys::{self, Mapping};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Environment variable naming the directory of queue segments.
+pub const DIR_ENV: &str = "MPQUEUE_DIR";
+
+/// The segment directory: `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`.
+pub fn queue_dir() -> PathBuf {
+    match std::env::var_os(DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(format!("/dev/shm/mpqueue-{}", sys::uid())),
+    }
+}
+
+/// Makes sure `dir` exists as a directory of ours that no one else can write (0700 when we
+/// create it), and is not a symlink.
+pub fn ensure_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(Error::PermissionDenied { path: dir.into() });
+        }
+        Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+    }
+    let md = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
+    if !md.is_dir() {
+        return Err(Error::Corrupt {
+            path: dir.into(),
+            reason: "not a directory (symlinks are not followed)".into(),
+        });
+    }
+    if md.uid() != sys::uid() && md.mode() & 0o022 != 0 {
+        return Err(Error::PermissionDenied { path: dir.into() });
+    }
+    Ok(())
+}
+
+/// Checks a queue name: 1 to 100 bytes of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.into(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 100 {
+        return bad("longer than 100 bytes");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return bad("starts with '.' or '-'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    {
+        return bad("only ASCII letters, digits, '_', '.' and '-' are allowed (no '/')");
+    }
+    Ok(())
+}
+
+/// File paths of a named queue.
+pub fn named_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("q.{name}.data")),
+        dir.join(format!("q.{name}.stats")),
+    )
+}
+
+/// Everything a new queue is created with.
+#[derive(Debug, Clone)]
+pub struct CreateParams {
+    pub name: Option<String>,
+    pub label: String,
+    pub maxsize: u64,
+    pub ring_capacity: usize,
+    pub max_item: u64,
+    pub slots: usize,
+    pub mode: u32,
+    pub dir: PathBuf,
+}
+
+/// The mapped segments of one queue.
+#[derive(Debug)]
+pub struct Segments {
+    data: Mapping,
+    stats: Mapping,
+    /// Files to remove when the last process detaches (data file first for named queues).
+    pub paths: Vec<PathBuf>,
+    /// The queue name, for error messages.
+    pub display_name: String,
+}
+
+impl Segments {
+    /// The data segment header.
+    pub fn data(&self) -> &DataHeader {
+        // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked at create/open),
+        // page-aligned, and DataHeader is repr(C) of atomics and a robust mutex, valid for
+        // any bit pattern that the lock calls reject as Broken.
+        unsafe { &*(self.data.ptr() as *const DataHeader) }
+    }
+
+    /// The ring bytes and their capacity.
+    pub fn ring(&self) -> (*mut u8, u64) {
+        // SAFETY: DATA_HEADER_LEN < mapping length (validated); the result stays inside it.
+        let p = unsafe { self.data.ptr().add(DATA_HEADER_LEN) };
+        (p, (self.data.len() - DATA_HEADER_LEN) as u64)
+    }
+
+    /// The stats segment header.
+    pub fn stats(&self) -> &StatsHeader {
+        // SAFETY: as for `data`; the stats mapping is at least STATS_HEADER_LEN bytes.
+        unsafe { &*(self.stats.ptr() as *const StatsHeader) }
+    }
+
+    /// Number of process slots (slot 0, the retired totals, not included).
+    pub fn slot_count(&self) -> usize {
+        (self.stats.len() - STATS_HEADER_LEN) / SLOT_LEN - 1
+    }
+
+    /// Slot `i` (0 = retired totals, 1..=slot_count = processes).
+    pub fn slot(&self, i: usize) -> &ProcSlot {
+        slot_in(&self.stats, i.min(self.slot_count()))
+    }
+}
+
+/// Slot `i` of a validated stats mapping; `i` must be <= the slot count.
+pub(crate) fn slot_in(stats: &Mapping, i: usize) -> &ProcSlot {
+    let off = STATS_HEADER_LEN + i * SLOT_LEN;
+    assert!(off + SLOT_LEN <= stats.len(), "slot index out of range");
+    // SAFETY: the offset and length are inside the mapping (asserted); ProcSlot is repr(C)
+    // of atomics, valid for any bit pattern, and SLOT_LEN-aligned offsets keep it aligned.
+    unsafe { &*(stats.ptr().add(off) as *const ProcSlot) }
+}
+
+fn open_error(path: &Path, name: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound { name: name.into() },
+        io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.into() },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path: path.into() },
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Error::Corrupt {
+            path: path.into(),
+            reason: "is a symlink (not followed)".into(),
+        },
+        _ => Error::io(format!("opening {}", path.display()), e),
+    }
+}
+
+fn create_file(path: &Path, name: &str, mode: u32, len: usize) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| open_error(path, name, e))?;
+    // The umask may have cleared bits the caller asked for: set the mode exactly.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.set_len(len as u64))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            Error::io(format!("sizing {}", path.display()), e)
+        })?;
+    Ok(file)
+}
+
+/// Opens an existing segment file without following symlinks and checks it is a regular file
+/// of at least `min_len` bytes. Returns the file and its length.
+pub(crate) fn open_file(
+    path: &Path,
+    name: &str,
+    writable: bool,
+    min_len: usize,
+) -> Result<(File, usize), Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| open_error(path, name, e))?;
+    let md = file
+        .metadata()
+        .map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    if !md.file_type().is_file() {
+        return Err(corrupt("not a regular file".into()));
+    }
+    let len = usize::try_from(md.len()).map_err(|_| corrupt("too large".into()))?;
+    if len < min_len {
+        return Err(corrupt(format!("{len} bytes is too short")));
+    }
+    Ok((file, len))
+}
+
+/// Waits (bounded) for the creator to publish `magic`, then checks magic and version.
+fn await_published(magic: &AtomicU64, version: u32, want: u64, path: &Path) -> Result<(), Error> {
+    let deadline = sys::mono_now() + 2_000_000_000;
+    loop {
+        match magic.load(Acquire) {
+            0 if sys::mono_now() < deadline => std::thread::sleep(std::time::Duration::from_millis(2)),
+            0 => {
+                return Err(Error::Corrupt {
+                    path: path.into(),
+                    reason: "never initialised (creator died while creating it?)".into(),
+                });
+            }
+            m if m == want => break,
+            _ => {
+                return Err(Error::Corrupt {
+                    path: path.into(),
+                    reason: "bad magic: not an mpqueue segment".into(),
+                });
+            }
+        }
+    }
+    let _ = version;
+    Ok(())
+}
+
+fn check_version(version: u32, path: &Path) -> Result<(), Error> {
+    if version >> 16 != LAYOUT_MAJOR {
+        return Err(Error::Incompatible {
+            path: path.into(),
+            major: version >> 16,
+            minor: version & 0xffff,
+        });
+    }
+    Ok(())
+}
+
+/// Validates the fixed fields of a stats header against the mapping length. Shared with the
+/// observers, who treat every byte as hostile.
+pub(crate) fn validate_stats(h: &StatsHeader, len: usize, path: &Path) -> Result<usize, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    if h.magic.load(Acquire) != STATS_MAGIC {
+        return Err(corrupt("bad magic: not an mpqueue stats segment".into()));
+    }
+    check_version(h.version.load(Relaxed), path)?;
+    if h.header_len.load(Relaxed) as usize != STATS_HEADER_LEN
+        || h.slot_len.load(Relaxed) as usize != SLOT_LEN
+    {
+        return Err(corrupt("unexpected header or slot length".into()));
+    }
+    let slots = h.slot_count.load(Relaxed) as usize;
+    if slots == 0 || slots > 65_536 || stats_len(slots) != len || h.total_len.load(Relaxed) != len as u64 {
+        return Err(corrupt(format!(
+            "slot count {slots} does not match the file length {len}"
+        )));
+    }
+    if h.name_len.load(Relaxed) as usize > NAME_MAX {
+        return Err(corrupt("name too long".into()));
+    }
+    Ok(slots)
+}
+
+fn write_name(h: &StatsHeader, name: &str) {
+    let bytes = &name.as_bytes()[..name.len().min(NAME_MAX)];
+    for (word, chunk) in h.name.iter().zip(bytes.chunks(8)) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        word.store(u64::from_le_bytes(b), Relaxed);
+    }
+    h.name_len.store(bytes.len() as u64, Relaxed);
+}
+
+/// Creates both segments of a new queue.
+pub fn create(p: &CreateParams) -> Result<Segments, Error> {
+    ensure_dir(&p.dir)?;
+    let display_name = p.name.clone().unwrap_or_else(|| p.label.clone());
+    let data_len = DATA_HEADER_LEN + p.ring_capacity;
+    let s_len = stats_len(p.slots);
+    let (stats_path, data_path) = match &p.name {
+        Some(n) => {
+            let (d, s) = named_paths(&p.dir, n);
+            (s, Some(d))
+        }
+        None => {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let pid = sys::pid();
+            let start = sys::process_start_time(pid).unwrap_or(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            (p.dir.join(format!("a.{pid}.{start}.{n}.stats")), None)
+        }
+    };
+
+    // The data file (named) is created first: its O_EXCL is what makes creation exclusive.
+    let data = match &data_path {
+        Some(path) => {
+            let f = create_file(path, &display_name, p.mode, data_len)?;
+            Mapping::file(&f, data_len, true)
+        }
+        None => Mapping::anonymous(data_len),
+    };
+    let cleanup = |e: Error| {
+        if let Some(d) = &data_path {
+            let _ = std::fs::remove_file(d);
+        }
+        e
+    };
+    let data = data.map_err(|e| cleanup(Error::io("mapping the data segment", e)))?;
+    let sfile = create_file(&stats_path, &display_name, p.mode, s_len).map_err(cleanup)?;
+    let stats = Mapping::file(&sfile, s_len, true).map_err(|e| {
+        let _ = std::fs::remove_file(&stats_path);
+        cleanup(Error::io("mapping the stats segment", e))
+    })?;
+    let mut paths: Vec<PathBuf> = data_path.into_iter().collect();
+    paths.push(stats_path);
+    let seg = Segments {
+        data,
+        stats,
+        paths,
+        display_name,
+    };
+    if let Err(e) = init(&seg, p) {
+        for path in &seg.paths {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    Ok(seg)
+}
+
+fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
+    let h = seg.stats();
+    h.header_len.store(STATS_HEADER_LEN as u32, Relaxed);
+    h.total_len.store(stats_len(p.slots) as u64, Relaxed);
+    h.slot_count.store(p.slots as u32, Relaxed);
+    h.slot_len.store(SLOT_LEN as u32, Relaxed);
+    h.maxsize.store(p.maxsize, Relaxed);
+    h.ring_capacity.store(p.ring_capacity as u64, Relaxed);
+    h.max_item.store(p.max_item, Relaxed);
+    let pid = sys::pid();
+    h.creator_pid.store(pid as u64, Relaxed);
+    h.creator_start
+        .store(sys::process_start_time(pid).unwrap_or(0), Relaxed);
+    h.created_unix_ns.store(sys::realtime_now(), Relaxed);
+    h.flags.store(u64::from(p.name.is_some()), Relaxed);
+    write_name(h, p.name.as_deref().unwrap_or(&p.label));
+    // SAFETY: the segment is not published yet (magic is 0), so nobody else uses the mutex.
+    unsafe { h.slot_lock.init() }.map_err(|e| Error::io("initialising the slot lock", e))?;
+
+    let d = seg.data();
+    d.header_len.store(DATA_HEADER_LEN as u32, Relaxed);
+    d.capacity.store(p.ring_capacity as u64, Relaxed);
+    d.total_len
+        .store((DATA_HEADER_LEN + p.ring_capacity) as u64, Relaxed);
+    // SAFETY: unpublished segment, as above.
+    unsafe {
+        d.write_lock.init().map_err(|e| Error::io("initialising the write lock", e))?;
+        d.read_lock.init().map_err(|e| Error::io("initialising the read lock", e))?;
+    }
+    // Publish: version, then magic with Release (pairs with the Acquire in the openers).
+    h.version.store(LAYOUT_VERSION, Relaxed);
+    d.version.store(LAYOUT_VERSION, Relaxed);
+    h.magic.store(STATS_MAGIC, Release);
+    d.magic.store(DATA_MAGIC, Release);
+    Ok(())
+}
+
+/// Opens both segments of the named queue `name` in `dir`.
+pub fn open(dir: &Path, name: &str) -> Result<Segments, Error> {
+    validate_name(name)?;
+    let (data_path, stats_path) = named_paths(dir, name);
+    let (dfile, dlen) = open_file(&data_path, name, true, DATA_HEADER_LEN + 4096)?;
+    let data = Mapping::file(&dfile, dlen, true)
+        .map_err(|e| Error::io(format!("mapping {}", data_path.display()), e))?;
+    // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by open_file).
+    let dh = unsafe { &*(data.ptr() as *const DataHeader) };
+    await_published(&dh.magic, dh.version.load(Relaxed), DATA_MAGIC, &data_path)?;
+    check_version(dh.version.load(Relaxed), &data_path)?;
+    let cap = dh.capacity.load(Relaxed);
+    if !cap.is_power_of_two()
+        || cap < 4096
+        || dh.header_len.load(Relaxed) as usize != DATA_HEADER_LEN
+        || cap + DATA_HEADER_LEN as u64 != dlen as u64
+        || dh.total_len.load(Relaxed) != dlen as u64
+    {
+        return Err(Error::Corrupt {
+            path: data_path,
+            reason: "ring capacity does not match the file".into(),
+        });
+    }
+    let (sfile, slen) = open_file(&stats_path, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
+    let stats = Mapping::file(&sfile, slen, true)
+        .map_err(|e| Error::io(format!("mapping {}", stats_path.display()), e))?;
+    // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
+    let sh = unsafe { &*(stats.ptr() as *const StatsHeader) };
+    await_published(&sh.magic, 0, STATS_MAGIC, &stats_path)?;
+    validate_stats(sh, slen, &stats_path)?;
+    if sh.ring_capacity.load(Relaxed) != cap {
+        return Err(Error::Corrupt {
+            path: stats_path,
+            reason: "ring capacity differs from the data segment".into(),
+        });
+    }
+    Ok(Segments {
+        data,
+        stats,
+        paths: vec![data_path, stats_path],
+        display_name: name.into(),
+    })
+}
+
+/// Removes the files of the named queue `name` (processes attached keep working; nobody new
+/// can attach). Returns whether anything was removed.
+pub fn unlink(dir: &Path, name: &str) -> Result<bool, Error> {
+    validate_name(name)?;
+    let (data_path, stats_path) = named_paths(dir, name);
+    // Mark it unlinked so a racing `open` that already mapped it refuses to attach.
+    if let Ok((f, len)) = open_file(&stats_path, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)
+        && let Ok(m) = Mapping::file(&f, len, true)
+    {
+        // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
+        let sh = unsafe { &*(m.ptr() as *const StatsHeader) };
+        if sh.magic.load(Acquire) == STATS_MAGIC {
+            sh.flags.fetch_or(FLAG_UNLINKED, Relaxed);
+        }
+    }
+    let mut removed = false;
+    for path in [data_path, stats_path] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(Error::PermissionDenied { path });
+            }
+            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Flag bit: the queue is named.
+pub const FLAG_NAMED: u64 = 1;
+/// Flag bit: the queue's files were removed; no new process may attach.
+pub const FLAG_UNLINKED: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["jobs", "a-b_c.d", "Q1"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "-x", "a/b", "..", "a b", "é", &"x".repeat(101)] {
+            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+    }
+}

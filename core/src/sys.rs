@@ -1,0 +1,450 @@
+//! The one place for system calls: clocks, futex waits, robust process-shared mutexes,
+//! shared mappings, and process identity.
+//!
+//! Everything above this module calls only the safe wrappers here. Each `unsafe` block says why
+//! it holds.
+
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock every deadline in the crate uses.
+pub fn mono_now() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC_COARSE` (a few ns to read; tick resolution): heartbeats.
+pub fn coarse_now() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn realtime_now() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock ids used are supported on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+fn timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// How a futex wait ended. Spurious wake-ups and signals are reported as `Woken`: callers
+/// always re-check their condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Woken, interrupted, or the word had already changed.
+    Woken,
+    /// The absolute monotonic deadline passed.
+    TimedOut,
+}
+
+/// Sleeps while `*word == expected`, until woken or until `deadline` (monotonic ns).
+///
+/// Uses `FUTEX_WAIT_BITSET`, whose timeout is an absolute `CLOCK_MONOTONIC` time, so waits
+/// that are interrupted and restarted never stretch a deadline. Shared (not private) futex:
+/// the word lives in memory mapped by several processes.
+pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<u64>) -> Wait {
+    let ts = deadline.map(timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; `ts_ptr` is null or
+    // points to a live timespec. The kernel only reads both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        )
+    };
+    if rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+        Wait::TimedOut
+    } else {
+        Wait::Woken
+    }
+}
+
+/// Wakes up to `count` waiters sleeping on `word` in any process.
+pub fn futex_wake(word: &AtomicU32, count: i32) {
+    // SAFETY: `word` is a valid aligned u32; FUTEX_WAKE does not dereference anything else.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, count);
+    }
+}
+
+unsafe extern "C" {
+    // glibc >= 2.30; the libc crate does not declare it.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// A `pthread_mutex_t` that lives in shared memory: process-shared and robust, so when its
+/// owner dies the next locker is told (`EOWNERDEAD`) instead of waiting for ever.
+#[repr(C)]
+pub struct RobustMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+// SAFETY: a process-shared pthread mutex is designed to be used from many threads and
+// processes at once; all access goes through pthread calls.
+unsafe impl Sync for RobustMutex {}
+
+/// The outcome of taking a [`RobustMutex`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Locked {
+    /// Taken normally.
+    Clean,
+    /// Taken, but the previous owner died holding it: the protected state must be repaired,
+    /// then [`RobustMutex::mark_consistent`] called before unlocking.
+    OwnerDied,
+}
+
+/// Why a [`RobustMutex`] could not be taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockFailed {
+    /// The deadline passed.
+    TimedOut,
+    /// The mutex is unusable (`ENOTRECOVERABLE`, or a corrupt segment): an errno.
+    Broken(i32),
+}
+
+impl RobustMutex {
+    /// Initialises the mutex in place as process-shared and robust.
+    ///
+    /// # Safety
+    /// No other thread or process may use the mutex during initialisation (the segment is not
+    /// published yet).
+    pub unsafe fn init(&self) -> io::Result<()> {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: attr is initialised by pthread_mutexattr_init before any other use, and
+        // destroyed at the end; the mutex memory is exclusively ours (caller's duty).
+        unsafe {
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let attr_ptr = attr.as_mut_ptr();
+            let rc = (|| {
+                check(libc::pthread_mutexattr_setpshared(
+                    attr_ptr,
+                    libc::PTHREAD_PROCESS_SHARED,
+                ))?;
+                check(libc::pthread_mutexattr_setrobust(
+                    attr_ptr,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))?;
+                check(libc::pthread_mutex_init(self.0.get(), attr_ptr))
+            })();
+            libc::pthread_mutexattr_destroy(attr_ptr);
+            rc
+        }
+    }
+
+    /// Takes the mutex, waiting at most until `deadline` (monotonic ns; `None` = for ever).
+    /// Signals do not cut the wait short.
+    pub fn lock(&self, deadline: Option<u64>) -> Result<Locked, LockFailed> {
+        loop {
+            let rc = match deadline {
+                // SAFETY: the mutex was initialised by its creator before the segment was
+                // published; pthread calls are the only access.
+                None => unsafe { libc::pthread_mutex_lock(self.0.get()) },
+                Some(d) => {
+                    let ts = timespec(d);
+                    // SAFETY: as above; `ts` outlives the call.
+                    unsafe { pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, &ts) }
+                }
+            };
+            return match rc {
+                0 => Ok(Locked::Clean),
+                libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+                libc::ETIMEDOUT => Err(LockFailed::TimedOut),
+                libc::EINTR | libc::EAGAIN => continue,
+                e => Err(LockFailed::Broken(e)),
+            };
+        }
+    }
+
+    /// Takes the mutex only if it is free now.
+    pub fn try_lock(&self) -> Result<Locked, LockFailed> {
+        // SAFETY: see `lock`.
+        match unsafe { libc::pthread_mutex_trylock(self.0.get()) } {
+            0 => Ok(Locked::Clean),
+            libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+            libc::EBUSY | libc::EAGAIN => Err(LockFailed::TimedOut),
+            e => Err(LockFailed::Broken(e)),
+        }
+    }
+
+    /// Declares the state repaired after [`Locked::OwnerDied`]. Must be called by the holder.
+    pub fn mark_consistent(&self) {
+        // SAFETY: called by the current holder after EOWNERDEAD (caller's contract); an error
+        // (not robust, not owner) leaves the mutex as it was.
+        unsafe { libc::pthread_mutex_consistent(self.0.get()) };
+    }
+
+    /// Releases the mutex. Must be called by the holder.
+    pub fn unlock(&self) {
+        // SAFETY: only the thread that took the lock calls this (every caller pairs it with a
+        // successful `lock`/`try_lock`).
+        unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// A shared memory mapping, unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; all access to its contents goes through atomics,
+// robust mutexes, or copies guarded by the ring's publication protocol.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` zeroed bytes shared with children forked later (`MAP_SHARED|MAP_ANONYMOUS`).
+    pub fn anonymous(len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh anonymous mapping aliases nothing; arguments are valid.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        Self::from_raw(p, len)
+    }
+
+    /// Maps the first `len` bytes of `file` shared, read-write or read-only.
+    pub fn file(file: &File, len: usize, writable: bool) -> io::Result<Self> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: the fd is open for the duration of the call; the kernel checks the length
+        // and permissions, and the new mapping aliases no Rust object.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        Self::from_raw(p, len)
+    }
+
+    fn from_raw(p: *mut libc::c_void, len: usize) -> io::Result<Self> {
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// Start of the mapping.
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len describe a mapping this value owns; nothing borrows it past drop.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`), or
+/// `None` if it does not exist or is a zombie. Together with the pid it names a process
+/// uniquely, since pids are reused.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain ") ": split at the last one.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3 (state); start time is field 22.
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start_time` is still running.
+pub fn process_alive(pid: u32, start_time: u64) -> bool {
+    pid != 0 && process_start_time(pid) == Some(start_time)
+}
+
+/// Forks the process. `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// # Safety
+/// In a multi-threaded process the child may only call async-signal-safe functions until it
+/// execs or exits, except for state the caller knows was not held by other threads at fork
+/// (the crate resets its own per-process state through the fork generation, see `registry`).
+pub unsafe fn fork() -> io::Result<Option<u32>> {
+    // SAFETY: the caller upholds the fork contract above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+/// Waits for child `pid`; `nohang` returns `Ok(None)` if it is still running. Retries `EINTR`.
+pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitStatus>> {
+    let mut status = 0;
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, flags) };
+        if rc == -1 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(if libc::WIFSIGNALED(status) {
+            ExitStatus::Signal(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Code(libc::WEXITSTATUS(status))
+        }));
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory preconditions.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Ends the process at once with `code`, running no destructors or atexit handlers (what a
+/// forked child must do so it never runs its parent's cleanup).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Registers handlers run around every `fork()` in this process: `prepare` in the parent
+/// before, `parent` and `child` in each process after.
+pub fn at_fork(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) {
+    // SAFETY: the handlers are plain functions valid for the whole program.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// The real user id.
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn futex_wait_times_out_on_deadline() {
+        let w = AtomicU32::new(0);
+        let start = mono_now();
+        assert_eq!(futex_wait(&w, 0, Some(start + 20_000_000)), Wait::TimedOut);
+        assert!(mono_now() >= start + 20_000_000);
+    }
+
+    #[test]
+    fn futex_wait_returns_when_value_differs() {
+        let w = AtomicU32::new(1);
+        assert_eq!(futex_wait(&w, 0, None), Wait::Woken);
+        w.store(2, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn own_start_time_is_readable_and_alive() {
+        let st = process_start_time(pid()).expect("own stat");
+        assert!(process_alive(pid(), st));
+        assert!(!process_alive(pid(), st + 1));
+        assert!(!process_alive(0, st));
+    }
+
+    #[test]
+    fn robust_mutex_reports_dead_owner() {
+        let map = Mapping::anonymous(4096).unwrap();
+        // SAFETY: the mapping is fresh and large enough for a mutex; nothing else uses it.
+        let m = unsafe { &*(map.ptr() as *const RobustMutex) };
+        // SAFETY: no other user yet.
+        unsafe { m.init().unwrap() };
+        // A thread that exits holding the lock counts as a dead owner.
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(m.lock(None), Ok(Locked::Clean)));
+        });
+        assert_eq!(m.lock(Some(mono_now() + 1_000_000_000)), Ok(Locked::OwnerDied));
+        m.mark_consistent();
+        m.unlock();
+        assert_eq!(m.try_lock(), Ok(Locked::Clean));
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(m.lock(Some(mono_now() + 10_000_000)), Err(LockFailed::TimedOut)));
+        });
+        m.unlock();
+    }
+}
