@@ -838,14 +838,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         &self.core().seg.display_name
     }
 
-    /// Items this process has put that its feeder has not written yet.
+    /// Items this process has put that are not in the shared channel yet (its feeder
+    /// buffer, including a batch the feeder is writing).
     pub fn buffered(&self) -> usize {
-        self.core()
-            .current_local()
-            .map_or(0, |l| {
-                let st = l.lock();
-                st.buffer.len()
-            })
+        let core = self.core();
+        core.current_local().map_or(0, |l| {
+            let s = core.my_slot(l);
+            s.puts
+                .load(Relaxed)
+                .saturating_sub(s.committed.load(Relaxed))
+                .saturating_sub(s.dropped.load(Relaxed)) as usize
+        })
     }
 
     /// Closes the queue in this process: `put` and `get` fail with `Closed` from now on; the
