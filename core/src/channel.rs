@@ -56,9 +56,14 @@ pub(crate) enum ReadStop {
 
 /// Limits for one write.
 pub(crate) struct WriteLimits<'c> {
+    /// Give up at this monotonic time.
     pub deadline: Option<u64>,
+    /// Give up as soon as this says so.
     pub cancel: &'c dyn Fn() -> bool,
+    /// While `flushing()` holds, give up after this long without a reader freeing space.
     pub stall_ns: Option<u64>,
+    /// Whether the writer is flushing for close or exit (checked on every wait slice).
+    pub flushing: &'c dyn Fn() -> bool,
 }
 
 /// Wakes sleepers on `seq` if any are registered. The SeqCst fence orders the caller's
@@ -167,7 +172,11 @@ impl<'a> Channel<'a> {
         // writer overwrites them until read_pos moves past them.
         unsafe {
             std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(self.base, dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(
+                self.base,
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
         }
     }
 
@@ -194,7 +203,10 @@ impl<'a> Channel<'a> {
 
     fn free_bytes(&self) -> Result<u64, WriteStop> {
         let d = self.seg.data();
-        let used = d.write_pos.load(Relaxed).wrapping_sub(d.read_pos.load(Acquire));
+        let used = d
+            .write_pos
+            .load(Relaxed)
+            .wrapping_sub(d.read_pos.load(Acquire));
         if used > self.cap {
             return Err(WriteStop::Broken("ring positions are corrupt".into()));
         }
@@ -218,7 +230,10 @@ impl<'a> Channel<'a> {
     // ---- write side ------------------------------------------------------------------------
 
     /// Takes the write lock (repairing after a dead holder).
-    pub(crate) fn lock_write(&self, deadline: Option<u64>) -> Result<WriteGuard<'_, 'a>, WriteStop> {
+    pub(crate) fn lock_write(
+        &self,
+        deadline: Option<u64>,
+    ) -> Result<WriteGuard<'_, 'a>, WriteStop> {
         let d = self.seg.data();
         match d.write_lock.lock(deadline) {
             Ok(state) => Ok(self.enter_write(state)),
@@ -334,7 +349,11 @@ impl<'a> Channel<'a> {
             self.wait_space(whole, lim)?;
             let ok = self.try_write(g, frame, slot);
             debug_assert!(ok, "space was available");
-            return if ok { Ok(()) } else { Err(WriteStop::Broken("ring positions moved".into())) };
+            return if ok {
+                Ok(())
+            } else {
+                Err(WriteStop::Broken("ring positions moved".into()))
+            };
         }
         // Streamed: FIRST (with the total length), MORE…, LAST. Each chunk waits for at least
         // half the ring (or what is left of the item) so pieces stay large.
@@ -398,7 +417,12 @@ impl<'a> Channel<'a> {
         let mut last_read = d.read_pos.load(Relaxed);
         let mut last_progress = sys::mono_now();
         loop {
-            sleep_on(&d.space_seq, &d.space_waiters, Some(slice(lim.deadline)), ready);
+            sleep_on(
+                &d.space_seq,
+                &d.space_waiters,
+                Some(slice(lim.deadline)),
+                ready,
+            );
             let free = self.free_bytes()?;
             if free >= need {
                 return Ok(free);
@@ -414,7 +438,7 @@ impl<'a> Channel<'a> {
             if rp != last_read {
                 last_read = rp;
                 last_progress = now;
-            } else if lim.stall_ns.is_some_and(|s| now - last_progress >= s) {
+            } else if lim.stall_ns.is_some_and(|s| now - last_progress >= s) && (lim.flushing)() {
                 return Err(WriteStop::Stalled);
             }
             self.probe_reader();
@@ -476,7 +500,9 @@ impl<'a> Channel<'a> {
         if fin != 0 && d.read_pos.load(Relaxed) >= fin {
             // It took the item out in full: count it as consumed (the item went with it).
             let before = d.rj_consumed.load(Relaxed);
-            let _ = h.consumed.compare_exchange(before, before + 1, Release, Relaxed);
+            let _ = h
+                .consumed
+                .compare_exchange(before, before + 1, Release, Relaxed);
             procs::wake_capacity(self.seg);
         } else if d.rj_in_item.load(Relaxed) != 0 {
             // It was between FIRST and LAST: skip the rest of that item.
@@ -522,7 +548,9 @@ impl<'a> Channel<'a> {
                 if spin_for(|| self.has_data()) {
                     continue;
                 }
-                sleep_on(&d.data_seq, &d.data_waiters, Some(slice(None)), || self.has_data());
+                sleep_on(&d.data_seq, &d.data_waiters, Some(slice(None)), || {
+                    self.has_data()
+                });
                 if self.has_data() {
                     last_progress = sys::mono_now();
                     continue;
@@ -539,7 +567,7 @@ impl<'a> Channel<'a> {
                 }
                 continue;
             }
-            if avail > self.cap || rp % 8 != 0 || avail < RECORD_HEADER {
+            if avail > self.cap || !rp.is_multiple_of(8) || avail < RECORD_HEADER {
                 return Err(self.corrupt(wp, format!("ring positions {rp}..{wp} are invalid")));
             }
             let (len, kind) = self.read_header(rp);
@@ -571,7 +599,9 @@ impl<'a> Channel<'a> {
                     self.copy_out(data_at, &mut t);
                     total = u64::from_le_bytes(t);
                     if total > self.max_item || total < (len - 8) as u64 {
-                        return Err(self.corrupt(wp, format!("streamed item of {total} bytes is invalid")));
+                        return Err(
+                            self.corrupt(wp, format!("streamed item of {total} bytes is invalid"))
+                        );
                     }
                     out.clear();
                     out.reserve(total as usize);
@@ -599,7 +629,9 @@ impl<'a> Channel<'a> {
                     self.append(out, data_at, len as usize);
                     if kind == kind::LAST {
                         if out.len() as u64 != total {
-                            return Err(self.corrupt(wp, "streamed item shorter than announced".into()));
+                            return Err(
+                                self.corrupt(wp, "streamed item shorter than announced".into())
+                            );
                         }
                         self.finish_item(rp + size);
                         return Ok(true);
@@ -637,8 +669,7 @@ impl<'a> Channel<'a> {
         let h = self.seg.stats();
         d.rj_final.store(end, Relaxed);
         self.publish_read(end);
-        h.consumed
-            .store(d.rj_consumed.load(Relaxed) + 1, Release);
+        h.consumed.store(d.rj_consumed.load(Relaxed) + 1, Release);
         d.rj_in_item.store(0, Relaxed);
         d.rj_active.store(0, Relaxed);
         if h.maxsize.load(Relaxed) != 0 {
@@ -679,6 +710,10 @@ impl<'a> Channel<'a> {
     pub(crate) fn wait_capacity(&self, until: u64, ready: impl Fn() -> bool) -> Wait {
         let h = self.seg.stats();
         sleep_on(&h.cap_seq, &h.cap_waiters, Some(until), ready);
-        if sys::mono_now() >= until { Wait::TimedOut } else { Wait::Woken }
+        if sys::mono_now() >= until {
+            Wait::TimedOut
+        } else {
+            Wait::Woken
+        }
     }
 }

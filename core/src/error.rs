@@ -169,7 +169,10 @@ impl<T> fmt::Display for PutError<T> {
             PutError::Full(_) => f.write_str("queue is full"),
             PutError::Closed(_) => f.write_str("queue is closed"),
             PutError::TooLarge { size, max, .. } => {
-                write!(f, "item of {size} bytes exceeds the queue's limit of {max} bytes")
+                write!(
+                    f,
+                    "item of {size} bytes exceeds the queue's limit of {max} bytes"
+                )
             }
             PutError::Encode { reason, .. } => write!(f, "cannot encode item: {reason}"),
             PutError::Broken { reason, .. } => write!(f, "queue is broken: {reason}"),

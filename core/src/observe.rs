@@ -318,7 +318,7 @@ impl Snapshot {
 
 fn snapshot_file(path: &Path, id: &str) -> Result<Snapshot, Error> {
     let (file, len) = segment::open_file(path, id, false, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
-    if len % 8 != 0 || len > 256 << 20 {
+    if !len.is_multiple_of(8) || len > 256 << 20 {
         return Err(Error::Corrupt {
             path: path.into(),
             reason: format!("length {len} is not a stats segment's"),
@@ -403,10 +403,16 @@ pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Err
     let read = || -> Result<Snapshot, Error> {
         // Order matters for `gets <= puts` and `size >= 0`: every get is counted after its
         // item's put (Release on the get side), so read gets, then consumed, then puts.
-        let gets: u64 = (0..=slots).map(|i| sf(i, offset_of!(ProcSlot, gets))).fold(0, u64::wrapping_add);
+        let gets: u64 = (0..=slots)
+            .map(|i| sf(i, offset_of!(ProcSlot, gets)))
+            .fold(0, u64::wrapping_add);
         let consumed = w.at(offset_of!(StatsHeader, consumed));
         let lost = w.at(offset_of!(StatsHeader, lost));
-        let sum = |off: usize| (0..=slots).map(|i| sf(i, off)).fold(0u64, u64::wrapping_add);
+        let sum = |off: usize| {
+            (0..=slots)
+                .map(|i| sf(i, off))
+                .fold(0u64, u64::wrapping_add)
+        };
         let puts = sum(offset_of!(ProcSlot, puts));
         let mut put_blocked = HistogramSnapshot::default();
         let mut get_blocked = HistogramSnapshot::default();
@@ -570,7 +576,9 @@ mod tests {
     fn garbage_never_panics() {
         let path = Path::new("x");
         for len in [0usize, 1, 10, 300, 400] {
-            let words: Vec<AtomicU64> = (0..len).map(|i| AtomicU64::new((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+            let words: Vec<AtomicU64> = (0..len)
+                .map(|i| AtomicU64::new((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+                .collect();
             assert!(parse(&words, path, "x").is_err());
         }
     }

@@ -70,10 +70,7 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let queues = registry::live();
-    let reserved: Vec<_> = queues
-        .iter()
-        .map(|q| q.reserve_child_slot())
-        .collect();
+    let reserved: Vec<_> = queues.iter().map(|q| q.reserve_child_slot()).collect();
     // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
     // depend on locks held by other threads (registry hooks release its lock in the child;
     // each queue builds a fresh per-process state for the new fork generation).

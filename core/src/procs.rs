@@ -25,7 +25,7 @@ impl<'a> SlotLock<'a> {
                 h.lock_recoveries.fetch_add(1, Relaxed);
                 // A retirement may have been cut short: make the sequence even again. Its
                 // slot is still ACTIVE (state is cleared last), so it will be retired again.
-                if h.retire_seq.load(Relaxed) % 2 == 1 {
+                if !h.retire_seq.load(Relaxed).is_multiple_of(2) {
                     h.retire_seq.fetch_add(1, Release);
                 }
                 h.slot_lock.mark_consistent();
@@ -115,7 +115,9 @@ pub(crate) fn reserve_for_child(seg: &Segments) -> Option<usize> {
 pub(crate) fn adopt_child(seg: &Segments, i: usize, child: u32) {
     if let Ok(_lock) = SlotLock::take(seg) {
         let slot = seg.slot(i);
-        if slot.state.load(Relaxed) == slot_state::RESERVED || slot.pid.load(Relaxed) == child as u64 {
+        if slot.state.load(Relaxed) == slot_state::RESERVED
+            || slot.pid.load(Relaxed) == child as u64
+        {
             identify(slot, child);
             slot.state.store(slot_state::ACTIVE, Release);
         }

@@ -207,7 +207,10 @@ impl Core {
             if used >= self.opts.maxsize {
                 return false;
             }
-            if h.reserved.compare_exchange_weak(r, r + 1, SeqCst, Relaxed).is_ok() {
+            if h.reserved
+                .compare_exchange_weak(r, r + 1, SeqCst, Relaxed)
+                .is_ok()
+            {
                 return true;
             }
         }
@@ -248,10 +251,20 @@ impl Core {
         result
     }
 
-    fn put_frame<T>(self: &Arc<Self>, item: T, frame: Vec<u8>, deadline: Option<u64>) -> Result<(), PutError<T>> {
+    fn put_frame<T>(
+        self: &Arc<Self>,
+        item: T,
+        frame: Vec<u8>,
+        deadline: Option<u64>,
+    ) -> Result<(), PutError<T>> {
         let local = match self.local() {
             Ok(l) => l,
-            Err(e) => return Err(PutError::Broken { item, reason: e.to_string() }),
+            Err(e) => {
+                return Err(PutError::Broken {
+                    item,
+                    reason: e.to_string(),
+                });
+            }
         };
         if local.closed.load(Relaxed) {
             return Err(PutError::Closed(item));
@@ -346,6 +359,7 @@ impl Core {
     /// Writes a batch under one hold of the write lock; returns how many were dropped.
     fn write_batch(&self, ch: &Channel<'_>, local: &Local, batch: &[Vec<u8>]) -> u64 {
         let cancel = || local.abort.load(Relaxed);
+        let flushing = || local.stopping.load(Relaxed);
         let guard = loop {
             if cancel() {
                 return self.count_dropped(local, batch);
@@ -360,13 +374,14 @@ impl Core {
             .opts
             .flush_timeout
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        // The stall limit applies only while flushing for close or exit.
+        let limits = WriteLimits {
+            deadline: None,
+            cancel: &cancel,
+            stall_ns,
+            flushing: &flushing,
+        };
         for (i, frame) in batch.iter().enumerate() {
-            // The stall limit applies only while flushing for close or exit.
-            let limits = WriteLimits {
-                deadline: None,
-                cancel: &cancel,
-                stall_ns: if local.stopping.load(Relaxed) { stall_ns } else { None },
-            };
             if let Err(stop) = ch.write(&guard, frame, local.slot, &limits) {
                 if stop == WriteStop::Stalled {
                     eprintln!(
@@ -1012,10 +1027,14 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
             .filter(|&c| c <= 1 << 30)
             .ok_or_else(|| Error::InvalidOption("capacity_bytes must be at most 1 GiB".into()))?;
         if self.max_item == 0 || self.max_item > 1 << 40 {
-            return Err(Error::InvalidOption("max_item_size must be 1 byte to 1 TiB".into()));
+            return Err(Error::InvalidOption(
+                "max_item_size must be 1 byte to 1 TiB".into(),
+            ));
         }
         if self.max_processes == 0 || self.max_processes > 4096 {
-            return Err(Error::InvalidOption("max_processes must be 1 to 4096".into()));
+            return Err(Error::InvalidOption(
+                "max_processes must be 1 to 4096".into(),
+            ));
         }
         if self.maxsize > i64::MAX as usize {
             return Err(Error::InvalidOption("maxsize is too large".into()));
@@ -1025,7 +1044,9 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
         }
         let label = match &self.label {
             Some(l) if l.len() > layout::NAME_MAX => {
-                return Err(Error::InvalidOption("label is longer than 128 bytes".into()));
+                return Err(Error::InvalidOption(
+                    "label is longer than 128 bytes".into(),
+                ));
             }
             Some(l) => l.clone(),
             None => format!("anon-{}-{}", sys::pid(), next_anon_id()),

@@ -222,7 +222,9 @@ fn await_published(magic: &AtomicU64, version: u32, want: u64, path: &Path) -> R
     let deadline = sys::mono_now() + 2_000_000_000;
     loop {
         match magic.load(Acquire) {
-            0 if sys::mono_now() < deadline => std::thread::sleep(std::time::Duration::from_millis(2)),
+            0 if sys::mono_now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
             0 => {
                 return Err(Error::Corrupt {
                     path: path.into(),
@@ -270,7 +272,11 @@ pub(crate) fn validate_stats(h: &StatsHeader, len: usize, path: &Path) -> Result
         return Err(corrupt("unexpected header or slot length".into()));
     }
     let slots = h.slot_count.load(Relaxed) as usize;
-    if slots == 0 || slots > 65_536 || stats_len(slots) != len || h.total_len.load(Relaxed) != len as u64 {
+    if slots == 0
+        || slots > 65_536
+        || stats_len(slots) != len
+        || h.total_len.load(Relaxed) != len as u64
+    {
         return Err(corrupt(format!(
             "slot count {slots} does not match the file length {len}"
         )));
@@ -374,8 +380,12 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
         .store((DATA_HEADER_LEN + p.ring_capacity) as u64, Relaxed);
     // SAFETY: unpublished segment, as above.
     unsafe {
-        d.write_lock.init().map_err(|e| Error::io("initialising the write lock", e))?;
-        d.read_lock.init().map_err(|e| Error::io("initialising the read lock", e))?;
+        d.write_lock
+            .init()
+            .map_err(|e| Error::io("initialising the write lock", e))?;
+        d.read_lock
+            .init()
+            .map_err(|e| Error::io("initialising the read lock", e))?;
     }
     // Publish: version, then magic with Release (pairs with the Acquire in the openers).
     h.version.store(LAYOUT_VERSION, Relaxed);
@@ -472,8 +482,20 @@ mod tests {
         for good in ["jobs", "a-b_c.d", "Q1"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "-x", "a/b", "..", "a b", "é", &"x".repeat(101)] {
-            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(101),
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
         }
     }
 }

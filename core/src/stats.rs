@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, fence};
 pub(crate) fn read_consistent<R>(seq: &AtomicU64, read: impl Fn() -> R) -> R {
     for _ in 0..10_000 {
         let before = seq.load(Acquire);
-        if before % 2 == 1 {
+        if !before.is_multiple_of(2) {
             std::thread::yield_now();
             continue;
         }

@@ -27,7 +27,10 @@ pub fn realtime_now() -> u64 {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; the clock ids used are supported on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
@@ -438,12 +441,20 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| assert_eq!(m.lock(None), Ok(Locked::Clean)));
         });
-        assert_eq!(m.lock(Some(mono_now() + 1_000_000_000)), Ok(Locked::OwnerDied));
+        assert_eq!(
+            m.lock(Some(mono_now() + 1_000_000_000)),
+            Ok(Locked::OwnerDied)
+        );
         m.mark_consistent();
         m.unlock();
         assert_eq!(m.try_lock(), Ok(Locked::Clean));
         std::thread::scope(|s| {
-            s.spawn(|| assert_eq!(m.lock(Some(mono_now() + 10_000_000)), Err(LockFailed::TimedOut)));
+            s.spawn(|| {
+                assert_eq!(
+                    m.lock(Some(mono_now() + 10_000_000)),
+                    Err(LockFailed::TimedOut)
+                )
+            });
         });
         m.unlock();
     }

@@ -27,7 +27,11 @@ impl Event {
 }
 
 fn at_least(start: Instant, d: Duration) {
-    assert!(start.elapsed() >= d, "returned after {:?}, expected >= {d:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= d,
+        "returned after {:?}, expected >= {d:?}",
+        start.elapsed()
+    );
 }
 
 /// 2.1.1 test_put
@@ -61,7 +65,10 @@ fn test_put() {
     let t = Instant::now();
     assert!(matches!(q.put_timeout(7, TIMEOUT1), Err(PutError::Full(7))));
     at_least(t, TIMEOUT1);
-    assert!(matches!(q.put_timeout(7, Duration::ZERO), Err(PutError::Full(7))));
+    assert!(matches!(
+        q.put_timeout(7, Duration::ZERO),
+        Err(PutError::Full(7))
+    ));
     can_start.set();
     can_continue.wait();
     assert!(q.empty());
@@ -193,7 +200,10 @@ fn test_timeout() {
     setup();
     let q: Queue<i32> = Queue::new(0).unwrap();
     let t = Instant::now();
-    assert_eq!(q.get_timeout(Duration::from_millis(200)), Err(GetError::Empty));
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(200)),
+        Err(GetError::Empty)
+    );
     at_least(t, Duration::from_millis(100));
 }
 
@@ -351,10 +361,13 @@ fn many_producers_deliver_everything() {
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<u32> = Queue::new(0).unwrap();
     let children: Vec<_> = (0..6)
-        .map(|p| process::fork(|| {
-            q.put(p).unwrap();
-            0
-        }).unwrap())
+        .map(|p| {
+            process::fork(|| {
+                q.put(p).unwrap();
+                0
+            })
+            .unwrap()
+        })
         .collect();
     let mut got: Vec<u32> = (0..6).map(|_| q.get_timeout(LONG).unwrap()).collect();
     got.sort();
@@ -493,11 +506,18 @@ fn signals_do_not_break_waits() {
     };
     let q: Queue<u8> = Queue::new(1).unwrap();
     let t = Instant::now();
-    assert_eq!(q.get_timeout(Duration::from_millis(300)), Err(GetError::Empty));
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(300)),
+        Err(GetError::Empty)
+    );
     at_least(t, Duration::from_millis(300));
     q.put(1).unwrap();
     let t = Instant::now();
-    assert!(q.put_timeout(2, Duration::from_millis(300)).unwrap_err().is_full());
+    assert!(
+        q.put_timeout(2, Duration::from_millis(300))
+            .unwrap_err()
+            .is_full()
+    );
     at_least(t, Duration::from_millis(300));
     assert_eq!(q.get_nowait(), Ok(1));
     // And a blocked get still receives what a child sends later while signals fly.

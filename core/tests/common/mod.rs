@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -28,7 +28,10 @@ pub fn setup() -> &'static Path {
 /// Files left in the test directory (segments of live or leaked queues).
 pub fn leftovers() -> Vec<String> {
     std::fs::read_dir(setup())
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
