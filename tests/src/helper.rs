@@ -3,6 +3,8 @@
 //! - `mpq-helper put NAME N` — puts 0..N (u64) and flushes
 //! - `mpq-helper get NAME N` — gets N items and prints their sum
 //! - `mpq-helper hold NAME`  — attaches and waits until killed
+//! - `mpq-helper open NAME`  — opens the queue and prints the error if it cannot
+//! - `mpq-helper observe`    — prints one line per queue: its name and snapshot or error
 
 use mpqueue::Queue;
 use std::time::Duration;
@@ -40,7 +42,22 @@ fn main() -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        _ => anyhow::bail!("usage: mpq-helper put|get NAME N | hold NAME"),
+        (Some("open"), Some(name)) => {
+            if let Err(e) = Queue::<u64>::open(name) {
+                println!("{e}");
+                std::process::exit(3);
+            }
+            println!("opened");
+        }
+        (Some("observe"), _) => {
+            for q in mpqueue::observe::list()? {
+                match q.snapshot() {
+                    Ok(s) => println!("{} ok puts={}", q.name(), s.puts),
+                    Err(e) => println!("{} error: {e}", q.name()),
+                }
+            }
+        }
+        _ => anyhow::bail!("usage: mpq-helper put|get NAME N | hold|open NAME | observe"),
     }
     Ok(())
 }
