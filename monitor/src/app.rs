@@ -1,0 +1,355 @@
+//! Dashboard state: the latest snapshot of every queue, short histories for the sparklines,
+//! and the UI state (view, selection, sort, filter, pause). No drawing here.
+
+use crate::input::Action;
+use mpqueue::observe::{self, Rates, Snapshot};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Samples kept for the sparklines (at the default 1 s interval: 5 minutes).
+pub const HISTORY: usize = 300;
+
+/// Recent values of one queue, one per refresh.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    /// Queue size.
+    pub size: VecDeque<u64>,
+    /// Puts per second.
+    pub puts: VecDeque<u64>,
+    /// Gets per second.
+    pub gets: VecDeque<u64>,
+}
+
+impl History {
+    fn push(&mut self, size: u64, rates: &Rates) {
+        for (v, x) in [
+            (&mut self.size, size),
+            (&mut self.puts, rates.puts.round() as u64),
+            (&mut self.gets, rates.gets.round() as u64),
+        ] {
+            if v.len() == HISTORY {
+                v.pop_front();
+            }
+            v.push_back(x);
+        }
+    }
+}
+
+/// One queue as the dashboard knows it.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    /// Stats file id (unique).
+    pub id: String,
+    /// Latest snapshot, if the last read worked.
+    pub snap: Option<Snapshot>,
+    /// Why the last read failed (corrupt, permission, …).
+    pub error: Option<String>,
+    /// Rates between the last two snapshots.
+    pub rates: Rates,
+    /// Values over the last refreshes.
+    pub history: History,
+}
+
+impl QueueRow {
+    /// The name to show (escaped by the view): the snapshot's name, else the file id.
+    pub fn name(&self) -> &str {
+        self.snap.as_ref().map_or(&self.id, |s| &s.name)
+    }
+
+    /// `live`, `stale` (no live process attached) or `error`.
+    pub fn state(&self) -> &'static str {
+        match &self.snap {
+            Some(s) if s.alive => "live",
+            Some(_) => "stale",
+            None => "error",
+        }
+    }
+}
+
+/// Columns the list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Queue name.
+    Name,
+    /// Items in the queue.
+    Size,
+    /// Puts per second.
+    PutRate,
+    /// Gets per second.
+    GetRate,
+    /// Bytes per second (in and out).
+    ByteRate,
+    /// Full events per second.
+    FullRate,
+    /// Empty events per second.
+    EmptyRate,
+    /// p99 time blocked in put.
+    PutP99,
+    /// p99 time blocked in get.
+    GetP99,
+    /// Attached processes.
+    Processes,
+    /// live / stale / error.
+    State,
+}
+
+impl SortKey {
+    const ALL: [SortKey; 11] = [
+        SortKey::Name,
+        SortKey::Size,
+        SortKey::PutRate,
+        SortKey::GetRate,
+        SortKey::ByteRate,
+        SortKey::FullRate,
+        SortKey::EmptyRate,
+        SortKey::PutP99,
+        SortKey::GetP99,
+        SortKey::Processes,
+        SortKey::State,
+    ];
+
+    fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// Column title it sorts.
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Name => "name",
+            SortKey::Size => "size",
+            SortKey::PutRate => "put/s",
+            SortKey::GetRate => "get/s",
+            SortKey::ByteRate => "bytes/s",
+            SortKey::FullRate => "full/s",
+            SortKey::EmptyRate => "empty/s",
+            SortKey::PutP99 => "put p99",
+            SortKey::GetP99 => "get p99",
+            SortKey::Processes => "procs",
+            SortKey::State => "state",
+        }
+    }
+
+    fn value(self, r: &QueueRow) -> f64 {
+        let s = r.snap.as_ref();
+        let q = |h: Option<&mpqueue::observe::HistogramSnapshot>| {
+            h.and_then(|h| h.quantile(0.99)).map_or(0.0, |d| d.as_secs_f64())
+        };
+        match self {
+            SortKey::Name => 0.0,
+            SortKey::Size => s.map_or(0.0, |s| s.size as f64),
+            SortKey::PutRate => r.rates.puts,
+            SortKey::GetRate => r.rates.gets,
+            SortKey::ByteRate => r.rates.bytes_put + r.rates.bytes_got,
+            SortKey::FullRate => r.rates.full_events,
+            SortKey::EmptyRate => r.rates.empty_events,
+            SortKey::PutP99 => q(s.map(|s| &s.put_blocked)),
+            SortKey::GetP99 => q(s.map(|s| &s.get_blocked)),
+            SortKey::Processes => s.map_or(0.0, |s| s.processes.len() as f64),
+            SortKey::State => match r.state() {
+                "live" => 0.0,
+                "stale" => 1.0,
+                _ => 2.0,
+            },
+        }
+    }
+}
+
+/// Which screen is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// Every queue, one row each.
+    List,
+    /// One queue in detail, by id.
+    Detail(String),
+}
+
+/// Whether keys go to the filter prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keys are commands.
+    Normal,
+    /// Keys edit the name filter.
+    Filter,
+}
+
+/// The whole dashboard state.
+#[derive(Debug)]
+pub struct App {
+    /// The stats directory watched.
+    pub dir: PathBuf,
+    /// Time between refreshes.
+    pub interval: Duration,
+    /// No refreshes while paused.
+    pub paused: bool,
+    /// Current screen.
+    pub view: View,
+    /// Sort column.
+    pub sort: SortKey,
+    /// Sort descending (default for numbers).
+    pub descending: bool,
+    /// Name filter (substring).
+    pub filter: String,
+    /// Normal or editing the filter.
+    pub mode: Mode,
+    /// Selected row in the (filtered, sorted) list.
+    pub selected: usize,
+    /// Help overlay shown.
+    pub help: bool,
+    /// Error reading the directory itself.
+    pub dir_error: Option<String>,
+    /// Set by `q` / Ctrl-C.
+    pub quit: bool,
+    rows: BTreeMap<String, QueueRow>,
+}
+
+impl App {
+    /// A dashboard over `dir`, refreshing every `interval`.
+    pub fn new(dir: PathBuf, interval: Duration) -> Self {
+        App {
+            dir,
+            interval,
+            paused: false,
+            view: View::List,
+            sort: SortKey::Name,
+            descending: false,
+            filter: String::new(),
+            mode: Mode::Normal,
+            selected: 0,
+            help: false,
+            dir_error: None,
+            quit: false,
+            rows: BTreeMap::new(),
+        }
+    }
+
+    /// Reads every queue in the directory now (skipped while paused).
+    pub fn refresh(&mut self) {
+        if self.paused {
+            return;
+        }
+        match observe::list_in(&self.dir) {
+            Ok(list) => {
+                self.dir_error = None;
+                let results = list
+                    .into_iter()
+                    .map(|q| {
+                        let id = q.path().file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                        (id, q.snapshot().map_err(|e| e.to_string()))
+                    })
+                    .collect();
+                self.ingest(results);
+            }
+            Err(e) => self.dir_error = Some(e.to_string()),
+        }
+    }
+
+    /// Takes in one round of snapshots (by stats-file id); queues not in it are gone.
+    pub fn ingest(&mut self, results: Vec<(String, Result<Snapshot, String>)>) {
+        let mut next = BTreeMap::new();
+        for (id, result) in results {
+            let mut row = self.rows.remove(&id).unwrap_or_else(|| QueueRow {
+                id: id.clone(),
+                snap: None,
+                error: None,
+                rates: Rates::default(),
+                history: History::default(),
+            });
+            match result {
+                Ok(s) => {
+                    row.rates = row.snap.as_ref().map_or_else(Rates::default, |prev| s.rate_since(prev));
+                    row.history.push(s.size, &row.rates);
+                    row.snap = Some(s);
+                    row.error = None;
+                }
+                Err(e) => {
+                    row.snap = None;
+                    row.error = Some(e);
+                }
+            }
+            next.insert(id, row);
+        }
+        self.rows = next;
+        self.selected = self.selected.min(self.visible().len().saturating_sub(1));
+    }
+
+    /// The rows shown: filtered by name, sorted.
+    pub fn visible(&self) -> Vec<&QueueRow> {
+        let filter = self.filter.to_lowercase();
+        let mut v: Vec<&QueueRow> = self
+            .rows
+            .values()
+            .filter(|r| filter.is_empty() || r.name().to_lowercase().contains(&filter))
+            .collect();
+        let key = self.sort;
+        v.sort_by(|a, b| {
+            let ord = if key == SortKey::Name {
+                a.name().cmp(b.name())
+            } else {
+                key.value(a).total_cmp(&key.value(b))
+            };
+            let ord = if self.descending { ord.reverse() } else { ord };
+            ord.then_with(|| a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    /// The queue shown in the detail view.
+    pub fn detail(&self) -> Option<&QueueRow> {
+        match &self.view {
+            View::Detail(id) => self.rows.get(id),
+            View::List => None,
+        }
+    }
+
+    /// Applies one user action.
+    pub fn apply(&mut self, action: Action) {
+        let len = self.visible().len();
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(len.saturating_sub(1)),
+            Action::Top => self.selected = 0,
+            Action::Bottom => self.selected = len.saturating_sub(1),
+            Action::Open => {
+                if let Some(r) = self.visible().get(self.selected) {
+                    self.view = View::Detail(r.id.clone());
+                }
+            }
+            Action::Back => {
+                if self.help {
+                    self.help = false;
+                } else {
+                    self.view = View::List;
+                }
+            }
+            Action::NextSort => {
+                self.sort = self.sort.next();
+                self.descending = self.sort != SortKey::Name;
+            }
+            Action::ReverseSort => self.descending = !self.descending,
+            Action::StartFilter => self.mode = Mode::Filter,
+            Action::FilterChar(c) => {
+                self.filter.push(c);
+                self.selected = 0;
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+            }
+            Action::FilterDone => self.mode = Mode::Normal,
+            Action::FilterCancel => {
+                self.filter.clear();
+                self.mode = Mode::Normal;
+            }
+            Action::Pause => self.paused = !self.paused,
+            Action::Faster => {
+                self.interval = (self.interval / 2).max(Duration::from_millis(100));
+            }
+            Action::Slower => {
+                self.interval = (self.interval * 2).min(Duration::from_secs(10));
+            }
+            Action::Help => self.help = !self.help,
+        }
+    }
+}
