@@ -11,8 +11,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
-use std::time::Duration;
-
 /// Draws the whole screen.
 pub fn render(f: &mut Frame, app: &App) {
     let [head, body, foot] =
@@ -138,11 +136,11 @@ fn list(f: &mut Frame, area: Rect, app: &App) {
 fn list_row(r: &QueueRow) -> Row<'static> {
     let name = escape(r.name());
     let Some(s) = &r.snap else {
-        let err = r.error.as_deref().map(escape).unwrap_or_default();
-        return Row::new(vec![Cell::from(name), Cell::from(format!("{err}")), Cell::from(""),
-            Cell::from(""), Cell::from(""), Cell::from(""), Cell::from(""), Cell::from(""),
-            Cell::from(""), Cell::from(""), Cell::from(""), Cell::from(""), Cell::from("error")])
-        .style(theme::ERROR);
+        // Unreadable: the reason is in the detail view (Enter).
+        let mut cells = vec![Cell::from(name), Cell::from("?"), Cell::from("unreadable")];
+        cells.extend((0..9).map(|_| Cell::from("")));
+        cells.push(Cell::from("error"));
+        return Row::new(cells).style(theme::ERROR);
     };
     let max = if s.maxsize == 0 { "∞".to_string() } else { fmt::count(s.maxsize as f64) };
     let cells = vec![
@@ -233,12 +231,16 @@ fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
     ]
 }
 
+/// Compact label of bucket `i`'s upper bound: `8µ`, `131µ`, `4m`, `17s`, `∞`.
 fn bucket_label(i: usize) -> String {
     if i + 1 >= HIST_BUCKETS {
-        "inf".into()
-    } else {
-        fmt::duration(Duration::from_nanos(bucket_upper_ns(i)))
-            .replace(".0", "")
+        return "∞".into();
+    }
+    let ns = bucket_upper_ns(i);
+    match ns {
+        n if n < 1_000_000 => format!("{}µ", n / 1000),
+        n if n < 1_000_000_000 => format!("{}m", n / 1_000_000),
+        n => format!("{}s", n / 1_000_000_000),
     }
 }
 
@@ -251,7 +253,8 @@ fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
         f.render_widget(Paragraph::new("no blocked calls yet").style(theme::DIM).block(block), area);
         return;
     };
-    // Show the occupied buckets, widened to at least 8, as wide as the area allows.
+    // Show the occupied buckets (at least 8); when they do not fit at 5 columns a bar,
+    // merge neighbours so that every count stays visible.
     let (mut start, mut end) = (lo, hi);
     while end - start + 1 < 8 {
         if end + 1 < HIST_BUCKETS {
@@ -262,13 +265,18 @@ fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
             break;
         }
     }
-    let n = end - start + 1;
-    let bar_width = (usize::from(area.width.saturating_sub(2)) / n).saturating_sub(1).clamp(1, 5) as u16;
+    let fit = usize::from(area.width.saturating_sub(2) / 5).max(1);
+    let group = (end - start + 1).div_ceil(fit);
     let bars: Vec<Bar> = (start..=end)
-        .map(|i| Bar::default().value(h.buckets[i]).label(bucket_label(i)).text_value(fmt::count(h.buckets[i] as f64)))
+        .step_by(group)
+        .map(|i| {
+            let last = (i + group - 1).min(end);
+            let n: u64 = h.buckets[i..=last].iter().sum();
+            Bar::default().value(n).label(bucket_label(last)).text_value(fmt::count(n as f64))
+        })
         .collect();
     f.render_widget(
-        BarChart::default().data(BarGroup::default().bars(&bars)).bar_width(bar_width).bar_gap(1).bar_style(theme::BAR).block(block),
+        BarChart::default().data(BarGroup::default().bars(&bars)).bar_width(4).bar_gap(1).bar_style(theme::BAR).block(block),
         area,
     );
 }
@@ -336,4 +344,152 @@ fn help(f: &mut Frame, area: Rect) {
     lines.push(Line::from(" Stale queues (no live process) are dimmed.").style(theme::DIM));
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" help ")), r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Action;
+    use mpqueue::observe::{ProcessSnapshot, Role};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn hist(buckets: &[(usize, u64)]) -> HistogramSnapshot {
+        let mut h = HistogramSnapshot::default();
+        for &(i, n) in buckets {
+            h.buckets[i] = n;
+            h.count += n;
+            h.sum_ns += n * bucket_upper_ns(i) / 2;
+        }
+        h
+    }
+
+    fn proc_(pid: u32, role: Role, puts: u64, gets: u64, buffered: u64, alive: bool) -> ProcessSnapshot {
+        ProcessSnapshot {
+            pid,
+            start_time: 1000 + u64::from(pid),
+            alive,
+            role,
+            heartbeat_age: Some(Duration::from_millis(u64::from(pid % 7) * 100)),
+            buffered_items: buffered,
+            buffered_bytes: buffered * 72,
+            puts,
+            gets,
+            full_events: 3,
+            empty_events: 1,
+        }
+    }
+
+    fn snap(name: &str, named: bool, maxsize: u64, puts: u64, gets: u64, t: u64, alive: bool) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            id: if named { format!("q.{name}") } else { format!("a.100.5.{}", name.len()) },
+            named,
+            maxsize,
+            size: puts - gets,
+            puts,
+            gets,
+            bytes_put: puts * 72,
+            bytes_got: gets * 72,
+            full_events: puts / 100,
+            empty_events: gets / 1000,
+            put_timeouts: 0,
+            get_timeouts: 2,
+            decode_errors: 0,
+            lost: 0,
+            lock_recoveries: 1,
+            frames_discarded: 0,
+            put_blocked: hist(&[(3, 40), (10, 5), (17, 1)]),
+            get_blocked: hist(&[(0, 900), (5, 90), (12, 10)]),
+            processes: vec![
+                proc_(4242, Role::Producer, puts, 0, 12, alive),
+                proc_(4243, Role::Consumer, 0, gets, 0, alive),
+                proc_(4250, Role::Idle, 0, 0, 0, false),
+            ],
+            created_by: 4242,
+            created_unix_ns: 0,
+            ring_capacity: 1 << 20,
+            alive,
+            taken_ns: t,
+        }
+    }
+
+    fn fixture() -> App {
+        let mut app = App::new(PathBuf::from("/dev/shm/mpqueue-test"), Duration::from_secs(1));
+        let round = |t: u64, k: u64| {
+            vec![
+                ("q.jobs".to_string(), Ok(snap("jobs", true, 100, 1000 * k + 90, 1000 * k, t, true))),
+                ("a.100.5.7".to_string(), Ok(snap("results", false, 0, 5000 * k, 4990 * k, t, true))),
+                ("q.old".to_string(), Ok(snap("old", true, 10, 7, 7, t, false))),
+                ("q.bad".to_string(), Err("corrupt or foreign segment /x/q.bad.stats: bad magic".to_string())),
+                ("q.evil".to_string(), Ok(snap("evil\x1b[2J\nname", true, 0, 1, 0, t, true))),
+            ]
+        };
+        app.ingest(round(1_000_000_000, 1));
+        app.ingest(round(2_000_000_000, 2));
+        app
+    }
+
+    fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| render(f, app)).unwrap();
+        t
+    }
+
+    #[test]
+    fn list_view() {
+        insta::assert_snapshot!(draw(&fixture(), 130, 12).backend());
+    }
+
+    #[test]
+    fn list_sorted_and_filtered() {
+        let mut app = fixture();
+        app.apply(Action::NextSort); // size, descending
+        assert_eq!(app.visible()[0].name(), "jobs");
+        app.apply(Action::StartFilter);
+        for c in "re".chars() {
+            app.apply(Action::FilterChar(c));
+        }
+        app.apply(Action::FilterDone);
+        assert_eq!(app.visible().len(), 1);
+        insta::assert_snapshot!(draw(&app, 130, 8).backend());
+    }
+
+    #[test]
+    fn detail_view() {
+        let mut app = fixture();
+        app.apply(Action::Open); // first row by name: "bad"? no: sorted by name → "bad" row id q.bad
+        app.view = crate::app::View::Detail("q.jobs".into());
+        insta::assert_snapshot!(draw(&app, 120, 36).backend());
+    }
+
+    #[test]
+    fn help_overlay() {
+        let mut app = fixture();
+        app.apply(Action::Help);
+        insta::assert_snapshot!(draw(&app, 100, 20).backend());
+    }
+
+    #[test]
+    fn hostile_names_never_reach_the_terminal_raw() {
+        let t = draw(&fixture(), 130, 12);
+        let text: String = t.backend().buffer().content().iter().map(|c| c.symbol()).collect();
+        assert!(!text.contains('\x1b'));
+        assert!(text.contains("evil\\u{1b}[2J\\u{a}name"));
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_panic() {
+        let mut app = fixture();
+        for (w, h) in [(1, 1), (10, 3), (40, 10)] {
+            draw(&app, w, h);
+            app.view = crate::app::View::Detail("q.jobs".into());
+            draw(&app, w, h);
+            app.help = true;
+            draw(&app, w, h);
+            app.view = crate::app::View::List;
+        }
+    }
 }
