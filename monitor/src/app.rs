@@ -134,7 +134,8 @@ impl SortKey {
     fn value(self, r: &QueueRow) -> f64 {
         let s = r.snap.as_ref();
         let q = |h: Option<&mpqueue::observe::HistogramSnapshot>| {
-            h.and_then(|h| h.quantile(0.99)).map_or(0.0, |d| d.as_secs_f64())
+            h.and_then(|h| h.quantile(0.99))
+                .map_or(0.0, |d| d.as_secs_f64())
         };
         match self {
             SortKey::Name => 0.0,
@@ -235,7 +236,10 @@ impl App {
                 let results = list
                     .into_iter()
                     .map(|q| {
-                        let id = q.path().file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                        let id = q
+                            .path()
+                            .file_stem()
+                            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
                         (id, q.snapshot().map_err(|e| e.to_string()))
                     })
                     .collect();
@@ -258,7 +262,10 @@ impl App {
             });
             match result {
                 Ok(s) => {
-                    row.rates = row.snap.as_ref().map_or_else(Rates::default, |prev| s.rate_since(prev));
+                    row.rates = row
+                        .snap
+                        .as_ref()
+                        .map_or_else(Rates::default, |prev| s.rate_since(prev));
                     row.history.push(s.size, &row.rates);
                     row.snap = Some(s);
                     row.error = None;

@@ -32,7 +32,10 @@ fn stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
-fn queue<T: serde::Serialize + serde::de::DeserializeOwned>(label: &str, maxsize: usize) -> anyhow::Result<Queue<T>> {
+fn queue<T: serde::Serialize + serde::de::DeserializeOwned>(
+    label: &str,
+    maxsize: usize,
+) -> anyhow::Result<Queue<T>> {
     Ok(Queue::builder()
         .label(label)
         .maxsize(maxsize)
@@ -56,7 +59,11 @@ impl Demo {
     /// Stops every worker and waits for them (SIGKILL after 10 s, then removes leftovers).
     pub fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.supervisor.kill(signal_hook::consts::SIGTERM);
-        if self.supervisor.join_timeout(Duration::from_secs(10))?.is_none() {
+        if self
+            .supervisor
+            .join_timeout(Duration::from_secs(10))?
+            .is_none()
+        {
             let _ = self.supervisor.kill(signal_hook::consts::SIGKILL);
             let _ = self.supervisor.wait();
             mpqueue::observe::cleanup()?;
@@ -69,7 +76,9 @@ fn supervise() -> anyhow::Result<()> {
     let stop = stop_flag();
     let ingest: Queue<Vec<u8>> = queue("demo.ingest", 0)?;
     let orders: Queue<(u64, String)> = queue("demo.orders", 100)?;
-    let stages: Vec<Queue<u64>> = (1..=3).map(|i| queue(&format!("demo.stage{i}"), 1000)).collect::<anyhow::Result<_>>()?;
+    let stages: Vec<Queue<u64>> = (1..=3)
+        .map(|i| queue(&format!("demo.stage{i}"), 1000))
+        .collect::<anyhow::Result<_>>()?;
 
     let mut workers: Vec<Child> = Vec::new();
     let mut spawn = |f: &dyn Fn(&AtomicBool)| -> anyhow::Result<()> {
@@ -84,7 +93,8 @@ fn supervise() -> anyhow::Result<()> {
     spawn(&|stop| {
         while !stop.load(Ordering::Relaxed) {
             for _ in 0..20_000 {
-                if ingest.put_timeout(vec![0u8; 64], TICK).is_err() || stop.load(Ordering::Relaxed) {
+                if ingest.put_timeout(vec![0u8; 64], TICK).is_err() || stop.load(Ordering::Relaxed)
+                {
                     break;
                 }
             }

@@ -90,14 +90,29 @@ mod tests {
 
     #[test]
     fn keys_map_to_actions() {
-        assert_eq!(action(key(KeyCode::Char('q')), Mode::Normal), Some(Action::Quit));
         assert_eq!(
-            action(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), Mode::Filter),
+            action(key(KeyCode::Char('q')), Mode::Normal),
             Some(Action::Quit)
         );
-        assert_eq!(action(key(KeyCode::Char('q')), Mode::Filter), Some(Action::FilterChar('q')));
-        assert_eq!(action(key(KeyCode::Esc), Mode::Filter), Some(Action::FilterCancel));
-        assert_eq!(action(key(KeyCode::Char('j')), Mode::Normal), Some(Action::Down));
+        assert_eq!(
+            action(
+                KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+                Mode::Filter
+            ),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('q')), Mode::Filter),
+            Some(Action::FilterChar('q'))
+        );
+        assert_eq!(
+            action(key(KeyCode::Esc), Mode::Filter),
+            Some(Action::FilterCancel)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('j')), Mode::Normal),
+            Some(Action::Down)
+        );
         assert_eq!(action(key(KeyCode::Char('x')), Mode::Normal), None);
         let mut release = key(KeyCode::Char('q'));
         release.kind = KeyEventKind::Release;

@@ -53,7 +53,10 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let secs: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s:?} (try 500ms or 2s)"))?;
+    let secs: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 500ms or 2s)"))?;
     let secs = secs * scale;
     if !(0.05..=3600.0).contains(&secs) {
         return Err(format!("interval {s:?} must be between 50ms and 1h"));
@@ -65,7 +68,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args.dir.clone().unwrap_or_else(mpqueue::queue_dir);
     if args.cleanup {
-        let removed = mpqueue::observe::cleanup_in(&dir).with_context(|| format!("cleaning {}", dir.display()))?;
+        let removed = mpqueue::observe::cleanup_in(&dir)
+            .with_context(|| format!("cleaning {}", dir.display()))?;
         if removed.is_empty() {
             println!("no stale queue segments in {}", dir.display());
         }
@@ -75,19 +79,29 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if args.once || args.json {
-        let (snaps, errors) = report::collect(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        let (snaps, errors) =
+            report::collect(&dir).with_context(|| format!("reading {}", dir.display()))?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report::json(&dir, &snaps, &errors))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report::json(&dir, &snaps, &errors))?
+            );
         } else {
             print!("{}", report::table(&snaps, &errors));
         }
         return Ok(());
     }
     if args.dir.is_some() && args.demo {
-        anyhow::bail!("--demo runs its queues in the default directory; drop --dir (or set MPQUEUE_DIR)");
+        anyhow::bail!(
+            "--demo runs its queues in the default directory; drop --dir (or set MPQUEUE_DIR)"
+        );
     }
     // Fork the workload before any thread or terminal state exists.
-    let demo = if args.demo { Some(demo::start().context("starting the demo")?) } else { None };
+    let demo = if args.demo {
+        Some(demo::start().context("starting the demo")?)
+    } else {
+        None
+    };
     let result = run(App::new(dir, args.interval));
     if let Some(d) = demo {
         d.stop().context("stopping the demo")?;
@@ -98,7 +112,11 @@ fn main() -> anyhow::Result<()> {
 /// The event loop: draw, wait for a key or the next refresh, repeat.
 fn run(mut app: App) -> anyhow::Result<()> {
     let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, signalled.clone())?;
     }
     // Raw mode, alternate screen, and a panic hook that restores the terminal.
@@ -113,7 +131,9 @@ fn run(mut app: App) -> anyhow::Result<()> {
                 dirty = false;
             }
             // Wake at the next refresh, and at least every 250 ms to notice signals.
-            let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(250));
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(250));
             if event::poll(wait)? {
                 match event::read()? {
                     Event::Key(key) => {

@@ -6,8 +6,11 @@ use serde_json::{Value, json};
 use std::fmt::Write;
 use std::path::Path;
 
+/// Stats files that could not be read: (path, reason).
+pub type Unreadable = Vec<(String, String)>;
+
 /// Every queue in `dir`: the snapshots, and the entries that could not be read.
-pub fn collect(dir: &Path) -> anyhow::Result<(Vec<Snapshot>, Vec<(String, String)>)> {
+pub fn collect(dir: &Path) -> anyhow::Result<(Vec<Snapshot>, Unreadable)> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for q in observe::list_in(dir)? {
@@ -29,7 +32,19 @@ pub fn table(snaps: &[Snapshot], errors: &[(String, String)]) -> String {
     let _ = writeln!(
         out,
         "{:<24} {:<5} {:<5} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>6} {:>8} {:>8} {:>5}",
-        "NAME", "KIND", "STATE", "SIZE", "MAXSIZE", "PUTS", "GETS", "FULL", "EMPTY", "LOST", "PUT_P99", "GET_P99", "PROCS"
+        "NAME",
+        "KIND",
+        "STATE",
+        "SIZE",
+        "MAXSIZE",
+        "PUTS",
+        "GETS",
+        "FULL",
+        "EMPTY",
+        "LOST",
+        "PUT_P99",
+        "GET_P99",
+        "PROCS"
     );
     for s in snaps {
         let _ = writeln!(
@@ -117,6 +132,9 @@ pub fn json(dir: &Path, snaps: &[Snapshot], errors: &[(String, String)]) -> Valu
             })
         })
         .collect();
-    let errors: Vec<Value> = errors.iter().map(|(p, e)| json!({ "path": p, "error": e })).collect();
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|(p, e)| json!({ "path": p, "error": e }))
+        .collect();
     json!({ "dir": dir.display().to_string(), "queues": queues, "errors": errors })
 }

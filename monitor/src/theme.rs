@@ -3,7 +3,10 @@
 use ratatui::style::{Color, Modifier, Style};
 
 /// The app name in the header.
-pub const TITLE: Style = Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD);
+pub const TITLE: Style = Style::new()
+    .fg(Color::Black)
+    .bg(Color::Cyan)
+    .add_modifier(Modifier::BOLD);
 /// Table headers.
 pub const HEADER: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 /// The selected row.

@@ -10,11 +10,18 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{
+    Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState,
+};
+use std::time::Duration;
 /// Draws the whole screen.
 pub fn render(f: &mut Frame, app: &App) {
-    let [head, body, foot] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(f.area());
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
     header(f, head, app);
     match app.detail() {
         Some(row) => detail(f, body, row),
@@ -51,7 +58,10 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
 
 fn footer(f: &mut Frame, area: Rect, app: &App) {
     let line = if app.mode == Mode::Filter {
-        Line::from(vec![Span::styled(" filter: ", theme::KEY), Span::raw(format!("{}█", escape(&app.filter)))])
+        Line::from(vec![
+            Span::styled(" filter: ", theme::KEY),
+            Span::raw(format!("{}█", escape(&app.filter))),
+        ])
     } else {
         let keys = if app.detail().is_some() {
             " Esc back · p pause · +/- interval · ? help · q quit"
@@ -62,7 +72,11 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
         if !app.filter.is_empty() {
             spans.push(Span::raw(format!("   filter: {}", escape(&app.filter))));
         }
-        spans.push(Span::raw(format!("   sort: {}{}", app.sort.label(), if app.descending { " ▼" } else { " ▲" })));
+        spans.push(Span::raw(format!(
+            "   sort: {}{}",
+            app.sort.label(),
+            if app.descending { " ▼" } else { " ▲" }
+        )));
         Line::from(spans)
     };
     f.render_widget(line, area);
@@ -93,7 +107,13 @@ fn list(f: &mut Frame, area: Rect, app: &App) {
     ];
     let head = Row::new(titles.iter().map(|(t, k)| {
         let mark = match k {
-            Some(k) if *k == app.sort => if app.descending { "▼" } else { "▲" },
+            Some(k) if *k == app.sort => {
+                if app.descending {
+                    "▼"
+                } else {
+                    "▲"
+                }
+            }
             _ => "",
         };
         Cell::from(format!("{t}{mark}"))
@@ -128,7 +148,12 @@ fn list(f: &mut Frame, area: Rect, app: &App) {
         } else {
             "no queue matches the filter"
         };
-        let inner = Rect { y: area.y + 2, height: 1, x: area.x + 2, width: area.width.saturating_sub(4) };
+        let inner = Rect {
+            y: area.y + 2,
+            height: 1,
+            x: area.x + 2,
+            width: area.width.saturating_sub(4),
+        };
         f.render_widget(Paragraph::new(msg).style(theme::DIM), inner);
     }
 }
@@ -142,7 +167,11 @@ fn list_row(r: &QueueRow) -> Row<'static> {
         cells.push(Cell::from("error"));
         return Row::new(cells).style(theme::ERROR);
     };
-    let max = if s.maxsize == 0 { "∞".to_string() } else { fmt::count(s.maxsize as f64) };
+    let max = if s.maxsize == 0 {
+        "∞".to_string()
+    } else {
+        fmt::count(s.maxsize as f64)
+    };
     let cells = vec![
         name,
         if s.named { "named" } else { "anon" }.to_string(),
@@ -158,15 +187,27 @@ fn list_row(r: &QueueRow) -> Row<'static> {
         format!("{}/{}", s.producers(), s.consumers()),
         r.state().to_string(),
     ];
-    let style = if s.alive { Style::default() } else { theme::DIM };
+    let style = if s.alive {
+        Style::default()
+    } else {
+        theme::DIM
+    };
     Row::new(cells.into_iter().map(Cell::from)).style(style)
 }
 
 fn detail(f: &mut Frame, area: Rect, r: &QueueRow) {
     let title = format!(" {} ", escape(r.name()));
     let Some(s) = &r.snap else {
-        let msg = format!("cannot read this queue: {}", r.error.as_deref().map(escape).unwrap_or_default());
-        f.render_widget(Paragraph::new(msg).style(theme::ERROR).block(Block::bordered().title(title)), area);
+        let msg = format!(
+            "cannot read this queue: {}",
+            r.error.as_deref().map(escape).unwrap_or_default()
+        );
+        f.render_widget(
+            Paragraph::new(msg)
+                .style(theme::ERROR)
+                .block(Block::bordered().title(title)),
+            area,
+        );
         return;
     };
     let [info, sparks, hists, procs] = Layout::vertical([
@@ -176,7 +217,10 @@ fn detail(f: &mut Frame, area: Rect, r: &QueueRow) {
         Constraint::Min(4),
     ])
     .areas(area);
-    f.render_widget(Paragraph::new(info_lines(s)).block(Block::bordered().title(title)), info);
+    f.render_widget(
+        Paragraph::new(info_lines(s)).block(Block::bordered().title(title)),
+        info,
+    );
 
     let [a, b, c] = Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas(sparks);
     for (area, label, data, now) in [
@@ -202,7 +246,11 @@ fn detail(f: &mut Frame, area: Rect, r: &QueueRow) {
 }
 
 fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
-    let max = if s.maxsize == 0 { "unbounded".to_string() } else { s.maxsize.to_string() };
+    let max = if s.maxsize == 0 {
+        "unbounded".to_string()
+    } else {
+        s.maxsize.to_string()
+    };
     vec![
         Line::from(format!(
             "{} · id {} · created by pid {} · ring {} · {}",
@@ -210,7 +258,11 @@ fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
             escape(&s.id),
             s.created_by,
             fmt::bytes(s.ring_capacity as f64),
-            if s.alive { "live" } else { "stale: no live process attached" }
+            if s.alive {
+                "live"
+            } else {
+                "stale: no live process attached"
+            }
         )),
         Line::from(format!(
             "size {} / {max}   puts {}   gets {}   bytes in {}   out {}",
@@ -246,11 +298,22 @@ fn bucket_label(i: usize) -> String {
 
 fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
     let q = |p: f64| h.quantile(p).map_or("-".to_string(), fmt::duration);
-    let title = format!(" {label}: n={} p50={} p90={} p99={} ", h.count, q(0.5), q(0.9), q(0.99));
+    let title = format!(
+        " {label}: n={} p50={} p90={} p99={} ",
+        h.count,
+        q(0.5),
+        q(0.9),
+        q(0.99)
+    );
     let block = Block::bordered().title(title);
     let nonzero: Vec<usize> = (0..HIST_BUCKETS).filter(|&i| h.buckets[i] > 0).collect();
     let (Some(&lo), Some(&hi)) = (nonzero.first(), nonzero.last()) else {
-        f.render_widget(Paragraph::new("no blocked calls yet").style(theme::DIM).block(block), area);
+        f.render_widget(
+            Paragraph::new("no blocked calls yet")
+                .style(theme::DIM)
+                .block(block),
+            area,
+        );
         return;
     };
     // Show the occupied buckets (at least 8); when they do not fit at 5 columns a bar,
@@ -272,23 +335,46 @@ fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
         .map(|i| {
             let last = (i + group - 1).min(end);
             let n: u64 = h.buckets[i..=last].iter().sum();
-            Bar::default().value(n).label(bucket_label(last)).text_value(fmt::count(n as f64))
+            Bar::default()
+                .value(n)
+                .label(bucket_label(last))
+                .text_value(fmt::count(n as f64))
         })
         .collect();
     f.render_widget(
-        BarChart::default().data(BarGroup::default().bars(&bars)).bar_width(4).bar_gap(1).bar_style(theme::BAR).block(block),
+        BarChart::default()
+            .data(BarGroup::default().bars(&bars))
+            .bar_width(4)
+            .bar_gap(1)
+            .bar_style(theme::BAR)
+            .block(block),
         area,
     );
 }
 
 fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
-    let head = Row::new(["pid", "role", "buffered", "buf bytes", "puts", "gets", "full", "empty", "heartbeat", "alive"])
-        .style(theme::HEADER);
+    let head = Row::new([
+        "pid",
+        "role",
+        "buffered",
+        "buf bytes",
+        "puts",
+        "gets",
+        "full",
+        "empty",
+        "heartbeat",
+        "alive",
+    ])
+    .style(theme::HEADER);
     // Working processes first, idle (attached only) last.
     let mut procs: Vec<_> = s.processes.iter().collect();
     procs.sort_by_key(|p| (p.role == mpqueue::observe::Role::Idle, !p.alive, p.pid));
     let rows = procs.into_iter().map(|p| {
-        let style = if p.alive { Style::default() } else { theme::DIM };
+        let style = if p.alive {
+            Style::default()
+        } else {
+            theme::DIM
+        };
         Row::new([
             p.pid.to_string(),
             p.role.as_str().to_string(),
@@ -298,7 +384,13 @@ fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
             p.gets.to_string(),
             p.full_events.to_string(),
             p.empty_events.to_string(),
-            p.heartbeat_age.map_or("-".into(), |d| format!("{} ago", fmt::duration(d))),
+            p.heartbeat_age.map_or("-".into(), |d| {
+                if d < Duration::from_millis(5) {
+                    "now".into()
+                } else {
+                    format!("{} ago", fmt::duration(d))
+                }
+            }),
             if p.alive { "yes" } else { "dead" }.to_string(),
         ])
         .style(style)
@@ -316,7 +408,12 @@ fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
         Constraint::Length(5),
     ];
     let title = format!(" processes: {} attached ", s.processes.len());
-    f.render_widget(Table::new(rows, widths).header(head).block(Block::bordered().title(title)), area);
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(head)
+            .block(Block::bordered().title(title)),
+        area,
+    );
 }
 
 const HELP: &[(&str, &str)] = &[
@@ -335,15 +432,28 @@ const HELP: &[(&str, &str)] = &[
 fn help(f: &mut Frame, area: Rect) {
     let w = 62.min(area.width);
     let h = (HELP.len() as u16 + 4).min(area.height);
-    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
     let mut lines: Vec<Line> = HELP
         .iter()
-        .map(|(k, v)| Line::from(vec![Span::styled(format!(" {k:<11}"), theme::KEY), Span::raw(*v)]))
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<11}"), theme::KEY),
+                Span::raw(*v),
+            ])
+        })
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(" Stale queues (no live process) are dimmed.").style(theme::DIM));
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" help ")), r);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" help ")),
+        r,
+    );
 }
 
 #[cfg(test)]
@@ -354,7 +464,6 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::path::PathBuf;
-    use std::time::Duration;
 
     fn hist(buckets: &[(usize, u64)]) -> HistogramSnapshot {
         let mut h = HistogramSnapshot::default();
@@ -366,7 +475,14 @@ mod tests {
         h
     }
 
-    fn proc_(pid: u32, role: Role, puts: u64, gets: u64, buffered: u64, alive: bool) -> ProcessSnapshot {
+    fn proc_(
+        pid: u32,
+        role: Role,
+        puts: u64,
+        gets: u64,
+        buffered: u64,
+        alive: bool,
+    ) -> ProcessSnapshot {
         ProcessSnapshot {
             pid,
             start_time: 1000 + u64::from(pid),
@@ -382,10 +498,22 @@ mod tests {
         }
     }
 
-    fn snap(name: &str, named: bool, maxsize: u64, puts: u64, gets: u64, t: u64, alive: bool) -> Snapshot {
+    fn snap(
+        name: &str,
+        named: bool,
+        maxsize: u64,
+        puts: u64,
+        gets: u64,
+        t: u64,
+        alive: bool,
+    ) -> Snapshot {
         Snapshot {
             name: name.into(),
-            id: if named { format!("q.{name}") } else { format!("a.100.5.{}", name.len()) },
+            id: if named {
+                format!("q.{name}")
+            } else {
+                format!("a.100.5.{}", name.len())
+            },
             named,
             maxsize,
             size: puts - gets,
@@ -417,14 +545,32 @@ mod tests {
     }
 
     fn fixture() -> App {
-        let mut app = App::new(PathBuf::from("/dev/shm/mpqueue-test"), Duration::from_secs(1));
+        let mut app = App::new(
+            PathBuf::from("/dev/shm/mpqueue-test"),
+            Duration::from_secs(1),
+        );
         let round = |t: u64, k: u64| {
             vec![
-                ("q.jobs".to_string(), Ok(snap("jobs", true, 100, 1000 * k + 90, 1000 * k, t, true))),
-                ("a.100.5.7".to_string(), Ok(snap("results", false, 0, 5000 * k, 4990 * k, t, true))),
-                ("q.old".to_string(), Ok(snap("old", true, 10, 7, 7, t, false))),
-                ("q.bad".to_string(), Err("corrupt or foreign segment /x/q.bad.stats: bad magic".to_string())),
-                ("q.evil".to_string(), Ok(snap("evil\x1b[2J\nname", true, 0, 1, 0, t, true))),
+                (
+                    "q.jobs".to_string(),
+                    Ok(snap("jobs", true, 100, 1000 * k + 90, 1000 * k, t, true)),
+                ),
+                (
+                    "a.100.5.7".to_string(),
+                    Ok(snap("results", false, 0, 5000 * k, 4990 * k, t, true)),
+                ),
+                (
+                    "q.old".to_string(),
+                    Ok(snap("old", true, 10, 7, 7, t, false)),
+                ),
+                (
+                    "q.bad".to_string(),
+                    Err("corrupt or foreign segment /x/q.bad.stats: bad magic".to_string()),
+                ),
+                (
+                    "q.evil".to_string(),
+                    Ok(snap("evil\x1b[2J\nname", true, 0, 1, 0, t, true)),
+                ),
             ]
         };
         app.ingest(round(1_000_000_000, 1));
@@ -475,7 +621,13 @@ mod tests {
     #[test]
     fn hostile_names_never_reach_the_terminal_raw() {
         let t = draw(&fixture(), 130, 12);
-        let text: String = t.backend().buffer().content().iter().map(|c| c.symbol()).collect();
+        let text: String = t
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
         assert!(!text.contains('\x1b'));
         assert!(text.contains("evil\\u{1b}[2J\\u{a}name"));
     }

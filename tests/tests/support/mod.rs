@@ -1,0 +1,150 @@
+//! Helpers for the end-to-end tests: the workspace's binaries, a private queue directory,
+//! a tmux session driven like a person would, and polling with deadlines.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A binary of the workspace, built next to this package's own (`cargo nextest run
+/// --workspace` or `cargo build --workspace` builds them all).
+pub fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_mpq-helper")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// A fresh queue directory under /dev/shm, removed on drop.
+pub fn queue_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mpqueue-e2e-")
+        .tempdir_in("/dev/shm")
+        .unwrap()
+}
+
+/// Polls `f` until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A detached tmux session of a known size running one command; killed on drop.
+pub struct Tmux {
+    pub name: String,
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux must be installed (scripts/test.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Tmux {
+    /// Starts `cmd` (a shell command line) in a `w`×`h` session. The pane stays after the
+    /// command exits and shows `EXITED rc=N`.
+    pub fn start(cmd: &str, w: u16, h: u16) -> Self {
+        let name = format!("mpq-e2e-{}-{}", std::process::id(), rand_suffix());
+        let line = format!("{cmd}; echo EXITED rc=$?; sleep 600");
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+                &line,
+            ])
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux must be installed (scripts/test.sh installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    /// The screen as text.
+    pub fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.name])
+    }
+
+    /// Sends keys (tmux key names such as `Enter`, `Escape`, `C-c`, or plain text).
+    pub fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.name.as_str()];
+        args.extend_from_slice(keys);
+        tmux(&args);
+    }
+
+    /// A tmux format value of the pane, e.g. `#{alternate_on}`.
+    pub fn display(&self, format: &str) -> String {
+        tmux(&["display-message", "-p", "-t", &self.name, format])
+            .trim()
+            .to_string()
+    }
+
+    /// Waits until the screen satisfies `pred`; returns it, or panics with the last screen.
+    pub fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        wait_for(Duration::from_secs(20), || {
+            last = self.screen();
+            pred(&last).then(|| last.clone())
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}; screen:\n{last}"))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.name]);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() % 1_000_000
+}
+
+/// Pids of running children of `parent` whose command name is `comm`.
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            let (state, ppid) = (rest.next(), rest.next().and_then(|p| p.parse::<u32>().ok()));
+            ppid == Some(parent)
+                && state != Some("Z")
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// Whether `pid` is still a running (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
