@@ -52,6 +52,8 @@ mod channel;
 mod codec;
 mod error;
 mod layout;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod observe;
 pub mod process;
 mod procs;

@@ -134,6 +134,20 @@ impl Segments {
         unsafe { &*(self.stats.ptr() as *const StatsHeader) }
     }
 
+    /// The stats segment as 64-bit words (what the observers parse).
+    pub fn stats_words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is a multiple of 8 bytes long (STATS_HEADER_LEN and SLOT_LEN
+        // are), page-aligned, and AtomicU64 is valid for any bit pattern.
+        unsafe {
+            std::slice::from_raw_parts(self.stats.ptr() as *const AtomicU64, self.stats.len() / 8)
+        }
+    }
+
+    /// The stats file (the last path).
+    pub fn stats_path(&self) -> &Path {
+        self.paths.last().map_or(Path::new(""), PathBuf::as_path)
+    }
+
     /// Number of process slots (slot 0, the retired totals, not included).
     pub fn slot_count(&self) -> usize {
         (self.stats.len() - STATS_HEADER_LEN) / SLOT_LEN - 1

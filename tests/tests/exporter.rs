@@ -1,0 +1,409 @@
+//! `mpqueue-exporter` end to end: real queues in child processes, the real exporter,
+//! `promtool check metrics`, and a real Prometheus server scraping it every second.
+
+mod support;
+use mpqueue::{Queue, process};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// The exporter on a free loopback port; killed on drop.
+struct Exporter {
+    child: Child,
+    port: u16,
+}
+
+impl Exporter {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(bin("mpqueue-exporter"))
+            .args(["--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Exporter { child, port }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET over HTTP/1.0; status 0 if nothing listens yet.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn promtool(metrics: &str) -> (i32, String) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool (Debian package prometheus) must be installed; scripts/test.sh installs it",
+        );
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = p.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn hostile_names_corrupt_and_stale_segments_never_break_a_scrape() {
+    let dir = queue_dir();
+    let q: Queue<u32> = Queue::builder()
+        .name("plain")
+        .dir(dir.path())
+        .maxsize(4)
+        .create()
+        .unwrap();
+    let hostile: Vec<Queue<u8>> = [
+        "quo\"te",
+        "new\nline} 1\nfake_metric 2",
+        "back\\slash",
+        "ünïcödé ✓ 队列",
+    ]
+    .iter()
+    .map(|l| Queue::builder().label(l).dir(dir.path()).create().unwrap())
+    .collect();
+    for h in &hostile {
+        h.put(1).unwrap();
+    }
+    for i in 0..4 {
+        q.put(i).unwrap();
+    }
+    assert!(q.put_nowait(9).is_err());
+    std::fs::write(dir.path().join("q.corrupt.stats"), vec![0x5A; 8192]).unwrap();
+    std::fs::write(dir.path().join("q.short.stats"), b"MPQSTAT").unwrap();
+    // Many stale segments: queues whose creators were killed.
+    for i in 0..30 {
+        let d = dir.path().to_path_buf();
+        let c = process::fork(move || {
+            let q: Queue<u8> = Queue::builder()
+                .name(&format!("stale-{i}"))
+                .dir(&d)
+                .create()
+                .unwrap();
+            std::mem::forget(q);
+            // SAFETY: dies without clean-up, as a crash would.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            0
+        })
+        .unwrap();
+        assert!(c.join().is_err());
+    }
+
+    let ex = Exporter::start(dir.path());
+    let (status, body) = ex.get("/metrics");
+    assert_eq!(status, 200);
+    let (rc, msg) = promtool(&body);
+    assert_eq!(rc, 0, "promtool: {msg}\n{body}");
+    assert!(body.contains("mpqueue_puts_total{queue=\"quo\\\"te\",named=\"false\""));
+    assert!(body.contains("queue=\"new\\nline} 1\\nfake_metric 2\""));
+    assert!(body.contains("queue=\"back\\\\slash\""));
+    assert!(body.contains("queue=\"ünïcödé ✓ 队列\""));
+    assert!(!body.lines().any(|l| l.starts_with("fake_metric")));
+    assert!(!body.contains("stale-"), "stale queues are dropped");
+    assert_eq!(
+        sample(&body, "mpqueue_puts_total{queue=\"plain\""),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(&body, "mpqueue_full_events_total{queue=\"plain\""),
+        Some(1.0)
+    );
+    assert_eq!(sample(&body, "mpqueue_size{queue=\"plain\""), Some(4.0));
+    assert_eq!(
+        sample(
+            &body,
+            "mpqueue_exporter_scrape_errors_total{reason=\"corrupt\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(sample(&body, "mpqueue_exporter_stale_queues"), Some(30.0));
+    assert_eq!(sample(&body, "mpqueue_exporter_queues"), Some(5.0));
+    // The histogram's +Inf bucket and _count equal the shared-memory count.
+    let s = mpqueue::observe::list_in(dir.path())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "plain")
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    let inf = sample(
+        &body,
+        "mpqueue_get_blocked_seconds_bucket{queue=\"plain\",named=\"true\",id=\"q.plain\",le=\"+Inf\"}",
+    );
+    assert_eq!(inf, Some(s.get_blocked.count as f64));
+
+    let (status, page) = ex.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<a href=\"/metrics\">"));
+    assert_eq!(ex.get("/nope").0, 404);
+}
+
+#[test]
+fn bad_flags_and_busy_ports_get_clear_errors() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let out = Command::new(bin("mpqueue-exporter"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("in use"),
+        "{err}"
+    );
+    let out = Command::new(bin("mpqueue-exporter"))
+        .args(["--listen", "nonsense"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid socket address"));
+    let out = Command::new(bin("mpqueue-exporter"))
+        .args(["--path", "metrics"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a path like /metrics"));
+}
+
+#[test]
+fn sigterm_stops_it_cleanly() {
+    let dir = queue_dir();
+    let mut ex = Exporter::start(dir.path());
+    assert_eq!(ex.get("/metrics").0, 200);
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(ex.child.id() as i32, libc::SIGTERM) };
+    let status = wait_for(Duration::from_secs(10), || ex.child.try_wait().unwrap())
+        .expect("exporter did not stop");
+    assert!(status.success());
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn query(port: u16, q: &str) -> Vec<Value> {
+    let (status, body) = http_get(port, &format!("/api/v1/query?query={}", urlencode(q)));
+    if status != 200 {
+        return Vec::new(); // not ready yet
+    }
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn scalar(port: u16, q: &str) -> Option<f64> {
+    query(port, q).first()?["value"][1].as_str()?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus server on loopback scraping `target` every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: u16) -> Self {
+        let data = tempfile::Builder::new()
+            .prefix("prometheus-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let config = data.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n  - job_name: mpqueue\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
+                 static_configs: [{{targets: ['127.0.0.1:{target}']}}]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) must be installed; scripts/test.sh installs it");
+        Prometheus {
+            child,
+            port,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn real_prometheus_scrapes_exact_counts() {
+    let dir = queue_dir();
+    let q: Queue<u64> = Queue::builder()
+        .name("prom-e2e")
+        .dir(dir.path())
+        .create()
+        .unwrap();
+    // One blocked get before anything is put: a get-blocked observation.
+    assert!(q.get_timeout(Duration::from_millis(20)).is_err());
+    let ready: Queue<u8> = Queue::builder().dir(dir.path()).create().unwrap();
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            process::fork(|| {
+                for i in 0..1000 {
+                    q.put(i).unwrap();
+                }
+                0
+            })
+            .unwrap()
+        })
+        .collect();
+    let doomed = process::fork(|| {
+        for i in 0..500 {
+            q.put(i).unwrap();
+        }
+        ready.put(1).unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    for p in producers {
+        assert_eq!(p.join().unwrap(), 0);
+    }
+    for _ in 0..2000 {
+        q.get_timeout(Duration::from_secs(30)).unwrap();
+    }
+
+    let ex = Exporter::start(dir.path());
+    let prom = Prometheus::start(ex.port);
+    let up = wait_for(Duration::from_secs(60), || {
+        scalar(prom.port, "up").filter(|v| *v == 1.0)
+    });
+    assert!(up.is_some(), "Prometheus never scraped the exporter");
+    let puts = r#"mpqueue_puts_total{queue="prom-e2e"}"#;
+    assert_eq!(
+        wait_for(Duration::from_secs(30), || scalar(prom.port, puts)
+            .filter(|v| *v == 2500.0)),
+        Some(2500.0)
+    );
+    assert_eq!(
+        scalar(prom.port, r#"mpqueue_gets_total{queue="prom-e2e"}"#),
+        Some(2000.0)
+    );
+    assert_eq!(
+        scalar(prom.port, r#"mpqueue_size{queue="prom-e2e"}"#),
+        Some(500.0)
+    );
+    let p50 = scalar(
+        prom.port,
+        r#"histogram_quantile(0.5, mpqueue_get_blocked_seconds_bucket{queue="prom-e2e"})"#,
+    )
+    .expect("histogram_quantile answers");
+    assert!(p50 > 0.0 && p50.is_finite(), "{p50}");
+
+    // Kill a producer: it shows as dead, and its 500 puts stay in the total.
+    let pid = doomed.pid();
+    doomed.kill(libc::SIGKILL).unwrap();
+    assert!(doomed.join().is_err());
+    let dead = format!(r#"mpqueue_process_alive{{queue="prom-e2e",pid="{pid}"}}"#);
+    assert_eq!(
+        wait_for(Duration::from_secs(30), || scalar(prom.port, &dead)
+            .filter(|v| *v == 0.0)),
+        Some(0.0)
+    );
+    assert_eq!(scalar(prom.port, puts), Some(2500.0));
+    assert_eq!(
+        scalar(prom.port, r#"mpqueue_size{queue="prom-e2e"}"#),
+        Some(500.0)
+    );
+}
