@@ -4,7 +4,6 @@
 use crate::registry;
 use crate::sys::{self, ExitStatus};
 use std::io::Write;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Exit code of a child whose closure panicked (as for a Rust `main` that panics).
@@ -40,16 +39,13 @@ pub struct Child {
     status: Option<ExitStatus>,
 }
 
-static FORKING: Mutex<()> = Mutex::new(());
-
 /// Forks a child process that runs `f`, then flushes every queue of the child (unless
 /// [`cancel_join_thread`](crate::Queue::cancel_join_thread) was called on it), detaches
 /// from them and exits with the code `f` returned ([`PANIC_EXIT_CODE`] if it panicked).
 /// The child never returns into the caller's code and runs no destructors or exit handlers
 /// of the parent.
 ///
-/// Every queue alive in this process is attached in the child before `f` runs, so
-/// observers see the child at once and the queue outlives the parent's handles.
+/// The child attaches to a queue (and shows in its stats) when it first uses it.
 ///
 /// Like any `fork` of a multi-threaded process, only the calling thread exists in the
 /// child: `f` should not rely on locks that other threads of the parent may hold (the
@@ -66,23 +62,14 @@ static FORKING: Mutex<()> = Mutex::new(());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
-    let serial = FORKING.lock().unwrap_or_else(|p| p.into_inner());
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let queues = registry::live();
-    let reserved: Vec<_> = queues.iter().map(|q| q.reserve_child_slot()).collect();
     // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
     // depend on locks held by other threads (registry hooks release its lock in the child;
     // each queue builds a fresh per-process state for the new fork generation).
     let forked = unsafe { sys::fork() };
     match forked {
         Ok(None) => {
-            drop(serial);
-            drop(reserved);
-            for q in &queues {
-                q.attach_in_child();
-            }
-            drop(queues);
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .unwrap_or(PANIC_EXIT_CODE);
             for q in registry::live() {
@@ -92,22 +79,8 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
             let _ = std::io::stderr().flush();
             sys::exit_now(code)
         }
-        Ok(Some(pid)) => {
-            for (q, slot) in queues.iter().zip(&reserved) {
-                if let Some(slot) = slot {
-                    q.finish_child_slot(*slot, Some(pid));
-                }
-            }
-            Ok(Child { pid, status: None })
-        }
-        Err(e) => {
-            for (q, slot) in queues.iter().zip(&reserved) {
-                if let Some(slot) = slot {
-                    q.finish_child_slot(*slot, None);
-                }
-            }
-            Err(e)
-        }
+        Ok(Some(pid)) => Ok(Child { pid, status: None }),
+        Err(e) => Err(e),
     }
 }
 

@@ -65,20 +65,13 @@ fn find_free(seg: &Segments) -> Option<usize> {
     (1..=seg.slot_count()).find(|&i| seg.slot(i).state.load(Relaxed) == slot_state::FREE)
 }
 
-/// Claims a slot for this process (or activates the one its parent reserved for it).
-pub(crate) fn attach(seg: &Segments, reserved: Option<usize>) -> Result<usize, Error> {
+/// Claims a slot for this process. `by_name` attaches through `open`, which must fail if
+/// the queue was unlinked meanwhile; a process that inherited the queue (a forked child)
+/// may attach to an unlinked queue, whose memory it still maps.
+pub(crate) fn attach(seg: &Segments, by_name: bool) -> Result<usize, Error> {
     let _lock = SlotLock::take(seg)?;
-    let pid = sys::pid();
-    if let Some(i) = reserved.filter(|&i| i >= 1 && i <= seg.slot_count()) {
-        let slot = seg.slot(i);
-        if slot.state.load(Relaxed) != slot_state::FREE {
-            identify(slot, pid);
-            slot.state.store(slot_state::ACTIVE, Release);
-            return Ok(i);
-        }
-    }
     let h = seg.stats();
-    if h.flags.load(Relaxed) & FLAG_UNLINKED != 0 {
+    if by_name && h.flags.load(Relaxed) & FLAG_UNLINKED != 0 {
         return Err(Error::Removed {
             name: seg.display_name.clone(),
         });
@@ -93,42 +86,10 @@ pub(crate) fn attach(seg: &Segments, reserved: Option<usize>) -> Result<usize, E
         }
     };
     let slot = seg.slot(i);
-    identify(slot, pid);
+    identify(slot, sys::pid());
     slot.state.store(slot_state::ACTIVE, Release);
     h.attached.fetch_add(1, SeqCst);
     Ok(i)
-}
-
-/// Reserves a slot for a child about to be forked (identified by its parent until
-/// [`adopt_child`] names the child).
-pub(crate) fn reserve_for_child(seg: &Segments) -> Option<usize> {
-    let _lock = SlotLock::take(seg).ok()?;
-    let i = find_free(seg)?;
-    let slot = seg.slot(i);
-    identify(slot, sys::pid());
-    slot.state.store(slot_state::RESERVED, Release);
-    seg.stats().attached.fetch_add(1, SeqCst);
-    Some(i)
-}
-
-/// Names the forked child as the owner of its reserved slot (run by the parent after fork).
-pub(crate) fn adopt_child(seg: &Segments, i: usize, child: u32) {
-    if let Ok(_lock) = SlotLock::take(seg) {
-        let slot = seg.slot(i);
-        if slot.state.load(Relaxed) == slot_state::RESERVED
-            || slot.pid.load(Relaxed) == child as u64
-        {
-            identify(slot, child);
-            slot.state.store(slot_state::ACTIVE, Release);
-        }
-    }
-}
-
-/// Releases a reservation whose fork failed.
-pub(crate) fn cancel_reservation(seg: &Segments, i: usize) {
-    if let Ok(_lock) = SlotLock::take(seg) {
-        retire_locked(seg, i);
-    }
 }
 
 /// Retires this process's slot. Returns true if no process is attached any more (the caller

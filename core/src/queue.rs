@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -53,9 +53,8 @@ pub(crate) struct Core {
     pub(crate) seg: Segments,
     opts: Opts,
     local: AtomicPtr<Local>,
-    /// A slot the parent reserved for the child it is forking, and the child's generation.
-    child_slot: AtomicUsize,
-    child_gen: AtomicU64,
+    /// The generation (process) that created or opened this handle.
+    origin: u64,
 }
 
 /// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
@@ -102,8 +101,7 @@ impl Core {
             seg,
             opts,
             local: AtomicPtr::new(std::ptr::null_mut()),
-            child_slot: AtomicUsize::new(0),
-            child_gen: AtomicU64::new(0),
+            origin: registry::generation(),
         });
         core.local()?;
         registry::register(&core);
@@ -122,10 +120,9 @@ impl Core {
         {
             return Ok(l);
         }
-        let hint = (self.child_gen.load(Relaxed) == generation)
-            .then(|| self.child_slot.load(Relaxed))
-            .filter(|&i| i != 0);
-        let slot = procs::attach(&self.seg, hint)?;
+        // Only the process that opened the handle attaches "by name"; forked children
+        // inherited it and keep working even if the name is gone.
+        let slot = procs::attach(&self.seg, generation == self.origin)?;
         let fresh = Box::into_raw(Box::new(Local {
             generation,
             slot,
@@ -526,29 +523,6 @@ impl Core {
                 let _ = std::fs::remove_file(path);
             }
         }
-    }
-
-    /// Before `fork`: reserve a slot for the child (see `process::fork`).
-    pub(crate) fn reserve_child_slot(&self) -> Option<usize> {
-        let i = procs::reserve_for_child(&self.seg)?;
-        self.child_slot.store(i, Relaxed);
-        self.child_gen.store(registry::generation() + 1, Relaxed);
-        Some(i)
-    }
-
-    /// After `fork` in the parent: hand the reserved slot to the child (or release it).
-    pub(crate) fn finish_child_slot(&self, slot: usize, child: Option<u32>) {
-        self.child_slot.store(0, Relaxed);
-        self.child_gen.store(0, Relaxed);
-        match child {
-            Some(pid) => procs::adopt_child(&self.seg, slot, pid),
-            None => procs::cancel_reservation(&self.seg, slot),
-        }
-    }
-
-    /// In a child forked by `process::fork`: attach now (taking the reserved slot).
-    pub(crate) fn attach_in_child(&self) {
-        let _ = self.local();
     }
 }
 

@@ -135,6 +135,7 @@ impl Segments {
     }
 
     /// The stats segment as 64-bit words (what the observers parse).
+    #[cfg(feature = "metrics")]
     pub fn stats_words(&self) -> &[AtomicU64] {
         // SAFETY: the mapping is a multiple of 8 bytes long (STATS_HEADER_LEN and SLOT_LEN
         // are), page-aligned, and AtomicU64 is valid for any bit pattern.
@@ -144,6 +145,7 @@ impl Segments {
     }
 
     /// The stats file (the last path).
+    #[cfg(feature = "metrics")]
     pub fn stats_path(&self) -> &Path {
         self.paths.last().map_or(Path::new(""), PathBuf::as_path)
     }
