@@ -1,22 +1,29 @@
-//! `mpqueue-bench`: side-by-side benchmarks written to BENCHMARKS.md.
+//! `mpqueue-bench`: mpqueue and its peers side by side, in one run on one machine, written to
+//! `BENCHMARKS.md`. Every figure is the median of several runs with min and max; judge by
+//! the ratios within a run (the machine is shared and noisy).
 //!
-//! This first version measures the 1→1 64-byte scenario for mpqueue (counters on and off)
-//! and Python's `multiprocessing.Queue` in the same run; the full suite extends it.
+//! `cargo run --release -p mpqueue-bench` (full, several minutes) or `-- --quick` (smoke).
 
-use anyhow::Context;
+mod ipc;
+mod items;
+mod limits;
+mod mpq;
+mod observers;
+mod python;
+mod shared;
+
 use clap::Parser;
-use mpqueue::{Queue, process};
+use items::{B8, B64};
+use shared::Placement;
 use std::fmt::Write as _;
-use std::process::Command;
-use std::time::Instant;
 
 #[derive(Parser)]
-#[command(about = "Side-by-side benchmarks of mpqueue and its peers")]
+#[command(about = "Side-by-side benchmarks of mpqueue and its peers; writes BENCHMARKS.md")]
 struct Args {
-    /// Run every scenario briefly (a smoke test; numbers are not meaningful).
+    /// Run every scenario briefly (a smoke test; the numbers mean little).
     #[arg(long)]
     quick: bool,
-    /// Repetitions per scenario (median, min and max are reported).
+    /// Runs per figure (median, min and max are reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
     /// Where to write the report.
@@ -24,93 +31,302 @@ struct Args {
     out: String,
 }
 
-fn mpqueue_1to1(n: u64, stats: bool) -> anyhow::Result<f64> {
-    let q: Queue<Vec<u8>> = Queue::builder().stats(stats).create()?;
-    let start = Instant::now();
-    let child = process::fork(|| {
-        let item = vec![7u8; 64];
-        for _ in 0..n {
-            q.put(item.clone()).unwrap();
-        }
-        0
-    })?;
-    for _ in 0..n {
-        anyhow::ensure!(q.get()?.len() == 64, "bad item");
+/// Median and p99 of nanosecond samples, in µs.
+pub fn percentiles(v: &mut [u64]) -> (f64, f64) {
+    v.sort_unstable();
+    if v.is_empty() {
+        return (0.0, 0.0);
     }
-    let secs = start.elapsed().as_secs_f64();
-    anyhow::ensure!(child.join()? == 0, "producer failed");
-    Ok(n as f64 / secs)
+    (v[v.len() / 2] as f64 / 1e3, v[(v.len() * 99 / 100).min(v.len() - 1)] as f64 / 1e3)
 }
 
-fn python_1to1(n: u64) -> anyhow::Result<f64> {
-    let python = if std::path::Path::new(".venv/bin/python").exists() {
-        ".venv/bin/python"
+/// Back to every CPU after a pinned scenario.
+pub fn unpin_all() {
+    // SAFETY: builds a cpu_set_t with every online CPU and applies it to this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// A figure: median, min, max over the runs, or why it is missing.
+#[derive(Clone)]
+enum Fig {
+    Val { med: f64, min: f64, max: f64 },
+    Missing(String),
+}
+
+impl Fig {
+    fn of(runs: anyhow::Result<Vec<f64>>) -> Fig {
+        match runs {
+            Ok(mut v) if !v.is_empty() => {
+                v.sort_by(f64::total_cmp);
+                Fig::Val { med: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+            }
+            Ok(_) => Fig::Missing("no runs".into()),
+            Err(e) => Fig::Missing(e.to_string()),
+        }
+    }
+
+    fn med(&self) -> Option<f64> {
+        match self {
+            Fig::Val { med, .. } => Some(*med),
+            Fig::Missing(_) => None,
+        }
+    }
+
+    fn cell(&self) -> String {
+        match self {
+            Fig::Val { med, min, max } => format!("{} [{}–{}]", human(*med), human(*min), human(*max)),
+            Fig::Missing(why) => format!("n/a ({})", why.replace('|', "/")),
+        }
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
     } else {
-        "python3"
-    };
-    let out = Command::new(python)
-        .args([
-            "bench/py/pybench.py",
-            "mpq",
-            "tput64",
-            "--n",
-            &n.to_string(),
-        ])
-        .output()
-        .context("running python")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+        format!("{v:.1}")
+    }
 }
 
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+struct Runner {
+    reps: usize,
+}
+
+impl Runner {
+    fn fig(&self, label: &str, f: impl Fn() -> anyhow::Result<f64>) -> Fig {
+        eprint!("  {label} ...");
+        let fig = Fig::of((0..self.reps).map(|_| f()).collect());
+        eprintln!(" {}", fig.cell());
+        fig
+    }
+
+    /// Two figures (median and p99 of round trips) from each run.
+    fn pair(&self, label: &str, f: impl Fn() -> anyhow::Result<(f64, f64)>) -> (Fig, Fig) {
+        eprint!("  {label} ...");
+        let runs: anyhow::Result<Vec<(f64, f64)>> = (0..self.reps).map(|_| f()).collect();
+        let (a, b) = match runs {
+            Ok(v) => (Fig::of(Ok(v.iter().map(|x| x.0).collect())), Fig::of(Ok(v.iter().map(|x| x.1).collect()))),
+            Err(e) => (Fig::Missing(e.to_string()), Fig::Missing(e.to_string())),
+        };
+        eprintln!(" {} / {}", a.cell(), b.cell());
+        (a, b)
+    }
+}
+
+fn py(peer: &str, args: &[String]) -> anyhow::Result<f64> {
+    python::run(peer, args)?.first().copied().ok_or_else(|| anyhow::anyhow!("no output"))
+}
+
+fn machine() -> String {
+    let sh = |c: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "- CPU: {} ({} CPUs), kernel {}\n- {} · {} · faster-fifo {}\n- date: {}",
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").trim(),
+        sh("nproc"),
+        sh("uname -r"),
+        sh("rustc --version"),
+        sh("python3 --version"),
+        sh("(.venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"faster-fifo\"))' 2>/dev/null) || echo 'not installed'"),
+        sh("date -u '+%Y-%m-%d %H:%M UTC'")
+    )
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (n, reps) = if args.quick {
-        (100_000, 1)
-    } else {
-        (2_000_000, args.reps)
+    let q = args.quick;
+    let r = Runner { reps: if q { 1 } else { args.reps.max(1) } };
+    // Items per run: about a second each in the full run.
+    let n_fast: u64 = if q { 50_000 } else { 2_000_000 };
+    let n_py: u64 = if q { 10_000 } else { 200_000 };
+    let n_ring: u64 = if q { 200_000 } else { 20_000_000 };
+    let n_big: u64 = if q { 20 } else { 1000 };
+    let n_big_py: u64 = if q { 10 } else { 300 };
+    let n_rtt: usize = if q { 500 } else { 20_000 };
+    let s = |v: u64| v.to_string();
+    let mut md = String::new();
+
+    // ---- throughput ---------------------------------------------------------------------
+    eprintln!("throughput");
+    type Row = (String, Vec<Fig>);
+    let mut rows: Vec<Row> = Vec::new();
+    for (p, c) in [(1usize, 1usize), (4, 4), (1, 4)] {
+        for size in [8usize, 64] {
+            let label = format!("{p}→{c}, {size} B");
+            eprintln!(" {label}");
+            let mpq = r.fig("mpqueue", || match size {
+                8 => mpq::tput::<B8>(p, c, n_fast, Placement::Free, true, 0),
+                _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
+            });
+            let off = if (p, c, size) == (1, 1, 64) || (p, c, size) == (4, 4, 64) {
+                r.fig("mpqueue counters off", || mpq::tput::<B64>(p, c, n_fast, Placement::Free, false, 0))
+            } else {
+                Fig::Missing("not measured".into())
+            };
+            let pyq = r.fig("mp.Queue", || py("mpq", &["tput".into(), s(p as u64), s(c as u64), s(size as u64), s(n_py)]));
+            let ff = r.fig("faster-fifo", || py("ff", &["tput".into(), s(p as u64), s(c as u64), s(size as u64), s(n_py)]));
+            let (ipcf, pipe, ring) = if (p, c) == (1, 1) {
+                (
+                    if size == 64 { r.fig("ipc-channel", || ipc::tput(n_py * 2, Placement::Free)) } else { Fig::Missing("64 B only".into()) },
+                    r.fig("raw pipe", || limits::pipe_tput(n_fast / 2, size, Placement::Free)),
+                    r.fig("shm SPSC ring", || limits::shm_ring(n_ring, size, Placement::Free)),
+                )
+            } else {
+                let na = || Fig::Missing("1 receiver only".into());
+                (na(), Fig::Missing("1→1 only".into()), Fig::Missing("1→1 only".into()))
+            };
+            rows.push((label, vec![mpq, off, pyq, ff, ipcf, pipe, ring]));
+        }
+    }
+    eprintln!(" 1→1, 64 B, maxsize 1");
+    let b1 = vec![
+        r.fig("mpqueue", || mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)),
+        Fig::Missing("not measured".into()),
+        r.fig("mp.Queue", || py("mpq", &["tput".into(), s(1), s(1), s(64), s(n_py / 2), "--maxsize".into(), s(1)])),
+        Fig::Missing("bounded by bytes, not items".into()),
+        Fig::Missing("unbounded only".into()),
+        Fig::Missing("-".into()),
+        Fig::Missing("-".into()),
+    ];
+    rows.push(("1→1, 64 B, maxsize 1".into(), b1));
+
+    writeln!(md, "# mpqueue benchmarks\n")?;
+    writeln!(
+        md,
+        "Produced by `cargo run --release -p mpqueue-bench{}` in one run; every figure is the median of {} runs with [min–max]. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
+        if q { " -- --quick" } else { "" },
+        r.reps
+    )?;
+    writeln!(md, "{}\n", machine())?;
+    writeln!(md, "## Throughput, items/s (producer processes → consumer processes)\n")?;
+    writeln!(md, "| scenario | mpqueue | mpqueue, counters off | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe (1 write/frame) | shm SPSC ring (limit) |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    for (label, figs) in &rows {
+        writeln!(md, "| {label} | {} |", figs.iter().map(Fig::cell).collect::<Vec<_>>().join(" | "))?;
+    }
+
+    // ---- big items --------------------------------------------------------------------------
+    eprintln!("1 MiB items");
+    let big = [
+        ("mpqueue (4 MiB ring)", r.fig("mpqueue", || mpq::big(n_big))),
+        ("Python multiprocessing.Queue", r.fig("mp.Queue", || py("mpq", &["big".into(), s(n_big_py)]))),
+        ("faster-fifo", r.fig("faster-fifo", || py("ff", &["big".into(), s(n_big_py)]))),
+        ("ipc-channel", r.fig("ipc-channel", || ipc::big(n_big / 2))),
+        ("raw pipe, 1 MiB pipe buffer (F_SETPIPE_SZ)", r.fig("raw pipe", || limits::pipe_big(n_big))),
+    ];
+    writeln!(md, "\n## 1 MiB items, MB/s (1e6 bytes), one producer process → one consumer process\n")?;
+    writeln!(md, "| peer | MB/s |\n|---|---|")?;
+    for (label, f) in &big {
+        writeln!(md, "| {label} | {} |", f.cell())?;
+    }
+
+    // ---- ping-pong --------------------------------------------------------------------------
+    eprintln!("ping-pong");
+    writeln!(md, "\n## Ping-pong round trip between two processes over two queues, µs (median / p99)\n")?;
+    writeln!(md, "| placement | mpqueue | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe |\n|---|---|---|---|---|---|")?;
+    let mut rtt_same = (None, None);
+    let mut rtt_cross = (None, None);
+    for place in [Placement::Same, Placement::Cross, Placement::Free] {
+        eprintln!(" {}", place.label());
+        let pin = match place {
+            Placement::Same => vec!["--pin".to_string(), "same".into()],
+            Placement::Cross => vec!["--pin".into(), "cross".into()],
+            Placement::Free => vec![],
+        };
+        let pyargs = |peer: &str| {
+            let mut a = vec!["pingpong".to_string(), s(n_rtt as u64 / 4)];
+            a.extend(pin.clone());
+            let v = python::run(peer, &a)?;
+            anyhow::ensure!(v.len() == 2, "bad pybench output");
+            Ok((v[0], v[1]))
+        };
+        let cells = [
+            r.pair("mpqueue", || mpq::pingpong(n_rtt, place)),
+            r.pair("mp.Queue", || pyargs("mpq")),
+            r.pair("faster-fifo", || pyargs("ff")),
+            r.pair("ipc-channel", || ipc::pingpong(n_rtt, place)),
+            r.pair("raw pipe", || limits::pipe_pingpong(n_rtt, place)),
+        ];
+        match place {
+            Placement::Same => rtt_same = (cells[0].0.med(), cells[4].0.med()),
+            Placement::Cross => rtt_cross = (cells[0].0.med(), cells[4].0.med()),
+            Placement::Free => {}
+        }
+        let row: Vec<String> = cells.iter().map(|(m, p)| format!("{} / {}", m.cell(), p.cell())).collect();
+        writeln!(md, "| {} | {} |", place.label(), row.join(" | "))?;
+    }
+
+    // ---- memory and observers --------------------------------------------------------------
+    eprintln!("memory and observers");
+    let (declared, touched, per_proc) = mpq::memory()?;
+    writeln!(md, "\n## Memory\n")?;
+    writeln!(md, "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; tmpfs pages are only allocated when touched): {} bytes", declared)?;
+    writeln!(md, "- per queue, resident after 100 puts and gets of 64 B in one process: {} bytes", touched)?;
+    writeln!(md, "- per attached process per queue (its stats slot, per-process state and feeder thread), resident: {} bytes", per_proc)?;
+    let (queues, procs) = if q { (20, 2) } else { (100, 8) };
+    let fleet = observers::Fleet::start(queues, procs)?;
+    let scrapes = observers::scrapes(&fleet.dir, if q { 5 } else { 50 });
+    let top = observers::top_cpu(&fleet.dir, if q { 3 } else { 20 });
+    drop(fleet);
+    writeln!(md, "\n## Observers ({queues} live queues, {procs} processes attached to each besides the creator)\n")?;
+    match &scrapes {
+        Ok(v) => {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            writeln!(md, "- `mpqueue-exporter` scrape (HTTP round trip, {} scrapes): median {:.1} ms, max {:.1} ms", v.len(), v[v.len() / 2], v[v.len() - 1])?;
+        }
+        Err(e) => writeln!(md, "- `mpqueue-exporter` scrape: n/a ({e})")?,
+    }
+    match &top {
+        Ok(pct) => writeln!(md, "- `mpqueue-top` at the default 1 s interval: {pct:.2}% of one core")?,
+        Err(e) => writeln!(md, "- `mpqueue-top`: n/a ({e})")?,
+    }
+
+    // ---- targets ----------------------------------------------------------------------------
+    let get = |row: &str, col: usize| rows.iter().find(|(l, _)| l == row).and_then(|(_, f)| f[col].med());
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
     };
-    let mut report = String::new();
-    writeln!(report, "# mpqueue benchmarks\n")?;
-    writeln!(report, "| scenario | items/s median | min | max |")?;
-    writeln!(report, "|---|---|---|---|")?;
-    let mut rows = Vec::new();
-    for (label, f) in [
-        (
-            "mpqueue 1→1 64 B, counters on",
-            Box::new(|| mpqueue_1to1(n, true)) as Box<dyn Fn() -> anyhow::Result<f64>>,
-        ),
-        (
-            "mpqueue 1→1 64 B, counters off",
-            Box::new(|| mpqueue_1to1(n, false)),
-        ),
-        (
-            "Python multiprocessing.Queue 1→1 64 B",
-            Box::new(|| python_1to1(n.min(1_000_000))),
-        ),
-    ] {
-        let runs = (0..reps).map(|_| f()).collect::<anyhow::Result<Vec<_>>>()?;
-        let (med, min, max) = stats(runs);
-        rows.push((label, med));
-        writeln!(report, "| {label} | {med:.0} | {min:.0} | {max:.0} |")?;
+    writeln!(md, "\n## Targets (ratios within this run)\n")?;
+    writeln!(md, "| target | wanted | measured |\n|---|---|---|")?;
+    let one = "1→1, 64 B";
+    let four = "4→4, 64 B";
+    writeln!(md, "| 1→1 64 B vs Python multiprocessing.Queue | ≥ 30× | {}× |", ratio(get(one, 0), get(one, 2)))?;
+    writeln!(md, "| 1→1 64 B vs ipc-channel | > 1× | {}× |", ratio(get(one, 0), get(one, 4)))?;
+    writeln!(md, "| 1→1 64 B vs shm SPSC ring limit | ≥ 0.20 | {} |", ratio(get(one, 0), get(one, 6)))?;
+    writeln!(md, "| 4→4 64 B vs Python multiprocessing.Queue | ≥ 20× | {}× |", ratio(get(four, 0), get(four, 2)))?;
+    writeln!(md, "| 4→4 64 B vs faster-fifo | ≥ 20× | {}× |", ratio(get(four, 0), get(four, 3)))?;
+    writeln!(md, "| 4→4 64 B vs mpqueue's own 1→1 | ≥ 0.50 | {} |", ratio(get(four, 0), get(one, 0)))?;
+    writeln!(md, "| ping-pong median vs raw pipe, same CPU | ≤ 1 | {} |", ratio(rtt_same.0, rtt_same.1))?;
+    writeln!(md, "| ping-pong median vs raw pipe, cross CPU | ≤ 1 | {} |", ratio(rtt_cross.0, rtt_cross.1))?;
+    writeln!(md, "| 1 MiB items vs raw pipe (1 MiB buffer) | ≥ 0.70 | {} |", ratio(big[0].1.med(), big[4].1.med()))?;
+    let overhead = |on: Option<f64>, off: Option<f64>| match (on, off) {
+        (Some(on), Some(off)) if off > 0.0 => format!("{:+.1}%", (off - on) / off * 100.0),
+        _ => "n/a".into(),
+    };
+    writeln!(md, "| counters on vs off, 1→1 64 B (cost) | ≤ 5% | {} |", overhead(get(one, 0), get(one, 1)))?;
+    writeln!(md, "| counters on vs off, 4→4 64 B (cost) | ≤ 5% | {} |", overhead(get(four, 0), get(four, 1)))?;
+
+    if let Ok(analysis) = std::fs::read_to_string("bench/ANALYSIS.md") {
+        writeln!(md, "\n{analysis}")?;
     }
-    if let [(_, on), (_, off), (_, py)] = rows[..] {
-        writeln!(
-            report,
-            "\nmpqueue / Python: {:.1}×; counters cost {:.1}%",
-            on / py,
-            (off - on) / off * 100.0
-        )?;
-    }
-    std::fs::write(&args.out, &report)?;
-    print!("{report}");
+    std::fs::write(&args.out, &md)?;
+    println!("{md}");
     Ok(())
 }

@@ -1,0 +1,49 @@
+//! The items moved in the benchmarks, with fixed encoded sizes.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// An item the scenarios can make.
+pub trait Item: Serialize + DeserializeOwned + Send + 'static {
+    /// A fresh item.
+    fn make() -> Self;
+}
+
+/// 8 bytes encoded (a fixed array has no length prefix).
+#[derive(Serialize, Deserialize, Clone)]
+pub struct B8(pub [u8; 8]);
+
+/// 64 bytes encoded.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct B64(pub [u8; 32], pub [u8; 32]);
+
+/// 1 MiB of bytes, encoded as one byte string (serde_bytes) plus its length.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Big(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl Item for B8 {
+    fn make() -> Self {
+        B8([7; 8])
+    }
+}
+
+impl Item for B64 {
+    fn make() -> Self {
+        B64([7; 32], [9; 32])
+    }
+}
+
+impl Item for Big {
+    fn make() -> Self {
+        Big(vec![5; 1 << 20])
+    }
+}
+
+/// An item or the end of a producer's stream.
+#[derive(Serialize, Deserialize)]
+pub enum Msg<T> {
+    /// A payload.
+    Item(T),
+    /// No more from this producer.
+    Stop,
+}

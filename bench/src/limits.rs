@@ -1,0 +1,185 @@
+//! The machine's limits, as tiny reference programs: a raw pipe with one `write` per frame
+//! and exact reads, and a single-producer single-consumer ring in shared memory (raw bytes,
+//! no encoding, no locks, no feeder).
+
+use crate::shared::{Placement, Shared, now_ns, pin, timed_run};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn pipe(size: Option<usize>) -> anyhow::Result<(std::fs::File, std::fs::File)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    anyhow::ensure!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
+    if let Some(sz) = size {
+        // SAFETY: F_SETPIPE_SZ on a pipe fd we own.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, sz as libc::c_int) };
+    }
+    // SAFETY: both fds were just created and are owned by nothing else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((std::fs::File::from(r), std::fs::File::from(w)))
+}
+
+/// Frames per second of `len`-byte frames over a pipe: one write of header+payload per
+/// frame, exact reads on the other side.
+pub fn pipe_tput(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
+    let (r, w) = pipe(None)?;
+    let (secs, got) = timed_run(
+        1,
+        1,
+        place,
+        &|_| {
+            let mut frame = vec![7u8; 4 + len];
+            frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
+            let mut w = &w;
+            for _ in 0..n {
+                w.write_all(&frame).unwrap();
+            }
+        },
+        &|_| {
+            let mut r = &r;
+            let mut hdr = [0u8; 4];
+            let mut body = vec![0u8; len];
+            for _ in 0..n {
+                r.read_exact(&mut hdr).unwrap();
+                r.read_exact(&mut body[..u32::from_le_bytes(hdr) as usize]).unwrap();
+            }
+            n
+        },
+    )?;
+    anyhow::ensure!(got == n);
+    Ok(n as f64 / secs)
+}
+
+/// MB/s of 1 MiB frames over a pipe enlarged to 1 MiB (`F_SETPIPE_SZ`).
+pub fn pipe_big(n: u64) -> anyhow::Result<f64> {
+    let (r, w) = pipe(Some(1 << 20))?;
+    let (secs, _) = timed_run(
+        1,
+        1,
+        Placement::Free,
+        &|_| {
+            let frame = vec![5u8; 1 << 20];
+            let mut w = &w;
+            for _ in 0..n {
+                w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+                w.write_all(&frame).unwrap();
+            }
+        },
+        &|_| {
+            let mut r = &r;
+            let mut hdr = [0u8; 4];
+            let mut body = vec![0u8; 1 << 20];
+            for _ in 0..n {
+                r.read_exact(&mut hdr).unwrap();
+                r.read_exact(&mut body).unwrap();
+            }
+            n
+        },
+    )?;
+    Ok(n as f64 * (1u64 << 20) as f64 / secs / 1e6)
+}
+
+/// Round trips of 64-byte frames over two pipes: (median µs, p99 µs).
+pub fn pipe_pingpong(n: usize, place: Placement) -> anyhow::Result<(f64, f64)> {
+    let (r1, w1) = pipe(None)?;
+    let (r2, w2) = pipe(None)?;
+    let child = mpqueue::process::fork(|| {
+        if let Some(cpu) = place.cpu(true) {
+            pin(cpu);
+        }
+        let mut buf = [0u8; 64];
+        for _ in 0..n + 1000 {
+            (&r1).read_exact(&mut buf).unwrap();
+            (&w2).write_all(&buf).unwrap();
+        }
+        0
+    })?;
+    if let Some(cpu) = place.cpu(false) {
+        pin(cpu);
+    }
+    let mut buf = [7u8; 64];
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n + 1000 {
+        let t = now_ns();
+        (&w1).write_all(&buf)?;
+        (&r2).read_exact(&mut buf)?;
+        if i >= 1000 {
+            rtts.push(now_ns() - t);
+        }
+    }
+    crate::unpin_all();
+    anyhow::ensure!(child.join()? == 0);
+    Ok(crate::percentiles(&mut rtts))
+}
+
+const RING: usize = 1 << 20;
+
+#[repr(C)]
+struct Spsc {
+    head: AtomicU64,
+    _pad: [u64; 15],
+    tail: AtomicU64,
+    _pad2: [u64; 15],
+    data: [u8; RING],
+}
+
+/// Frames per second of `len`-byte frames through a single-producer single-consumer
+/// shared-memory ring: the raw limit of moving bytes between two processes.
+pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
+    let size = std::mem::size_of::<Spsc>();
+    // SAFETY: a fresh shared anonymous mapping large enough for Spsc; zeroed is valid.
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    anyhow::ensure!(p != libc::MAP_FAILED, "mmap");
+    let ring = p as *mut Spsc;
+    let _keep = Shared::new();
+    let slot = len.next_multiple_of(8);
+    // SAFETY (both closures): head/tail are atomics; data bytes are written by the producer
+    // only between tail and head+RING and read by the consumer only between tail and head,
+    // ordered by the Release/Acquire pairs on head and tail.
+    let (secs, got) = timed_run(
+        1,
+        1,
+        place,
+        &|_| unsafe {
+            let r = &*ring;
+            let src = vec![7u8; len];
+            let mut head = 0u64;
+            let mut tail = 0u64;
+            for _ in 0..n {
+                while head + slot as u64 - tail > RING as u64 {
+                    tail = r.tail.load(Ordering::Acquire);
+                    std::hint::spin_loop();
+                }
+                let off = (head as usize) % RING;
+                std::ptr::copy_nonoverlapping(src.as_ptr(), (*ring).data.as_mut_ptr().add(off), len.min(RING - off));
+                head += slot as u64;
+                r.head.store(head, Ordering::Release);
+            }
+        },
+        &|_| unsafe {
+            let r = &*ring;
+            let mut dst = vec![0u8; len];
+            let mut tail = 0u64;
+            let mut head = 0u64;
+            for _ in 0..n {
+                while head == tail {
+                    head = r.head.load(Ordering::Acquire);
+                    std::hint::spin_loop();
+                }
+                let off = (tail as usize) % RING;
+                std::ptr::copy_nonoverlapping((*ring).data.as_ptr().add(off), dst.as_mut_ptr(), len.min(RING - off));
+                tail += slot as u64;
+                r.tail.store(tail, Ordering::Release);
+            }
+            std::hint::black_box(&dst);
+            n
+        },
+    )?;
+    // SAFETY: unmaps the mapping created above; the children have exited.
+    unsafe { libc::munmap(p, size) };
+    anyhow::ensure!(got == n);
+    Ok(n as f64 / secs)
+}

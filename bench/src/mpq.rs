@@ -1,0 +1,149 @@
+//! mpqueue in every scenario.
+
+use crate::items::{Big, Item, Msg};
+use crate::shared::{Placement, now_ns, pin, timed_run};
+use mpqueue::{Queue, process};
+use std::time::Duration;
+
+/// Items per second from `p` producers to `c` consumer processes.
+pub fn tput<T: Item>(p: usize, c: usize, n: u64, place: Placement, stats: bool, maxsize: usize) -> anyhow::Result<f64> {
+    let q: Queue<Msg<T>> = Queue::builder().stats(stats).maxsize(maxsize).create()?;
+    let per = n / p as u64;
+    let (secs, got) = timed_run(
+        p,
+        c,
+        place,
+        &|_| {
+            for _ in 0..per {
+                q.put(Msg::Item(T::make())).unwrap();
+            }
+            for _ in 0..c {
+                q.put(Msg::Stop).unwrap();
+            }
+        },
+        &|_| {
+            let (mut got, mut stops) = (0, 0);
+            while stops < p {
+                match q.get().unwrap() {
+                    Msg::Item(_) => got += 1,
+                    Msg::Stop => stops += 1,
+                }
+            }
+            got
+        },
+    )?;
+    anyhow::ensure!(got == per * p as u64, "received {got} of {}", per * p as u64);
+    Ok(got as f64 / secs)
+}
+
+/// MB/s (1e6 bytes) moving `n` items of 1 MiB from one process to another.
+pub fn big(n: u64) -> anyhow::Result<f64> {
+    let q: Queue<Msg<Big>> = Queue::builder().capacity_bytes(4 << 20).create()?;
+    let (secs, got) = timed_run(
+        1,
+        1,
+        Placement::Free,
+        &|_| {
+            for _ in 0..n {
+                q.put(Msg::Item(Big::make())).unwrap();
+            }
+            q.put(Msg::Stop).unwrap();
+        },
+        &|_| {
+            let mut got = 0;
+            while let Msg::Item(b) = q.get().unwrap() {
+                assert_eq!(b.0.len(), 1 << 20);
+                got += 1;
+            }
+            got
+        },
+    )?;
+    anyhow::ensure!(got == n);
+    Ok(n as f64 * (1u64 << 20) as f64 / secs / 1e6)
+}
+
+/// Round trips between two processes over two queues: (median µs, p99 µs).
+pub fn pingpong(n: usize, place: Placement) -> anyhow::Result<(f64, f64)> {
+    let ping: Queue<crate::items::B64> = Queue::new(0)?;
+    let pong: Queue<crate::items::B64> = Queue::new(0)?;
+    let child = process::fork(|| {
+        if let Some(cpu) = place.cpu(true) {
+            pin(cpu);
+        }
+        for _ in 0..n + 1000 {
+            let v = ping.get().unwrap();
+            pong.put(v).unwrap();
+        }
+        0
+    })?;
+    if let Some(cpu) = place.cpu(false) {
+        pin(cpu);
+    }
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n + 1000 {
+        let t = now_ns();
+        ping.put(crate::items::B64::make())?;
+        pong.get_timeout(Duration::from_secs(30))?;
+        if i >= 1000 {
+            rtts.push(now_ns() - t);
+        }
+    }
+    unpin();
+    anyhow::ensure!(child.join()? == 0);
+    Ok(crate::percentiles(&mut rtts))
+}
+
+fn unpin() {
+    // Back to every CPU for the next scenario.
+    // SAFETY: a cpu_set_t with CPUs 0..nproc set; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Memory: (shared bytes per queue as created, resident bytes per queue after use, resident
+/// bytes per attached process per queue).
+pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
+    const N: usize = 50;
+    let rss = || -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .unwrap_or(0)
+            * 1024
+    };
+    let shm_files = |dir: &std::path::Path| -> u64 {
+        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+    };
+    let dir = std::path::PathBuf::from(format!("/dev/shm/mpqueue-bench-mem-{}", std::process::id()));
+    let queues: Vec<Queue<crate::items::B64>> =
+        (0..N).map(|i| Queue::builder().name(&format!("m{i}")).dir(&dir).create()).collect::<Result<_, _>>()?;
+    let declared = shm_files(&dir) / N as u64;
+    let before = rss();
+    for q in &queues {
+        for _ in 0..100 {
+            q.put(crate::items::B64::make())?;
+            q.get()?;
+        }
+    }
+    let touched = rss().saturating_sub(before) / N as u64;
+    let board = crate::shared::Shared::new();
+    let child = process::fork(|| {
+        let before = rss();
+        for q in &queues {
+            q.put(crate::items::B64::make()).unwrap();
+            q.get().unwrap();
+        }
+        board.board().counts[0].store(rss().saturating_sub(before), std::sync::atomic::Ordering::Relaxed);
+        0
+    })?;
+    anyhow::ensure!(child.join()? == 0);
+    let per_process = board.board().counts[0].load(std::sync::atomic::Ordering::Relaxed) / N as u64;
+    drop(queues);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((declared, touched, per_process))
+}
