@@ -9,13 +9,13 @@ pub trait Item: Serialize + DeserializeOwned + Send + 'static {
     fn make() -> Self;
 }
 
-/// 8 bytes encoded (a fixed array has no length prefix).
+/// 8 bytes of payload, as a byte string (serde_bytes: one copy, like Python's `bytes`).
 #[derive(Serialize, Deserialize, Clone)]
-pub struct B8(pub [u8; 8]);
+pub struct B8(pub serde_bytes::ByteArray<8>);
 
-/// 64 bytes encoded.
+/// 64 bytes of payload, as a byte string.
 #[derive(Serialize, Deserialize, Clone)]
-pub struct B64(pub [u8; 32], pub [u8; 32]);
+pub struct B64(pub serde_bytes::ByteArray<64>);
 
 /// 1 MiB of bytes, encoded as one byte string (serde_bytes) plus its length.
 #[derive(Serialize, Deserialize, Clone)]
@@ -23,13 +23,13 @@ pub struct Big(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 impl Item for B8 {
     fn make() -> Self {
-        B8([7; 8])
+        B8(serde_bytes::ByteArray::new([7; 8]))
     }
 }
 
 impl Item for B64 {
     fn make() -> Self {
-        B64([7; 32], [9; 32])
+        B64(serde_bytes::ByteArray::new([7; 64]))
     }
 }
 

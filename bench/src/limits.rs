@@ -42,7 +42,8 @@ pub fn pipe_tput(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
             let mut body = vec![0u8; len];
             for _ in 0..n {
                 r.read_exact(&mut hdr).unwrap();
-                r.read_exact(&mut body[..u32::from_le_bytes(hdr) as usize]).unwrap();
+                r.read_exact(&mut body[..u32::from_le_bytes(hdr) as usize])
+                    .unwrap();
             }
             n
         },
@@ -130,19 +131,25 @@ pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
     let size = std::mem::size_of::<Spsc>();
     // SAFETY: a fresh shared anonymous mapping large enough for Spsc; zeroed is valid.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     anyhow::ensure!(p != libc::MAP_FAILED, "mmap");
     let ring = p as *mut Spsc;
     let _keep = Shared::new();
     let slot = len.next_multiple_of(8);
-    // SAFETY (both closures): head/tail are atomics; data bytes are written by the producer
-    // only between tail and head+RING and read by the consumer only between tail and head,
-    // ordered by the Release/Acquire pairs on head and tail.
     let (secs, got) = timed_run(
         1,
         1,
         place,
+        // SAFETY: head/tail are atomics; the producer writes data bytes only in free space
+        // (between head and tail + RING) and publishes them with a Release store of head.
         &|_| unsafe {
             let r = &*ring;
             let src = vec![7u8; len];
@@ -154,11 +161,17 @@ pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
                     std::hint::spin_loop();
                 }
                 let off = (head as usize) % RING;
-                std::ptr::copy_nonoverlapping(src.as_ptr(), (*ring).data.as_mut_ptr().add(off), len.min(RING - off));
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    (*ring).data.as_mut_ptr().add(off),
+                    len.min(RING - off),
+                );
                 head += slot as u64;
                 r.head.store(head, Ordering::Release);
             }
         },
+        // SAFETY: the consumer reads only bytes below head (Acquire) and frees them with a
+        // Release store of tail.
         &|_| unsafe {
             let r = &*ring;
             let mut dst = vec![0u8; len];
@@ -170,7 +183,11 @@ pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
                     std::hint::spin_loop();
                 }
                 let off = (tail as usize) % RING;
-                std::ptr::copy_nonoverlapping((*ring).data.as_ptr().add(off), dst.as_mut_ptr(), len.min(RING - off));
+                std::ptr::copy_nonoverlapping(
+                    (*ring).data.as_ptr().add(off),
+                    dst.as_mut_ptr(),
+                    len.min(RING - off),
+                );
                 tail += slot as u64;
                 r.tail.store(tail, Ordering::Release);
             }

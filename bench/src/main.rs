@@ -29,6 +29,9 @@ struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: String,
+    /// Only run mpqueue 1→1 64 B with this many items (for profiling with perf).
+    #[arg(long, hide = true)]
+    profile: Option<u64>,
 }
 
 /// Median and p99 of nanosecond samples, in µs.
@@ -37,7 +40,10 @@ pub fn percentiles(v: &mut [u64]) -> (f64, f64) {
     if v.is_empty() {
         return (0.0, 0.0);
     }
-    (v[v.len() / 2] as f64 / 1e3, v[(v.len() * 99 / 100).min(v.len() - 1)] as f64 / 1e3)
+    (
+        v[v.len() / 2] as f64 / 1e3,
+        v[(v.len() * 99 / 100).min(v.len() - 1)] as f64 / 1e3,
+    )
 }
 
 /// Back to every CPU after a pinned scenario.
@@ -64,7 +70,11 @@ impl Fig {
         match runs {
             Ok(mut v) if !v.is_empty() => {
                 v.sort_by(f64::total_cmp);
-                Fig::Val { med: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+                Fig::Val {
+                    med: v[v.len() / 2],
+                    min: v[0],
+                    max: v[v.len() - 1],
+                }
             }
             Ok(_) => Fig::Missing("no runs".into()),
             Err(e) => Fig::Missing(e.to_string()),
@@ -80,7 +90,9 @@ impl Fig {
 
     fn cell(&self) -> String {
         match self {
-            Fig::Val { med, min, max } => format!("{} [{}–{}]", human(*med), human(*min), human(*max)),
+            Fig::Val { med, min, max } => {
+                format!("{} [{}–{}]", human(*med), human(*min), human(*max))
+            }
             Fig::Missing(why) => format!("n/a ({})", why.replace('|', "/")),
         }
     }
@@ -115,7 +127,10 @@ impl Runner {
         eprint!("  {label} ...");
         let runs: anyhow::Result<Vec<(f64, f64)>> = (0..self.reps).map(|_| f()).collect();
         let (a, b) = match runs {
-            Ok(v) => (Fig::of(Ok(v.iter().map(|x| x.0).collect())), Fig::of(Ok(v.iter().map(|x| x.1).collect()))),
+            Ok(v) => (
+                Fig::of(Ok(v.iter().map(|x| x.0).collect())),
+                Fig::of(Ok(v.iter().map(|x| x.1).collect())),
+            ),
             Err(e) => (Fig::Missing(e.to_string()), Fig::Missing(e.to_string())),
         };
         eprintln!(" {} / {}", a.cell(), b.cell());
@@ -124,7 +139,10 @@ impl Runner {
 }
 
 fn py(peer: &str, args: &[String]) -> anyhow::Result<f64> {
-    python::run(peer, args)?.first().copied().ok_or_else(|| anyhow::anyhow!("no output"))
+    python::run(peer, args)?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no output"))
 }
 
 fn machine() -> String {
@@ -142,15 +160,26 @@ fn machine() -> String {
         sh("uname -r"),
         sh("rustc --version"),
         sh("python3 --version"),
-        sh("(.venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"faster-fifo\"))' 2>/dev/null) || echo 'not installed'"),
+        sh(
+            "(.venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"faster-fifo\"))' 2>/dev/null) || echo 'not installed'"
+        ),
         sh("date -u '+%Y-%m-%d %H:%M UTC'")
     )
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.profile {
+        println!(
+            "{:.0} items/s",
+            mpq::tput::<B64>(1, 1, n, Placement::Free, true, 0)?
+        );
+        return Ok(());
+    }
     let q = args.quick;
-    let r = Runner { reps: if q { 1 } else { args.reps.max(1) } };
+    let r = Runner {
+        reps: if q { 1 } else { args.reps.max(1) },
+    };
     // Items per run: about a second each in the full run.
     let n_fast: u64 = if q { 50_000 } else { 2_000_000 };
     let n_py: u64 = if q { 10_000 } else { 200_000 };
@@ -174,30 +203,81 @@ fn main() -> anyhow::Result<()> {
                 _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
             });
             let off = if (p, c, size) == (1, 1, 64) || (p, c, size) == (4, 4, 64) {
-                r.fig("mpqueue counters off", || mpq::tput::<B64>(p, c, n_fast, Placement::Free, false, 0))
+                r.fig("mpqueue counters off", || {
+                    mpq::tput::<B64>(p, c, n_fast, Placement::Free, false, 0)
+                })
             } else {
                 Fig::Missing("not measured".into())
             };
-            let pyq = r.fig("mp.Queue", || py("mpq", &["tput".into(), s(p as u64), s(c as u64), s(size as u64), s(n_py)]));
-            let ff = r.fig("faster-fifo", || py("ff", &["tput".into(), s(p as u64), s(c as u64), s(size as u64), s(n_py)]));
+            let pyq = r.fig("mp.Queue", || {
+                py(
+                    "mpq",
+                    &[
+                        "tput".into(),
+                        s(p as u64),
+                        s(c as u64),
+                        s(size as u64),
+                        s(n_py),
+                    ],
+                )
+            });
+            let ff = r.fig("faster-fifo", || {
+                py(
+                    "ff",
+                    &[
+                        "tput".into(),
+                        s(p as u64),
+                        s(c as u64),
+                        s(size as u64),
+                        s(n_py),
+                    ],
+                )
+            });
             let (ipcf, pipe, ring) = if (p, c) == (1, 1) {
                 (
-                    if size == 64 { r.fig("ipc-channel", || ipc::tput(n_py * 2, Placement::Free)) } else { Fig::Missing("64 B only".into()) },
-                    r.fig("raw pipe", || limits::pipe_tput(n_fast / 2, size, Placement::Free)),
-                    r.fig("shm SPSC ring", || limits::shm_ring(n_ring, size, Placement::Free)),
+                    if size == 64 {
+                        r.fig("ipc-channel", || ipc::tput(n_py * 2, Placement::Free))
+                    } else {
+                        Fig::Missing("64 B only".into())
+                    },
+                    r.fig("raw pipe", || {
+                        limits::pipe_tput(n_fast / 2, size, Placement::Free)
+                    }),
+                    r.fig("shm SPSC ring", || {
+                        limits::shm_ring(n_ring, size, Placement::Free)
+                    }),
                 )
             } else {
                 let na = || Fig::Missing("1 receiver only".into());
-                (na(), Fig::Missing("1→1 only".into()), Fig::Missing("1→1 only".into()))
+                (
+                    na(),
+                    Fig::Missing("1→1 only".into()),
+                    Fig::Missing("1→1 only".into()),
+                )
             };
             rows.push((label, vec![mpq, off, pyq, ff, ipcf, pipe, ring]));
         }
     }
     eprintln!(" 1→1, 64 B, maxsize 1");
     let b1 = vec![
-        r.fig("mpqueue", || mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)),
+        r.fig("mpqueue", || {
+            mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)
+        }),
         Fig::Missing("not measured".into()),
-        r.fig("mp.Queue", || py("mpq", &["tput".into(), s(1), s(1), s(64), s(n_py / 2), "--maxsize".into(), s(1)])),
+        r.fig("mp.Queue", || {
+            py(
+                "mpq",
+                &[
+                    "tput".into(),
+                    s(1),
+                    s(1),
+                    s(64),
+                    s(n_py / 2),
+                    "--maxsize".into(),
+                    s(1),
+                ],
+            )
+        }),
         Fig::Missing("bounded by bytes, not items".into()),
         Fig::Missing("unbounded only".into()),
         Fig::Missing("-".into()),
@@ -213,23 +293,45 @@ fn main() -> anyhow::Result<()> {
         r.reps
     )?;
     writeln!(md, "{}\n", machine())?;
-    writeln!(md, "## Throughput, items/s (producer processes → consumer processes)\n")?;
-    writeln!(md, "| scenario | mpqueue | mpqueue, counters off | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe (1 write/frame) | shm SPSC ring (limit) |")?;
+    writeln!(
+        md,
+        "## Throughput, items/s (producer processes → consumer processes)\n"
+    )?;
+    writeln!(
+        md,
+        "| scenario | mpqueue | mpqueue, counters off | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe (1 write/frame) | shm SPSC ring (limit) |"
+    )?;
     writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     for (label, figs) in &rows {
-        writeln!(md, "| {label} | {} |", figs.iter().map(Fig::cell).collect::<Vec<_>>().join(" | "))?;
+        writeln!(
+            md,
+            "| {label} | {} |",
+            figs.iter().map(Fig::cell).collect::<Vec<_>>().join(" | ")
+        )?;
     }
 
     // ---- big items --------------------------------------------------------------------------
     eprintln!("1 MiB items");
     let big = [
         ("mpqueue (4 MiB ring)", r.fig("mpqueue", || mpq::big(n_big))),
-        ("Python multiprocessing.Queue", r.fig("mp.Queue", || py("mpq", &["big".into(), s(n_big_py)]))),
-        ("faster-fifo", r.fig("faster-fifo", || py("ff", &["big".into(), s(n_big_py)]))),
+        (
+            "Python multiprocessing.Queue",
+            r.fig("mp.Queue", || py("mpq", &["big".into(), s(n_big_py)])),
+        ),
+        (
+            "faster-fifo",
+            r.fig("faster-fifo", || py("ff", &["big".into(), s(n_big_py)])),
+        ),
         ("ipc-channel", r.fig("ipc-channel", || ipc::big(n_big / 2))),
-        ("raw pipe, 1 MiB pipe buffer (F_SETPIPE_SZ)", r.fig("raw pipe", || limits::pipe_big(n_big))),
+        (
+            "raw pipe, 1 MiB pipe buffer (F_SETPIPE_SZ)",
+            r.fig("raw pipe", || limits::pipe_big(n_big)),
+        ),
     ];
-    writeln!(md, "\n## 1 MiB items, MB/s (1e6 bytes), one producer process → one consumer process\n")?;
+    writeln!(
+        md,
+        "\n## 1 MiB items, MB/s (1e6 bytes), one producer process → one consumer process\n"
+    )?;
     writeln!(md, "| peer | MB/s |\n|---|---|")?;
     for (label, f) in &big {
         writeln!(md, "| {label} | {} |", f.cell())?;
@@ -237,8 +339,14 @@ fn main() -> anyhow::Result<()> {
 
     // ---- ping-pong --------------------------------------------------------------------------
     eprintln!("ping-pong");
-    writeln!(md, "\n## Ping-pong round trip between two processes over two queues, µs (median / p99)\n")?;
-    writeln!(md, "| placement | mpqueue | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe |\n|---|---|---|---|---|---|")?;
+    writeln!(
+        md,
+        "\n## Ping-pong round trip between two processes over two queues, µs (median / p99)\n"
+    )?;
+    writeln!(
+        md,
+        "| placement | mpqueue | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe |\n|---|---|---|---|---|---|"
+    )?;
     let mut rtt_same = (None, None);
     let mut rtt_cross = (None, None);
     for place in [Placement::Same, Placement::Cross, Placement::Free] {
@@ -267,7 +375,10 @@ fn main() -> anyhow::Result<()> {
             Placement::Cross => rtt_cross = (cells[0].0.med(), cells[4].0.med()),
             Placement::Free => {}
         }
-        let row: Vec<String> = cells.iter().map(|(m, p)| format!("{} / {}", m.cell(), p.cell())).collect();
+        let row: Vec<String> = cells
+            .iter()
+            .map(|(m, p)| format!("{} / {}", m.cell(), p.cell()))
+            .collect();
         writeln!(md, "| {} | {} |", place.label(), row.join(" | "))?;
     }
 
@@ -275,30 +386,58 @@ fn main() -> anyhow::Result<()> {
     eprintln!("memory and observers");
     let (declared, touched, per_proc) = mpq::memory()?;
     writeln!(md, "\n## Memory\n")?;
-    writeln!(md, "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; tmpfs pages are only allocated when touched): {} bytes", declared)?;
-    writeln!(md, "- per queue, resident after 100 puts and gets of 64 B in one process: {} bytes", touched)?;
-    writeln!(md, "- per attached process per queue (its stats slot, per-process state and feeder thread), resident: {} bytes", per_proc)?;
+    writeln!(
+        md,
+        "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; tmpfs pages are only allocated when touched): {} bytes",
+        declared
+    )?;
+    writeln!(
+        md,
+        "- per queue, resident after 100 puts and gets of 64 B in one process: {} bytes",
+        touched
+    )?;
+    writeln!(
+        md,
+        "- per attached process per queue (its stats slot, per-process state and feeder thread), resident: {} bytes",
+        per_proc
+    )?;
     let (queues, procs) = if q { (20, 2) } else { (100, 8) };
     let fleet = observers::Fleet::start(queues, procs)?;
     let scrapes = observers::scrapes(&fleet.dir, if q { 5 } else { 50 });
     let top = observers::top_cpu(&fleet.dir, if q { 3 } else { 20 });
     drop(fleet);
-    writeln!(md, "\n## Observers ({queues} live queues, {procs} processes attached to each besides the creator)\n")?;
+    writeln!(
+        md,
+        "\n## Observers ({queues} live queues, {procs} processes attached to each besides the creator)\n"
+    )?;
     match &scrapes {
         Ok(v) => {
             let mut v = v.clone();
             v.sort_by(f64::total_cmp);
-            writeln!(md, "- `mpqueue-exporter` scrape (HTTP round trip, {} scrapes): median {:.1} ms, max {:.1} ms", v.len(), v[v.len() / 2], v[v.len() - 1])?;
+            writeln!(
+                md,
+                "- `mpqueue-exporter` scrape (HTTP round trip, {} scrapes): median {:.1} ms, max {:.1} ms",
+                v.len(),
+                v[v.len() / 2],
+                v[v.len() - 1]
+            )?;
         }
         Err(e) => writeln!(md, "- `mpqueue-exporter` scrape: n/a ({e})")?,
     }
     match &top {
-        Ok(pct) => writeln!(md, "- `mpqueue-top` at the default 1 s interval: {pct:.2}% of one core")?,
+        Ok(pct) => writeln!(
+            md,
+            "- `mpqueue-top` at the default 1 s interval: {pct:.2}% of one core"
+        )?,
         Err(e) => writeln!(md, "- `mpqueue-top`: n/a ({e})")?,
     }
 
     // ---- targets ----------------------------------------------------------------------------
-    let get = |row: &str, col: usize| rows.iter().find(|(l, _)| l == row).and_then(|(_, f)| f[col].med());
+    let get = |row: &str, col: usize| {
+        rows.iter()
+            .find(|(l, _)| l == row)
+            .and_then(|(_, f)| f[col].med())
+    };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "n/a".into(),
@@ -307,21 +446,65 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "| target | wanted | measured |\n|---|---|---|")?;
     let one = "1→1, 64 B";
     let four = "4→4, 64 B";
-    writeln!(md, "| 1→1 64 B vs Python multiprocessing.Queue | ≥ 30× | {}× |", ratio(get(one, 0), get(one, 2)))?;
-    writeln!(md, "| 1→1 64 B vs ipc-channel | > 1× | {}× |", ratio(get(one, 0), get(one, 4)))?;
-    writeln!(md, "| 1→1 64 B vs shm SPSC ring limit | ≥ 0.20 | {} |", ratio(get(one, 0), get(one, 6)))?;
-    writeln!(md, "| 4→4 64 B vs Python multiprocessing.Queue | ≥ 20× | {}× |", ratio(get(four, 0), get(four, 2)))?;
-    writeln!(md, "| 4→4 64 B vs faster-fifo | ≥ 20× | {}× |", ratio(get(four, 0), get(four, 3)))?;
-    writeln!(md, "| 4→4 64 B vs mpqueue's own 1→1 | ≥ 0.50 | {} |", ratio(get(four, 0), get(one, 0)))?;
-    writeln!(md, "| ping-pong median vs raw pipe, same CPU | ≤ 1 | {} |", ratio(rtt_same.0, rtt_same.1))?;
-    writeln!(md, "| ping-pong median vs raw pipe, cross CPU | ≤ 1 | {} |", ratio(rtt_cross.0, rtt_cross.1))?;
-    writeln!(md, "| 1 MiB items vs raw pipe (1 MiB buffer) | ≥ 0.70 | {} |", ratio(big[0].1.med(), big[4].1.med()))?;
+    writeln!(
+        md,
+        "| 1→1 64 B vs Python multiprocessing.Queue | ≥ 30× | {}× |",
+        ratio(get(one, 0), get(one, 2))
+    )?;
+    writeln!(
+        md,
+        "| 1→1 64 B vs ipc-channel | > 1× | {}× |",
+        ratio(get(one, 0), get(one, 4))
+    )?;
+    writeln!(
+        md,
+        "| 1→1 64 B vs shm SPSC ring limit | ≥ 0.20 | {} |",
+        ratio(get(one, 0), get(one, 6))
+    )?;
+    writeln!(
+        md,
+        "| 4→4 64 B vs Python multiprocessing.Queue | ≥ 20× | {}× |",
+        ratio(get(four, 0), get(four, 2))
+    )?;
+    writeln!(
+        md,
+        "| 4→4 64 B vs faster-fifo | ≥ 20× | {}× |",
+        ratio(get(four, 0), get(four, 3))
+    )?;
+    writeln!(
+        md,
+        "| 4→4 64 B vs mpqueue's own 1→1 | ≥ 0.50 | {} |",
+        ratio(get(four, 0), get(one, 0))
+    )?;
+    writeln!(
+        md,
+        "| ping-pong median vs raw pipe, same CPU | ≤ 1 | {} |",
+        ratio(rtt_same.0, rtt_same.1)
+    )?;
+    writeln!(
+        md,
+        "| ping-pong median vs raw pipe, cross CPU | ≤ 1 | {} |",
+        ratio(rtt_cross.0, rtt_cross.1)
+    )?;
+    writeln!(
+        md,
+        "| 1 MiB items vs raw pipe (1 MiB buffer) | ≥ 0.70 | {} |",
+        ratio(big[0].1.med(), big[4].1.med())
+    )?;
     let overhead = |on: Option<f64>, off: Option<f64>| match (on, off) {
         (Some(on), Some(off)) if off > 0.0 => format!("{:+.1}%", (off - on) / off * 100.0),
         _ => "n/a".into(),
     };
-    writeln!(md, "| counters on vs off, 1→1 64 B (cost) | ≤ 5% | {} |", overhead(get(one, 0), get(one, 1)))?;
-    writeln!(md, "| counters on vs off, 4→4 64 B (cost) | ≤ 5% | {} |", overhead(get(four, 0), get(four, 1)))?;
+    writeln!(
+        md,
+        "| counters on vs off, 1→1 64 B (cost) | ≤ 5% | {} |",
+        overhead(get(one, 0), get(one, 1))
+    )?;
+    writeln!(
+        md,
+        "| counters on vs off, 4→4 64 B (cost) | ≤ 5% | {} |",
+        overhead(get(four, 0), get(four, 1))
+    )?;
 
     if let Ok(analysis) = std::fs::read_to_string("bench/ANALYSIS.md") {
         writeln!(md, "\n{analysis}")?;

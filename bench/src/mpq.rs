@@ -6,7 +6,14 @@ use mpqueue::{Queue, process};
 use std::time::Duration;
 
 /// Items per second from `p` producers to `c` consumer processes.
-pub fn tput<T: Item>(p: usize, c: usize, n: u64, place: Placement, stats: bool, maxsize: usize) -> anyhow::Result<f64> {
+pub fn tput<T: Item>(
+    p: usize,
+    c: usize,
+    n: u64,
+    place: Placement,
+    stats: bool,
+    maxsize: usize,
+) -> anyhow::Result<f64> {
     let q: Queue<Msg<T>> = Queue::builder().stats(stats).maxsize(maxsize).create()?;
     let per = n / p as u64;
     let (secs, got) = timed_run(
@@ -32,7 +39,11 @@ pub fn tput<T: Item>(p: usize, c: usize, n: u64, place: Placement, stats: bool, 
             got
         },
     )?;
-    anyhow::ensure!(got == per * p as u64, "received {got} of {}", per * p as u64);
+    anyhow::ensure!(
+        got == per * p as u64,
+        "received {got} of {}",
+        per * p as u64
+    );
     Ok(got as f64 / secs)
 }
 
@@ -112,16 +123,28 @@ pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
     let rss = || -> u64 {
         std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
             .unwrap_or(0)
             * 1024
     };
     let shm_files = |dir: &std::path::Path| -> u64 {
-        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     };
-    let dir = std::path::PathBuf::from(format!("/dev/shm/mpqueue-bench-mem-{}", std::process::id()));
-    let queues: Vec<Queue<crate::items::B64>> =
-        (0..N).map(|i| Queue::builder().name(&format!("m{i}")).dir(&dir).create()).collect::<Result<_, _>>()?;
+    let dir =
+        std::path::PathBuf::from(format!("/dev/shm/mpqueue-bench-mem-{}", std::process::id()));
+    let queues: Vec<Queue<crate::items::B64>> = (0..N)
+        .map(|i| Queue::builder().name(&format!("m{i}")).dir(&dir).create())
+        .collect::<Result<_, _>>()?;
     let declared = shm_files(&dir) / N as u64;
     let before = rss();
     for q in &queues {
@@ -138,7 +161,10 @@ pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
             q.put(crate::items::B64::make()).unwrap();
             q.get().unwrap();
         }
-        board.board().counts[0].store(rss().saturating_sub(before), std::sync::atomic::Ordering::Relaxed);
+        board.board().counts[0].store(
+            rss().saturating_sub(before),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         0
     })?;
     anyhow::ensure!(child.join()? == 0);

@@ -22,7 +22,12 @@ impl Fleet {
     pub fn start(queues: usize, procs: usize) -> anyhow::Result<Self> {
         let dir = PathBuf::from(format!("/dev/shm/mpqueue-bench-obs-{}", std::process::id()));
         let qs: Vec<Queue<u64>> = (0..queues)
-            .map(|i| Queue::builder().name(&format!("fleet-{i:03}")).dir(&dir).create())
+            .map(|i| {
+                Queue::builder()
+                    .name(&format!("fleet-{i:03}"))
+                    .dir(&dir)
+                    .create()
+            })
             .collect::<Result<_, _>>()?;
         let board = Shared::new();
         let mut kids = Vec::new();
@@ -41,7 +46,12 @@ impl Fleet {
         while board.board().counts[0].load(Ordering::SeqCst) < procs as u64 {
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(Fleet { dir, board, kids, _queues: qs })
+        Ok(Fleet {
+            dir,
+            board,
+            kids,
+            _queues: qs,
+        })
     }
 }
 
@@ -57,7 +67,11 @@ impl Drop for Fleet {
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let p = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(p.exists(), "{} not built (cargo build --release --workspace)", p.display());
+    anyhow::ensure!(
+        p.exists(),
+        "{} not built (cargo build --release --workspace)",
+        p.display()
+    );
     Ok(p)
 }
 
@@ -69,7 +83,12 @@ pub fn scrapes(dir: &Path, n: usize) -> anyhow::Result<Vec<f64>> {
         .stdout(Stdio::piped())
         .spawn()?;
     let mut line = String::new();
-    BufReader::new(ex.stdout.as_mut().ok_or_else(|| anyhow::anyhow!("no stdout"))?).read_line(&mut line)?;
+    BufReader::new(
+        ex.stdout
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    )
+    .read_line(&mut line)?;
     let port: u16 = line
         .split("127.0.0.1:")
         .nth(1)
@@ -110,7 +129,9 @@ pub fn top_cpu(dir: &Path, secs: u64) -> anyhow::Result<f64> {
     anyhow::ensure!(status.success(), "tmux is needed to run mpqueue-top");
     let result = (|| {
         std::thread::sleep(Duration::from_secs(1));
-        let out = Command::new("tmux").args(["display-message", "-p", "-t", &session, "#{pane_pid}"]).output()?;
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &session, "#{pane_pid}"])
+            .output()?;
         let pid: u32 = String::from_utf8(out.stdout)?.trim().parse()?;
         let t0 = cpu_ticks(pid).ok_or_else(|| anyhow::anyhow!("mpqueue-top not running"))?;
         let start = Instant::now();
@@ -120,6 +141,8 @@ pub fn top_cpu(dir: &Path, secs: u64) -> anyhow::Result<f64> {
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         Ok((t1 - t0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0)
     })();
-    let _ = Command::new("tmux").args(["kill-session", "-t", &session]).status();
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .status();
     result
 }

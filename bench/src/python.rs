@@ -4,7 +4,11 @@ use anyhow::Context;
 use std::process::Command;
 
 fn python() -> &'static str {
-    if std::path::Path::new(".venv/bin/python").exists() { ".venv/bin/python" } else { "python3" }
+    if std::path::Path::new(".venv/bin/python").exists() {
+        ".venv/bin/python"
+    } else {
+        "python3"
+    }
 }
 
 /// Runs one scenario for `peer`; returns the numbers it printed.
@@ -17,11 +21,18 @@ pub fn run(peer: &str, args: &[String]) -> anyhow::Result<Vec<f64>> {
         .context("running python3")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
         anyhow::bail!("{}", last.trim());
     }
     String::from_utf8(out.stdout)?
         .split_whitespace()
-        .map(|t| t.parse::<f64>().with_context(|| format!("bad number {t:?} from pybench")))
+        .map(|t| {
+            t.parse::<f64>()
+                .with_context(|| format!("bad number {t:?} from pybench"))
+        })
         .collect()
 }

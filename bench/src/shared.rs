@@ -53,7 +53,10 @@ impl Drop for Shared {
 
 /// Monotonic nanoseconds.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -139,7 +142,12 @@ pub fn timed_run(
     for k in kids {
         anyhow::ensure!(k.join()? == 0, "a benchmark process failed");
     }
-    let t1 = (producers..producers + consumers).map(|i| b.ends[i].load(Ordering::Acquire)).max().unwrap_or(t0);
-    let items = (producers..producers + consumers).map(|i| b.counts[i].load(Ordering::Relaxed)).sum();
+    let t1 = (producers..producers + consumers)
+        .map(|i| b.ends[i].load(Ordering::Acquire))
+        .max()
+        .unwrap_or(t0);
+    let items = (producers..producers + consumers)
+        .map(|i| b.counts[i].load(Ordering::Relaxed))
+        .sum();
     Ok(((t1.saturating_sub(t0)) as f64 / 1e9, items))
 }

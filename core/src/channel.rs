@@ -21,14 +21,14 @@ use crate::layout::{RECORD_HEADER, kind, record_size};
 use crate::procs;
 use crate::segment::Segments;
 use crate::sys::{self, LockFailed, Locked, Wait};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicU32, fence};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// How long a blocked side sleeps before it looks for a dead peer.
 const PROBE_NS: u64 = 50_000_000;
 /// Spins on a shared word before sleeping (keeps a busy producer/consumer pair off futex).
-const SPINS: u32 = 200;
-const YIELDS: u32 = 8;
+const SPINS: u32 = 16;
+const YIELDS: u32 = 128;
 
 /// Why a write stopped before the item was published.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,34 +66,63 @@ pub(crate) struct WriteLimits<'c> {
     pub flushing: &'c dyn Fn() -> bool,
 }
 
-/// Wakes sleepers on `seq` if any are registered. The SeqCst fence orders the caller's
-/// preceding Release store before the load of `waiters` (pairs with the fence in `sleep_on`).
-fn notify(seq: &AtomicU32, waiters: &AtomicU32) {
-    fence(SeqCst);
-    if waiters.load(Relaxed) > 0 {
-        seq.fetch_add(1, Release);
-        sys::futex_wake(seq, i32::MAX);
+/// A futex-based event: sleepers register in `waiters`, note the `seq` they sleep on in
+/// `slept`, and sleep while `seq` is unchanged; a waker bumps `seq` and wakes them only if
+/// someone sleeps on the current value, so one sleep costs at most one wake-up syscall
+/// however many times the condition changes meanwhile.
+pub(crate) struct Event<'a> {
+    pub seq: &'a AtomicU32,
+    pub waiters: &'a AtomicU32,
+    pub slept: &'a AtomicU32,
+}
+
+impl Event<'_> {
+    /// Wakes the sleepers if any sleep on the current `seq`. The caller has just made the
+    /// condition true with a SeqCst store (or RMW): with the SeqCst loads here and the
+    /// SeqCst operations in `sleep`, either the sleeper sees the new state or we see it.
+    pub(crate) fn wake(&self) {
+        if self.waiters.load(SeqCst) > 0 {
+            let s = self.seq.load(SeqCst);
+            if self.slept.load(SeqCst) == s
+                && self
+                    .seq
+                    .compare_exchange(s, s.wrapping_add(1), SeqCst, Relaxed)
+                    .is_ok()
+            {
+                sys::futex_wake(self.seq, i32::MAX);
+            }
+        }
+    }
+
+    /// Sleeps until woken or `until`, unless `ready()` holds after registering.
+    pub(crate) fn sleep(&self, until: Option<u64>, ready: impl Fn() -> bool) {
+        self.waiters.fetch_add(1, SeqCst);
+        let s = self.seq.load(SeqCst);
+        self.slept.store(s, SeqCst);
+        // `ready()` loads with SeqCst (see `wake`).
+        if !ready() {
+            sys::futex_wait(self.seq, s, until);
+        }
+        self.waiters.fetch_sub(1, SeqCst);
     }
 }
 
-/// Sleeps on `seq` until woken or `until`, unless `ready()` already holds after registering.
-fn sleep_on(seq: &AtomicU32, waiters: &AtomicU32, until: Option<u64>, ready: impl Fn() -> bool) {
-    waiters.fetch_add(1, SeqCst);
-    let s = seq.load(SeqCst);
-    fence(SeqCst);
-    if !ready() {
-        sys::futex_wait(seq, s, until);
-    }
-    waiters.fetch_sub(1, SeqCst);
-}
-
-/// Spins briefly for `ready()`; true if it held.
-pub(crate) fn spin_for(ready: impl Fn() -> bool) -> bool {
+/// Spins a few hundred nanoseconds for `ready()` (no system call, no clock); true if it
+/// held. A wait this short does not count as blocking in the stats.
+pub(crate) fn spin_briefly(ready: impl Fn() -> bool) -> bool {
     for _ in 0..SPINS {
         if ready() {
             return true;
         }
         std::hint::spin_loop();
+    }
+    ready()
+}
+
+/// Spins, then yields the CPU a number of times, for `ready()`; true if it held.
+pub(crate) fn spin_for(ready: impl Fn() -> bool) -> bool {
+    if spin_briefly(&ready) {
+        return true;
     }
     for _ in 0..YIELDS {
         if ready() {
@@ -180,51 +209,93 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// The 8-byte record header at `pos` as one word (`pos` is 8-aligned, so a header
+    /// never wraps).
+    fn header_word(&self, pos: u64) -> &AtomicU64 {
+        let off = (pos & (self.cap - 1) & !7) as usize;
+        // SAFETY: off is 8-aligned and off + 8 <= cap (cap is a multiple of 8), inside the
+        // ring, whose start is page-aligned; AtomicU64 is valid for any bits.
+        unsafe { &*(self.base.add(off) as *const AtomicU64) }
+    }
+
     fn write_header(&self, pos: u64, len: u32, kind: u32) {
-        let mut h = [0u8; 8];
-        h[..4].copy_from_slice(&len.to_le_bytes());
-        h[4..].copy_from_slice(&kind.to_le_bytes());
-        self.copy_in(pos, &h);
+        // Relaxed: the record is published later by the Release/SeqCst store of write_pos.
+        self.header_word(pos)
+            .store(u64::from(len) | (u64::from(kind) << 32), Relaxed);
     }
 
     fn read_header(&self, pos: u64) -> (u32, u32) {
-        let mut h = [0u8; 8];
-        self.copy_out(pos, &mut h);
-        (
-            u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
-            u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
-        )
+        // Relaxed: the caller loaded write_pos (Acquire/SeqCst) past this record.
+        let w = self.header_word(pos).load(Relaxed);
+        (w as u32, (w >> 32) as u32)
     }
 
+    /// Whether the ring has unread bytes. Checks the readers' cached `write_pos` first, so
+    /// a backlog is seen without touching the writers' cache line.
     pub(crate) fn has_data(&self) -> bool {
         let d = self.seg.data();
-        d.write_pos.load(Acquire) != d.read_pos.load(Acquire)
+        let rp = d.read_pos.load(SeqCst);
+        d.reader_write_pos.load(Relaxed) != rp || d.write_pos.load(SeqCst) != rp
+    }
+
+    /// Bytes free for the writer (caller holds the write lock), re-reading `read_pos` only
+    /// when the cached view shows less than `need`.
+    fn free_at_least(&self, need: u64) -> Result<u64, WriteStop> {
+        let d = self.seg.data();
+        let wp = d.write_pos.load(Relaxed);
+        let cached = wp.wrapping_sub(d.writer_read_pos.load(Relaxed));
+        if cached <= self.cap && self.cap - cached >= need {
+            return Ok(self.cap - cached);
+        }
+        self.free_bytes()
     }
 
     fn free_bytes(&self) -> Result<u64, WriteStop> {
         let d = self.seg.data();
-        let used = d
-            .write_pos
-            .load(Relaxed)
-            .wrapping_sub(d.read_pos.load(Acquire));
+        let rp = d.read_pos.load(SeqCst);
+        d.writer_read_pos.store(rp, Relaxed);
+        let used = d.write_pos.load(Relaxed).wrapping_sub(rp);
         if used > self.cap {
             return Err(WriteStop::Broken("ring positions are corrupt".into()));
         }
         Ok(self.cap - used)
     }
 
+    fn data_event(&self) -> Event<'_> {
+        let d = self.seg.data();
+        Event {
+            seq: &d.data_seq,
+            waiters: &d.data_waiters,
+            slept: &d.data_slept,
+        }
+    }
+
+    fn space_event(&self) -> Event<'_> {
+        let d = self.seg.data();
+        Event {
+            seq: &d.space_seq,
+            waiters: &d.space_waiters,
+            slept: &d.space_slept,
+        }
+    }
+
     fn publish_write(&self, new_pos: u64) {
         let d = self.seg.data();
-        // Release: publishes the record bytes; pairs with the Acquire loads of write_pos.
-        d.write_pos.store(new_pos, Release);
-        notify(&d.data_seq, &d.data_waiters);
+        // SeqCst (a Release that also orders before `wake`'s loads): publishes the record
+        // bytes; pairs with the Acquire/SeqCst loads of write_pos.
+        d.write_pos.store(new_pos, SeqCst);
+        self.data_event().wake();
     }
 
     fn publish_read(&self, new_pos: u64) {
         let d = self.seg.data();
-        // Release: the bytes were copied out before; pairs with the Acquire in free_bytes.
-        d.read_pos.store(new_pos, Release);
-        notify(&d.space_seq, &d.space_waiters);
+        // SeqCst (Release + ordered before `wake`): the bytes were copied out before; pairs
+        // with the load in free_bytes.
+        d.read_pos.store(new_pos, SeqCst);
+        // Wake a writer only once it has the space it waits for.
+        if new_pos >= d.space_target.load(Relaxed) {
+            self.space_event().wake();
+        }
     }
 
     // ---- write side ------------------------------------------------------------------------
@@ -294,7 +365,7 @@ impl<'a> Channel<'a> {
     /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
     pub(crate) fn try_write(&self, _g: &WriteGuard<'_, 'a>, frame: &[u8], slot: usize) -> bool {
         let need = record_size(frame.len() as u64);
-        if need > self.cap || !matches!(self.free_bytes(), Ok(f) if f >= need) {
+        if need > self.cap || !matches!(self.free_at_least(need), Ok(f) if f >= need) {
             return false;
         }
         let d = self.seg.data();
@@ -406,7 +477,7 @@ impl<'a> Channel<'a> {
     /// an item (so its leftovers get skipped) and for a stall.
     fn wait_space(&self, need: u64, lim: &WriteLimits<'_>) -> Result<u64, WriteStop> {
         let d = self.seg.data();
-        let free = self.free_bytes()?;
+        let free = self.free_at_least(need)?;
         if free >= need {
             return Ok(free);
         }
@@ -416,13 +487,13 @@ impl<'a> Channel<'a> {
         }
         let mut last_read = d.read_pos.load(Relaxed);
         let mut last_progress = sys::mono_now();
+        // Readers wake us once read_pos reaches this: `need` bytes free.
+        d.space_target.store(
+            (d.write_pos.load(Relaxed) + need).saturating_sub(self.cap),
+            Relaxed,
+        );
         loop {
-            sleep_on(
-                &d.space_seq,
-                &d.space_waiters,
-                Some(slice(lim.deadline)),
-                ready,
-            );
+            self.space_event().sleep(Some(slice(lim.deadline)), ready);
             let free = self.free_bytes()?;
             if free >= need {
                 return Ok(free);
@@ -459,9 +530,8 @@ impl<'a> Channel<'a> {
         if self.has_data() || spin_for(|| self.has_data()) {
             return true;
         }
-        let d = self.seg.data();
         loop {
-            sleep_on(&d.data_seq, &d.data_waiters, deadline, || self.has_data());
+            self.data_event().sleep(deadline, || self.has_data());
             if self.has_data() {
                 return true;
             }
@@ -537,7 +607,11 @@ impl<'a> Channel<'a> {
         let mut last_progress = sys::mono_now();
         loop {
             let rp = d.read_pos.load(Relaxed);
-            let wp = d.write_pos.load(Acquire);
+            let mut wp = d.reader_write_pos.load(Relaxed);
+            if wp.wrapping_sub(rp) == 0 || wp.wrapping_sub(rp) > self.cap {
+                wp = d.write_pos.load(SeqCst);
+                d.reader_write_pos.store(wp, Relaxed);
+            }
             let avail = wp.wrapping_sub(rp);
             if avail == 0 {
                 if !in_item && d.skip_item.load(Relaxed) == 0 {
@@ -548,9 +622,8 @@ impl<'a> Channel<'a> {
                 if spin_for(|| self.has_data()) {
                     continue;
                 }
-                sleep_on(&d.data_seq, &d.data_waiters, Some(slice(None)), || {
-                    self.has_data()
-                });
+                self.data_event()
+                    .sleep(Some(slice(None)), || self.has_data());
                 if self.has_data() {
                     last_progress = sys::mono_now();
                     continue;
@@ -709,7 +782,12 @@ impl<'a> Channel<'a> {
     /// Sleeps until `get` can make progress on capacity accounting: used by bounded `put`.
     pub(crate) fn wait_capacity(&self, until: u64, ready: impl Fn() -> bool) -> Wait {
         let h = self.seg.stats();
-        sleep_on(&h.cap_seq, &h.cap_waiters, Some(until), ready);
+        Event {
+            seq: &h.cap_seq,
+            waiters: &h.cap_waiters,
+            slept: &h.cap_slept,
+        }
+        .sleep(Some(until), ready);
         if sys::mono_now() >= until {
             Wait::TimedOut
         } else {

@@ -19,16 +19,23 @@ pub(crate) enum EncodeError {
     Failed(String),
 }
 
-/// Encodes `item` into at most `limit` bytes.
-pub(crate) fn encode<T: Serialize>(item: &T, limit: u64) -> Result<Vec<u8>, EncodeError> {
-    options(limit).serialize(item).map_err(|e| match *e {
-        bincode::ErrorKind::SizeLimit => EncodeError::TooLarge(
-            bincode::DefaultOptions::new()
-                .serialized_size(item)
-                .map_or(usize::MAX, |n| n as usize),
-        ),
-        other => EncodeError::Failed(other.to_string()),
-    })
+/// Encodes `item` into `out` (cleared first), at most `limit` bytes.
+pub(crate) fn encode_into<T: Serialize>(
+    item: &T,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.clear();
+    options(limit)
+        .serialize_into(&mut *out, item)
+        .map_err(|e| match *e {
+            bincode::ErrorKind::SizeLimit => EncodeError::TooLarge(
+                bincode::DefaultOptions::new()
+                    .serialized_size(item)
+                    .map_or(usize::MAX, |n| n as usize),
+            ),
+            other => EncodeError::Failed(other.to_string()),
+        })
 }
 
 /// Decodes a `T` that must use every byte of `bytes`.

@@ -105,7 +105,9 @@ pub struct DataHeader {
     pub wj_slot: AtomicU64,
     /// Write journal: that slot's `committed` before this item.
     pub wj_committed: AtomicU64,
-    _pad2: [u64; 1],
+    /// The `data_seq` value readers last went to sleep on (wake once per sleep).
+    pub data_slept: AtomicU32,
+    _pad2: u32,
 
     /// Held by one reader for a whole item.
     pub read_lock: RobustMutex,
@@ -126,7 +128,20 @@ pub struct DataHeader {
     pub rj_in_item: AtomicU64,
     /// 1 when a reader died inside a streamed item: its remaining records are skipped.
     pub skip_item: AtomicU64,
-    _pad4: [u64; 1],
+    /// The `space_seq` value writers last went to sleep on.
+    pub space_slept: AtomicU32,
+    _pad4: u32,
+    /// A writer waiting for space sleeps until `read_pos` reaches this.
+    pub space_target: AtomicU64,
+    _pad5: [u64; 7],
+
+    /// Writers' last view of `read_pos` (a lower bound; under the write lock), so most
+    /// writes do not touch the readers' cache line.
+    pub writer_read_pos: AtomicU64,
+    _pad6: [u64; 7],
+    /// Readers' last view of `write_pos` (a lower bound), likewise.
+    pub reader_write_pos: AtomicU64,
+    _pad7: [u64; 7],
 }
 
 /// Header of the stats segment: identity, capacity accounting and queue-wide events.
@@ -178,7 +193,13 @@ pub struct StatsHeader {
     pub cap_waiters: AtomicU32,
     /// Process slots in use (claimed or reserved).
     pub attached: AtomicU64,
-    _pad2: [u64; 4],
+    /// The `cap_seq` value `put`s last went to sleep on.
+    pub cap_slept: AtomicU32,
+    _pad2a: u32,
+    /// Children forked (by `process::fork`) that inherited the queue and have neither
+    /// attached nor exited yet: the files are kept for them.
+    pub pending_children: AtomicU64,
+    _pad2: [u64; 2],
 
     // -- queue-wide events (offset 384) --
     /// Locks taken over from a dead owner.

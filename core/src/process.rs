@@ -64,12 +64,22 @@ pub struct Child {
 pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // Every queue of this process is inherited: the child holds a claim on each until it
+    // attaches or exits, so the files stay even if everyone else detaches first.
+    let queues = registry::live();
+    for q in &queues {
+        q.claim_for_child();
+    }
     // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
     // depend on locks held by other threads (registry hooks release its lock in the child;
     // each queue builds a fresh per-process state for the new fork generation).
     let forked = unsafe { sys::fork() };
     match forked {
         Ok(None) => {
+            for q in &queues {
+                q.hold_claim();
+            }
+            drop(queues);
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .unwrap_or(PANIC_EXIT_CODE);
             for q in registry::live() {
@@ -80,7 +90,12 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
             sys::exit_now(code)
         }
         Ok(Some(pid)) => Ok(Child { pid, status: None }),
-        Err(e) => Err(e),
+        Err(e) => {
+            for q in &queues {
+                q.unclaim();
+            }
+            Err(e)
+        }
     }
 }
 

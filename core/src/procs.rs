@@ -188,15 +188,31 @@ fn retire_locked(seg: &Segments, i: usize) -> bool {
     slot.state.store(slot_state::FREE, Release);
     h.retire_seq.fetch_add(1, SeqCst); // even again
     let left = h.attached.fetch_sub(1, SeqCst).saturating_sub(1);
-    left == 0
+    left == 0 && h.pending_children.load(SeqCst) == 0
+}
+
+/// A forked child gives back its claim on the queue (it attached, or exits without having
+/// used it). Returns true if that leaves nobody, so the caller removes the files.
+pub(crate) fn release_pending(seg: &Segments) -> bool {
+    let h = seg.stats();
+    let Ok(_lock) = SlotLock::take(seg) else {
+        return false;
+    };
+    let before = h.pending_children.load(SeqCst);
+    if before == 0 {
+        return false;
+    }
+    h.pending_children.store(before - 1, SeqCst);
+    before == 1 && h.attached.load(SeqCst) == 0
 }
 
 /// Wakes `put`s waiting for capacity (after capacity was given back).
 pub(crate) fn wake_capacity(seg: &Segments) {
     let h = seg.stats();
-    std::sync::atomic::fence(SeqCst);
-    if h.cap_waiters.load(Relaxed) > 0 {
-        h.cap_seq.fetch_add(1, Release);
-        sys::futex_wake(&h.cap_seq, i32::MAX);
+    crate::channel::Event {
+        seq: &h.cap_seq,
+        waiters: &h.cap_waiters,
+        slept: &h.cap_slept,
     }
+    .wake();
 }

@@ -11,6 +11,7 @@ use crate::segment::{self, CreateParams, Segments};
 use crate::sys::{self, Wait};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub(crate) struct Core {
     local: AtomicPtr<Local>,
     /// The generation (process) that created or opened this handle.
     origin: u64,
+    /// The generation whose process holds a `pending_children` claim on this queue (set in
+    /// a child by `process::fork`; given back on attach or at exit).
+    pending_gen: AtomicU64,
 }
 
 /// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
@@ -85,6 +89,8 @@ struct LocalState {
     feeder_started: bool,
     /// The feeder should exit once the buffer is empty.
     stop: bool,
+    /// The feeder sleeps on `work` (so a put must notify it).
+    feeder_idle: bool,
     /// Items the feeder dropped (stall, abort or broken segment).
     dropped: u64,
 }
@@ -102,6 +108,7 @@ impl Core {
             opts,
             local: AtomicPtr::new(std::ptr::null_mut()),
             origin: registry::generation(),
+            pending_gen: AtomicU64::new(0),
         });
         core.local()?;
         registry::register(&core);
@@ -123,6 +130,7 @@ impl Core {
         // Only the process that opened the handle attaches "by name"; forked children
         // inherited it and keep working even if the name is gone.
         let slot = procs::attach(&self.seg, generation == self.origin)?;
+        self.release_pending_claim();
         let fresh = Box::into_raw(Box::new(Local {
             generation,
             slot,
@@ -224,6 +232,9 @@ impl Core {
         if deadline.is_some_and(|d| d <= sys::mono_now()) {
             return Err(());
         }
+        if channel::spin_briefly(|| self.has_capacity()) && self.try_reserve() {
+            return Ok(());
+        }
         let start = sys::mono_now();
         let ch = Channel::new(&self.seg);
         let result = loop {
@@ -251,7 +262,7 @@ impl Core {
     fn put_frame<T>(
         self: &Arc<Self>,
         item: T,
-        frame: Vec<u8>,
+        frame: &[u8],
         deadline: Option<u64>,
     ) -> Result<(), PutError<T>> {
         let local = match self.local() {
@@ -288,21 +299,23 @@ impl Core {
 
     /// Writes straight into the ring when nothing of ours is pending and the write lock is
     /// free; otherwise appends to the buffer for the feeder (per-process FIFO either way).
-    fn enqueue(self: &Arc<Self>, local: &Local, frame: Vec<u8>) {
+    fn enqueue(self: &Arc<Self>, local: &Local, frame: &[u8]) {
         let mut st = local.lock();
         if st.buffer.is_empty() && !st.busy {
             let ch = Channel::new(&self.seg);
             if let Some(g) = ch.try_lock_write()
-                && ch.try_write(&g, &frame, local.slot)
+                && ch.try_write(&g, frame, local.slot)
             {
                 drop(g);
                 self.start_feeder(&mut st);
                 return;
             }
         }
-        st.buffer.push_back(frame);
+        st.buffer.push_back(frame.to_vec());
         self.start_feeder(&mut st);
-        local.work.notify_one();
+        if st.feeder_idle {
+            local.work.notify_one();
+        }
     }
 
     fn start_feeder(self: &Arc<Self>, st: &mut LocalState) {
@@ -330,7 +343,9 @@ impl Core {
             let batch: Vec<Vec<u8>> = {
                 let mut st = local.lock();
                 while st.buffer.is_empty() && !st.stop {
+                    st.feeder_idle = true;
                     st = local.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st.feeder_idle = false;
                 }
                 if st.buffer.is_empty() {
                     local.idle.notify_all();
@@ -409,7 +424,13 @@ impl Core {
         n
     }
 
-    fn get_frame(&self, deadline: Option<u64>, nowait: bool) -> Result<Vec<u8>, GetError> {
+    /// Takes the next item's bytes into `buf`.
+    fn get_frame(
+        &self,
+        deadline: Option<u64>,
+        nowait: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), GetError> {
         let local = self.local().map_err(|e| GetError::Broken(e.to_string()))?;
         if local.closed.load(Relaxed) {
             return Err(GetError::Closed);
@@ -418,16 +439,20 @@ impl Core {
         self.touch(slot, role::CONSUMER);
         let ch = Channel::new(&self.seg);
         let mut waited_since: Option<u64> = None;
-        let mut buf = Vec::new();
+        let mut found_empty = false;
         let outcome = loop {
             if !ch.has_data() {
+                found_empty = true;
                 if nowait {
                     break Err(GetError::Empty);
                 }
-                waited_since.get_or_insert_with(sys::mono_now);
-                if !ch.wait_data(deadline) {
-                    slot.get_timeouts.fetch_add(1, Relaxed);
-                    break Err(GetError::Empty);
+                // Time only waits longer than a brief spin (no clock read on the fast path).
+                if !channel::spin_briefly(|| ch.has_data()) {
+                    waited_since.get_or_insert_with(sys::mono_now);
+                    if !ch.wait_data(deadline) {
+                        slot.get_timeouts.fetch_add(1, Relaxed);
+                        break Err(GetError::Empty);
+                    }
                 }
             }
             let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
@@ -436,7 +461,7 @@ impl Core {
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
                 Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
             };
-            match ch.read(&guard, &mut buf, deadline, READ_STALL_NS) {
+            match ch.read(&guard, buf, deadline, READ_STALL_NS) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
@@ -448,7 +473,6 @@ impl Core {
                 Err(ReadStop::Broken(r)) => break Err(GetError::Broken(r)),
             }
         };
-        let found_empty = waited_since.is_some() || (nowait && outcome.is_err());
         if found_empty && self.opts.stats {
             slot.empty_events.fetch_add(1, Relaxed);
         }
@@ -458,7 +482,7 @@ impl Core {
         outcome?;
         slot.gets.fetch_add(1, SeqCst);
         slot.bytes_got.fetch_add(buf.len() as u64, Relaxed);
-        Ok(buf)
+        Ok(())
     }
 
     fn close(&self) {
@@ -510,6 +534,7 @@ impl Core {
     /// Ends this process's use of the queue: flush (unless cancelled), stop the feeder,
     /// retire the stats slot, and remove the files if this was the last process.
     pub(crate) fn shutdown_process(&self) {
+        self.release_pending_claim();
         let Some(local) = self.current_local() else {
             return;
         };
@@ -519,6 +544,39 @@ impl Core {
         local.closed.store(true, Relaxed);
         let _ = self.join_feeder(local);
         if procs::detach(&self.seg, local.slot) {
+            for path in &self.seg.paths {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Before `fork` (in the parent): the child about to be made will hold a claim.
+    pub(crate) fn claim_for_child(&self) {
+        self.seg.stats().pending_children.fetch_add(1, SeqCst);
+    }
+
+    /// After `fork` failed: take the claim back.
+    pub(crate) fn unclaim(&self) {
+        let _ = procs::release_pending(&self.seg);
+    }
+
+    /// In the child after `fork`: this process holds the claim made for it.
+    pub(crate) fn hold_claim(&self) {
+        self.pending_gen.store(registry::generation(), SeqCst);
+    }
+
+    /// Gives back this process's claim, if it holds one; removes the files if that leaves
+    /// nobody.
+    fn release_pending_claim(&self) {
+        let generation = registry::generation();
+        if self
+            .pending_gen
+            .compare_exchange(generation, 0, SeqCst, Relaxed)
+            .is_ok()
+            && procs::release_pending(&self.seg)
+        {
             for path in &self.seg.paths {
                 let _ = std::fs::remove_file(path);
             }
@@ -606,6 +664,38 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
+thread_local! {
+    /// Per-thread buffers for encoding in `put` and receiving in `get`, so the fast path
+    /// allocates nothing.
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers above this are not kept between calls.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// Runs `f` with this thread's scratch buffer, taken out for the call (so a `Serialize`
+/// impl that itself uses a queue just gets a fresh one) and put back after.
+fn with_scratch<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    let taken = key
+        .try_with(|c| c.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).ok())
+        .ok()
+        .flatten();
+    let mut buf = taken.unwrap_or_default();
+    let r = f(&mut buf);
+    if buf.capacity() <= SCRATCH_KEEP {
+        let _ = key.try_with(|c| {
+            if let Ok(mut b) = c.try_borrow_mut() {
+                *b = buf;
+            }
+        });
+    }
+    r
+}
+
 fn deadline_after(timeout: Duration) -> u64 {
     sys::mono_now().saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
 }
@@ -680,18 +770,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn put_deadline(&self, item: T, deadline: Option<u64>) -> Result<(), PutError<T>> {
-        let frame = match codec::encode(&item, self.core().opts.max_item) {
-            Ok(f) => f,
-            Err(EncodeError::TooLarge(size)) => {
-                return Err(PutError::TooLarge {
+        with_scratch(&ENCODE_BUF, |frame| {
+            match codec::encode_into(&item, self.core().opts.max_item, frame) {
+                Ok(()) => self.handle.core.put_frame(item, frame, deadline),
+                Err(EncodeError::TooLarge(size)) => Err(PutError::TooLarge {
                     item,
                     size,
                     max: self.core().opts.max_item as usize,
-                });
+                }),
+                Err(EncodeError::Failed(reason)) => Err(PutError::Encode { item, reason }),
             }
-            Err(EncodeError::Failed(reason)) => return Err(PutError::Encode { item, reason }),
-        };
-        self.handle.core.put_frame(item, frame, deadline)
+        })
     }
 
     /// Puts `item`, waiting as long as the queue is full.
@@ -729,15 +818,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_deadline(&self, deadline: Option<u64>, nowait: bool) -> Result<T, GetError> {
         let core = self.core();
-        let bytes = core.get_frame(deadline, nowait)?;
-        codec::decode(&bytes, core.opts.max_item).map_err(|reason| {
-            if let Some(l) = core.current_local() {
-                core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
-            }
-            GetError::Decode {
-                len: bytes.len(),
-                reason,
-            }
+        with_scratch(&DECODE_BUF, |bytes| {
+            core.get_frame(deadline, nowait, bytes)?;
+            codec::decode(bytes, core.opts.max_item).map_err(|reason| {
+                if let Some(l) = core.current_local() {
+                    core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
+                }
+                GetError::Decode {
+                    len: bytes.len(),
+                    reason,
+                }
+            })
         })
     }
 
