@@ -363,9 +363,13 @@ impl<'a> Channel<'a> {
     }
 
     /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
+    /// Refuses while an earlier item still awaits its ABORT (`write` waits for room for it).
     pub(crate) fn try_write(&self, _g: &WriteGuard<'_, 'a>, frame: &[u8], slot: usize) -> bool {
         let need = record_size(frame.len() as u64);
-        if need > self.cap || !matches!(self.free_at_least(need), Ok(f) if f >= need) {
+        if need > self.cap
+            || self.seg.data().wj_active.load(Relaxed) != 0
+            || !matches!(self.free_at_least(need), Ok(f) if f >= need)
+        {
             return false;
         }
         let d = self.seg.data();
@@ -414,6 +418,12 @@ impl<'a> Channel<'a> {
         slot: usize,
         lim: &WriteLimits<'_>,
     ) -> Result<(), WriteStop> {
+        // An earlier writer's half-published item must be ended (ABORT) before anything
+        // else is written: wait for room for that record first.
+        while self.seg.data().wj_active.load(Relaxed) != 0 {
+            self.wait_space(RECORD_HEADER, lim)?;
+            self.repair_write();
+        }
         let n = frame.len() as u64;
         let whole = record_size(n);
         if whole <= self.cap {
@@ -651,8 +661,14 @@ impl<'a> Channel<'a> {
             let data_at = rp + RECORD_HEADER;
             let skipping = d.skip_item.load(Relaxed) != 0;
             match kind {
-                kind::WHOLE | kind::FIRST if in_item || skipping => {
+                kind::WHOLE | kind::FIRST if in_item => {
                     return Err(self.corrupt(wp, "new item inside an unfinished one".into()));
+                }
+                kind::WHOLE | kind::FIRST if skipping => {
+                    // A reader died after the skipped item ended but before clearing the
+                    // flag: the flag is stale.
+                    d.skip_item.store(0, Relaxed);
+                    continue;
                 }
                 kind::WHOLE => {
                     if len as u64 > self.max_item {
@@ -683,18 +699,6 @@ impl<'a> Channel<'a> {
                     d.rj_in_item.store(1, Relaxed);
                     self.publish_read(rp + size);
                 }
-                kind::MORE | kind::LAST if skipping => {
-                    if kind == kind::LAST {
-                        // The skipped item was published in full: it leaves the queue now.
-                        self.finish_item(rp + size);
-                        d.skip_item.store(0, Relaxed);
-                        h.frames_discarded.fetch_add(1, Relaxed);
-                        d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
-                        d.rj_active.store(1, Relaxed);
-                    } else {
-                        self.publish_read(rp + size);
-                    }
-                }
                 kind::MORE | kind::LAST if in_item => {
                     if out.len() as u64 + len as u64 > total {
                         return Err(self.corrupt(wp, "streamed item longer than announced".into()));
@@ -710,6 +714,20 @@ impl<'a> Channel<'a> {
                         return Ok(true);
                     }
                     self.publish_read(rp + size);
+                }
+                kind::MORE | kind::LAST => {
+                    // Pieces of an item whose reader died (skip flag), or orphans left when
+                    // it died just as the flag changed: drop them.
+                    if kind == kind::LAST {
+                        // The skipped item was published in full: it leaves the queue now.
+                        d.skip_item.store(0, Relaxed);
+                        self.finish_item(rp + size);
+                        h.frames_discarded.fetch_add(1, Relaxed);
+                        d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
+                        d.rj_active.store(1, Relaxed);
+                    } else {
+                        self.publish_read(rp + size);
+                    }
                 }
                 kind::ABORT => {
                     // The writer of the current item died: drop what was read of it.

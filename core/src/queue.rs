@@ -202,28 +202,34 @@ impl Core {
         self.size() < self.opts.maxsize
     }
 
-    fn try_reserve(&self) -> bool {
+    /// Takes one capacity slot now if there is room. On success `slot.reserving` stays
+    /// raised until the caller counts the item in `puts`: if the process dies in between,
+    /// the reaper gives the slot back. (Between raising `reserving` and the CAS, a death
+    /// counts one slot too many as lost: the queue then holds one more, never one less.)
+    fn try_reserve(&self, slot: &ProcSlot) -> bool {
         let h = self.seg.stats();
         loop {
-            let r = h.reserved.load(Acquire);
+            let r = h.reserved.load(SeqCst);
             let used = r
-                .saturating_sub(h.consumed.load(Acquire))
-                .saturating_sub(h.lost.load(Acquire));
+                .saturating_sub(h.consumed.load(SeqCst))
+                .saturating_sub(h.lost.load(SeqCst));
             if used >= self.opts.maxsize {
                 return false;
             }
+            slot.reserving.fetch_add(1, SeqCst);
             if h.reserved
                 .compare_exchange_weak(r, r + 1, SeqCst, Relaxed)
                 .is_ok()
             {
                 return true;
             }
+            slot.reserving.fetch_sub(1, SeqCst);
         }
     }
 
     /// Takes one capacity slot of a bounded queue. `Err(())` = full at the deadline.
     fn reserve(&self, slot: &ProcSlot, deadline: Option<u64>) -> Result<(), ()> {
-        if self.try_reserve() {
+        if self.try_reserve(slot) {
             return Ok(());
         }
         if self.opts.stats {
@@ -232,18 +238,18 @@ impl Core {
         if deadline.is_some_and(|d| d <= sys::mono_now()) {
             return Err(());
         }
-        if channel::spin_briefly(|| self.has_capacity()) && self.try_reserve() {
+        if channel::spin_briefly(|| self.has_capacity()) && self.try_reserve(slot) {
             return Ok(());
         }
         let start = sys::mono_now();
         let ch = Channel::new(&self.seg);
         let result = loop {
-            if channel::spin_for(|| self.has_capacity()) && self.try_reserve() {
+            if channel::spin_for(|| self.has_capacity()) && self.try_reserve(slot) {
                 break Ok(());
             }
             let until = (sys::mono_now() + 100_000_000).min(deadline.unwrap_or(u64::MAX));
             let woke = ch.wait_capacity(until, || self.has_capacity());
-            if self.try_reserve() {
+            if self.try_reserve(slot) {
                 break Ok(());
             }
             if deadline.is_some_and(|d| sys::mono_now() >= d) {
@@ -279,16 +285,14 @@ impl Core {
         }
         let slot = self.my_slot(local);
         if self.opts.maxsize > 0 {
-            slot.reserving.fetch_add(1, Relaxed);
             if self.reserve(slot, deadline).is_err() {
-                slot.reserving.fetch_sub(1, Relaxed);
                 return Err(PutError::Full(item));
             }
         }
         // From here the item is accepted: counted before it can be read, so gets <= puts.
-        slot.puts.fetch_add(1, Relaxed);
+        slot.puts.fetch_add(1, SeqCst);
         if self.opts.maxsize > 0 {
-            slot.reserving.fetch_sub(1, Relaxed);
+            slot.reserving.fetch_sub(1, SeqCst);
         }
         slot.bytes_put.fetch_add(frame.len() as u64, Relaxed);
         self.touch(slot, role::PRODUCER);
