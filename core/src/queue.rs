@@ -284,10 +284,8 @@ impl Core {
             return Err(PutError::Closed(item));
         }
         let slot = self.my_slot(local);
-        if self.opts.maxsize > 0 {
-            if self.reserve(slot, deadline).is_err() {
-                return Err(PutError::Full(item));
-            }
+        if self.opts.maxsize > 0 && self.reserve(slot, deadline).is_err() {
+            return Err(PutError::Full(item));
         }
         // From here the item is accepted: counted before it can be read, so gets <= puts.
         slot.puts.fetch_add(1, SeqCst);

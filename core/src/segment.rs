@@ -192,12 +192,24 @@ fn create_file(path: &Path, name: &str, mode: u32, len: usize) -> Result<File, E
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| open_error(path, name, e))?;
-    // The umask may have cleared bits the caller asked for: set the mode exactly.
+    // The umask may have cleared bits the caller asked for: set the mode exactly. The pages
+    // are allocated now, so a full /dev/shm fails here instead of killing a process with
+    // SIGBUS later.
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.set_len(len as u64))
+        .and_then(|()| sys::allocate(&file, len))
         .map_err(|e| {
             let _ = std::fs::remove_file(path);
-            Error::io(format!("sizing {}", path.display()), e)
+            let what = if e.raw_os_error() == Some(libc::ENOSPC) {
+                format!(
+                    "no space for the queue's shared memory ({len} bytes) in {}",
+                    path.parent()
+                        .map_or_else(String::new, |p| p.display().to_string())
+                )
+            } else {
+                format!("sizing {}", path.display())
+            };
+            Error::io(what, e)
         })?;
     Ok(file)
 }

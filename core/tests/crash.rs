@@ -31,8 +31,14 @@ struct Item {
 fn body(producer: u32, seq: u32) -> Vec<u8> {
     // Every 13th item is larger than the 8 KiB ring, so it streams and kills can land in
     // the middle of it; the rest vary from 0 to ~300 bytes.
-    let len = if seq % 13 == 5 { 20_000 + (seq % 7) as usize * 1000 } else { (seq as usize * 37 + producer as usize) % 300 };
-    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seq ^ producer) as u8).collect()
+    let len = if seq % 13 == 5 {
+        20_000 + (seq % 7) as usize * 1000
+    } else {
+        (seq as usize * 37 + producer as usize) % 300
+    };
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(seq ^ producer) as u8)
+        .collect()
 }
 
 /// Shared memory for the whole run: per (producer, seq) receive counts, and tallies.
@@ -47,7 +53,14 @@ impl Tally {
         let len = 512 + MAX_SEQ + PRODUCERS * 512;
         // SAFETY: a fresh shared anonymous mapping, checked for failure.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert_ne!(p, libc::MAP_FAILED);
         Tally { ptr: p.cast(), len }
@@ -62,7 +75,12 @@ impl Tally {
 
     /// Receive count of (producer, seq).
     fn seen(&self, producer: u32, seq: u32) -> &AtomicU8 {
-        let idx = 512 + if producer == SURVIVOR { seq as usize } else { MAX_SEQ + (producer as usize) * 512 + seq as usize };
+        let idx = 512
+            + if producer == SURVIVOR {
+                seq as usize
+            } else {
+                MAX_SEQ + (producer as usize) * 512 + seq as usize
+            };
         assert!(idx < self.len && (producer == SURVIVOR || seq < 512));
         // SAFETY: idx < len (asserted); AtomicU8 has no invalid bits.
         unsafe { &*(self.ptr.add(idx) as *const AtomicU8) }
@@ -85,8 +103,15 @@ fn consume(q: &Queue<Item>, t: &Tally, stop_when_drained: bool) {
     loop {
         match q.get_timeout(Duration::from_millis(200)) {
             Ok(item) => {
-                assert_eq!(item.body, body(item.producer, item.seq), "corrupt item {}:{}", item.producer, item.seq);
-                t.seen(item.producer, item.seq).fetch_add(1, Ordering::SeqCst);
+                assert_eq!(
+                    item.body,
+                    body(item.producer, item.seq),
+                    "corrupt item {}:{}",
+                    item.producer,
+                    item.seq
+                );
+                t.seen(item.producer, item.seq)
+                    .fetch_add(1, Ordering::SeqCst);
                 t.word(0).fetch_add(1, Ordering::SeqCst);
             }
             Err(mpqueue::GetError::Empty) => {
@@ -101,7 +126,10 @@ fn consume(q: &Queue<Item>, t: &Tally, stop_when_drained: bool) {
 
 fn run(maxsize: usize, label: &str) {
     setup();
-    let secs: u64 = std::env::var("MPQUEUE_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let secs: u64 = std::env::var("MPQUEUE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     let _w = watchdog(Duration::from_secs(secs + 240));
     let q: Queue<Item> = Queue::builder()
         .label(label)
@@ -116,7 +144,11 @@ fn run(maxsize: usize, label: &str) {
     let survivor_p = process::fork(|| {
         let mut seq = 0u32;
         while t.word(2).load(Ordering::SeqCst) == 0 && (seq as usize) < MAX_SEQ {
-            let mut item = Item { producer: SURVIVOR, seq, body: body(SURVIVOR, seq) };
+            let mut item = Item {
+                producer: SURVIVOR,
+                seq,
+                body: body(SURVIVOR, seq),
+            };
             loop {
                 match q.put_timeout(item, Duration::from_millis(500)) {
                     Ok(()) => break,
@@ -151,7 +183,14 @@ fn run(maxsize: usize, label: &str) {
             *next_id += 1;
             let c = process::fork(|| {
                 for seq in 0..512u32 {
-                    let _ = q.put_timeout(Item { producer: id, seq, body: body(id, seq) }, Duration::from_millis(50));
+                    let _ = q.put_timeout(
+                        Item {
+                            producer: id,
+                            seq,
+                            body: body(id, seq),
+                        },
+                        Duration::from_millis(50),
+                    );
                 }
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
@@ -168,7 +207,8 @@ fn run(maxsize: usize, label: &str) {
             (c, true)
         }
     };
-    let mut victims: Vec<(mpqueue::Child, bool)> = (0..6).map(|_| spawn(&mut rng, &mut next_id)).collect();
+    let mut victims: Vec<(mpqueue::Child, bool)> =
+        (0..6).map(|_| spawn(&mut rng, &mut next_id)).collect();
     while start.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_micros(rng.next() % 15_000));
         let i = (rng.next() % victims.len() as u64) as usize;
@@ -199,7 +239,8 @@ fn run(maxsize: usize, label: &str) {
     // Anything still in the ring now (none expected) is drained here, so nothing is missed.
     while let Ok(item) = q.get_timeout(Duration::from_millis(200)) {
         assert_eq!(item.body, body(item.producer, item.seq));
-        t.seen(item.producer, item.seq).fetch_add(1, Ordering::SeqCst);
+        t.seen(item.producer, item.seq)
+            .fetch_add(1, Ordering::SeqCst);
         t.word(0).fetch_add(1, Ordering::SeqCst);
     }
 
@@ -214,7 +255,10 @@ fn run(maxsize: usize, label: &str) {
     }
     for id in 1..next_id {
         for seq in 0..512 {
-            assert!(t.seen(id, seq).load(Ordering::SeqCst) <= 1, "victim item {id}:{seq} duplicated");
+            assert!(
+                t.seen(id, seq).load(Ordering::SeqCst) <= 1,
+                "victim item {id}:{seq} duplicated"
+            );
         }
     }
     let s = observe::list()
@@ -229,11 +273,23 @@ fn run(maxsize: usize, label: &str) {
          missing {missing}; puts {} received {received} lost {} discarded {} lock recoveries {}",
         s.puts, s.lost, s.frames_discarded, s.lock_recoveries
     );
-    assert!(producer_kills + consumer_kills >= 50, "too few kills to mean anything");
-    assert!(missing <= consumer_kills, "{missing} survivor items lost, only {consumer_kills} consumers were killed");
+    assert!(
+        producer_kills + consumer_kills >= 50,
+        "too few kills to mean anything"
+    );
+    assert!(
+        missing <= consumer_kills,
+        "{missing} survivor items lost, only {consumer_kills} consumers were killed"
+    );
     // Every accepted item is received, counted as lost, or was taken by a killed consumer.
-    let taken_by_killed = s.puts.checked_sub(received + s.lost).expect("more received + lost than put");
-    assert!(taken_by_killed <= consumer_kills, "{taken_by_killed} items unaccounted for");
+    let taken_by_killed = s
+        .puts
+        .checked_sub(received + s.lost)
+        .expect("more received + lost than put");
+    assert!(
+        taken_by_killed <= consumer_kills,
+        "{taken_by_killed} items unaccounted for"
+    );
     assert!(missing <= taken_by_killed);
     assert_eq!(q.qsize(), 0);
     assert_eq!(s.size, 0);

@@ -96,6 +96,15 @@ fn run(producers: u32, consumers: u32, per_producer: u32, maxsize: usize, payloa
     let missing = (0..total).filter(|&i| seen.get(i) != 1).count();
     assert_eq!(missing, 0, "items not received exactly once");
     assert_eq!(q.qsize(), 0);
+    // The last handle gone, the queue's shared memory is gone too.
+    let name = q.name().to_string();
+    drop(q);
+    let left = mpqueue::observe::list().unwrap();
+    assert!(
+        left.iter()
+            .all(|r| r.snapshot().map_or(true, |s| s.name != name)),
+        "{name} left behind"
+    );
 }
 
 #[test]

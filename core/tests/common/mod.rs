@@ -10,6 +10,12 @@ use std::time::Duration;
 
 static DIR: OnceLock<PathBuf> = OnceLock::new();
 
+extern "C" fn remove_dir() {
+    if let Some(d) = DIR.get() {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 /// Points `MPQUEUE_DIR` at a fresh directory for this test process; call first in every test.
 pub fn setup() -> &'static Path {
     DIR.get_or_init(|| {
@@ -21,6 +27,10 @@ pub fn setup() -> &'static Path {
         // SAFETY: runs once, before any test in this process reads the environment (every
         // test calls setup() before touching a queue).
         unsafe { std::env::set_var("MPQUEUE_DIR", &dir) };
+        // The test process removes its directory when it exits (forked children leave with
+        // _exit and do not): nothing is left in /dev/shm after the suite.
+        // SAFETY: registers a plain function valid for the whole program.
+        unsafe { libc::atexit(remove_dir) };
         dir
     })
 }

@@ -1,0 +1,280 @@
+//! Bad environments and hostile input: a full /dev/shm, few file descriptors, another
+//! process scribbling over the segments, a planted symlink, a parent that exits without
+//! joining its children. Clear errors, no panic, no hang, no corruption of the rest.
+
+mod common;
+use common::*;
+use mpqueue::{Error, GetError, Queue, observe, process};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A small tmpfs mounted on a fresh directory (the test runs as root, as CI does).
+struct SmallTmpfs(tempfile::TempDir);
+
+impl SmallTmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mpqueue-tmpfs-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8) must exist");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        SmallTmpfs(dir)
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_shm_is_a_clear_error_and_existing_queues_keep_working() {
+    setup();
+    let fs = SmallTmpfs::mount("600k");
+    let dir = fs.0.path();
+    let mut made = Vec::new();
+    let err = loop {
+        let q = Queue::<Vec<u8>>::builder()
+            .name(&format!("fill-{}", made.len()))
+            .dir(dir)
+            .capacity_bytes(64 << 10)
+            .create();
+        match q {
+            Ok(q) => made.push(q),
+            Err(e) => break e,
+        }
+        assert!(made.len() < 100, "the small tmpfs never filled up");
+    };
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no space for the queue's shared memory"),
+        "{err}"
+    );
+    assert!(!made.is_empty());
+    // No half-made queue is left behind, and the others work, big items included.
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), made.len() * 2, "{names:?}");
+    for q in &made {
+        q.put(vec![1; 200_000]).unwrap();
+        assert_eq!(q.get_timeout(LONG).unwrap().len(), 200_000);
+    }
+}
+
+#[test]
+fn queues_need_no_file_descriptors_once_made() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let child = process::fork(|| {
+        // SAFETY: lowers this child's own descriptor limit.
+        unsafe {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        // Far more queues than descriptors: files are closed once mapped.
+        let qs: Vec<Queue<u32>> = (0..100)
+            .map(|i| Queue::builder().name(&format!("fd-{i}")).create().unwrap())
+            .collect();
+        for (i, q) in qs.iter().enumerate() {
+            q.put(i as u32).unwrap();
+            assert_eq!(q.get().unwrap(), i as u32);
+        }
+        // With no descriptor at all, creating fails with a clear error, nothing panics.
+        // SAFETY: as above.
+        unsafe {
+            let lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 32,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        match Queue::<u32>::builder().name("no-fd").create() {
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EMFILE) => {}
+            other => {
+                eprintln!("unexpected: {other:?}");
+                return 1;
+            }
+        }
+        qs[0].put(7).unwrap();
+        i32::from(qs[0].get().unwrap() != 7)
+    })
+    .unwrap();
+    assert_eq!(child.join().unwrap(), 0);
+}
+
+fn scribble(path: &Path, offset: u64, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn scribbled_ring_gives_errors_not_panics() {
+    let dir = setup();
+    let q: Queue<String> = Queue::builder()
+        .name("scribbled-ring")
+        .capacity_bytes(4096)
+        .create()
+        .unwrap();
+    for i in 0..5 {
+        q.put(format!("item {i}")).unwrap();
+    }
+    let data = dir.join("q.scribbled-ring.data");
+    // Random bytes over the records.
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    scribble(&data, 4096, &junk);
+    let mut errors = 0;
+    for _ in 0..10 {
+        match q.get_timeout(Duration::from_millis(50)) {
+            Ok(_) | Err(GetError::Empty) => {}
+            Err(GetError::Corrupt(_) | GetError::Decode { .. }) => errors += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(errors >= 1, "corruption went unnoticed");
+    // The queue goes on after skipping what it could not read.
+    q.put("after".into()).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), "after");
+    let s = observe::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "scribbled-ring")
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert!(s.frames_discarded >= 1);
+}
+
+#[test]
+fn scribbled_positions_and_counts_give_errors_not_panics() {
+    let dir = setup();
+    let q: Queue<u64> = Queue::builder()
+        .name("scribbled-head")
+        .maxsize(4)
+        .create()
+        .unwrap();
+    q.put(1).unwrap();
+    let data = dir.join("q.scribbled-head.data");
+    // write_pos (offset 128) far beyond read_pos: "more data than the ring holds".
+    scribble(&data, 128, &u64::MAX.to_le_bytes());
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(100)),
+        Err(GetError::Corrupt(_))
+    ));
+    // Huge counters in the stats segment: observers and the queue stay sane.
+    let stats = dir.join("q.scribbled-head.stats");
+    scribble(&stats, 256, &(u64::MAX - 3).to_le_bytes()); // reserved
+    scribble(&stats, 1024 + 64, &u64::MAX.to_le_bytes()); // retired puts
+    let s = observe::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "scribbled-head")
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert!(s.size <= s.puts);
+    let _ = q.qsize();
+    let _ = q.full();
+    assert!(
+        q.put_timeout(2, Duration::from_millis(50)).is_err(),
+        "the counters say full"
+    );
+    // Garbage process-slot state: the observer reports the entry as corrupt, nothing else.
+    scribble(&stats, 1024 + 1024, &7u64.to_le_bytes());
+    let r = observe::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "scribbled-head")
+        .unwrap();
+    assert!(matches!(r.snapshot(), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn symlinked_queue_directory_is_refused() {
+    let dir = setup();
+    let target = tempfile::Builder::new()
+        .prefix("mpqueue-target-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let link = dir.join("linked-dir");
+    std::os::unix::fs::symlink(target.path(), &link).unwrap();
+    let e = Queue::<u8>::builder()
+        .name("x")
+        .dir(&link)
+        .create()
+        .unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("symlinks are not followed"));
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+    std::fs::remove_file(&link).unwrap();
+}
+
+#[test]
+fn non_utf8_files_in_the_directory_are_ignored() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = setup();
+    let weird = dir.join(std::ffi::OsStr::from_bytes(b"q.\xff\xfe.stats"));
+    std::fs::write(&weird, b"x").unwrap();
+    let _q: Queue<u8> = Queue::builder().label("beside-weird").create().unwrap();
+    let list = observe::list().unwrap();
+    assert!(
+        list.iter()
+            .any(|r| r.snapshot().is_ok_and(|s| s.name == "beside-weird"))
+    );
+    std::fs::remove_file(&weird).unwrap();
+}
+
+#[test]
+fn parent_exiting_without_joining_children_loses_nothing() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: Queue<u32> = Queue::new(0).unwrap();
+    // A middle process forks three workers and exits at once without joining them.
+    let middle = process::fork(|| {
+        for w in 0..3u32 {
+            let q = &q;
+            let _ = process::fork(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                for i in 0..1000 {
+                    q.put(w * 1000 + i).unwrap();
+                }
+                0
+            })
+            .unwrap();
+        }
+        0
+    })
+    .unwrap();
+    assert_eq!(middle.join().unwrap(), 0);
+    let mut got: Vec<u32> = (0..3000).map(|_| q.get_timeout(LONG).unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..3000).collect::<Vec<_>>());
+}
