@@ -158,7 +158,7 @@ fn run(maxsize: usize, label: &str) {
             }
             seq += 1;
             t.word(1).store(u64::from(seq), Ordering::SeqCst);
-            if seq % 64 == 0 {
+            if seq.is_multiple_of(64) {
                 std::thread::sleep(Duration::from_micros(500));
             }
         }
@@ -178,7 +178,7 @@ fn run(maxsize: usize, label: &str) {
     // Six victims alive at any time (with the two survivors: eight processes); each tick
     // one of them, chosen at random, is killed and replaced.
     let spawn = |rng: &mut Rng, next_id: &mut u32| -> (mpqueue::Child, bool) {
-        if rng.next() % 2 == 0 && (*next_id as usize) < PRODUCERS - 1 {
+        if rng.next().is_multiple_of(2) && (*next_id as usize) < PRODUCERS - 1 {
             let id = *next_id;
             *next_id += 1;
             let c = process::fork(|| {
