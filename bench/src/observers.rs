@@ -122,14 +122,19 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 pub fn top_cpu(dir: &Path, secs: u64) -> anyhow::Result<f64> {
     let top = sibling("mpqueue-top")?;
     let session = format!("mpq-bench-{}", std::process::id());
-    let status = Command::new("tmux")
+    let tmux = || {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &session]).env_remove("TMUX");
+        c
+    };
+    let status = tmux()
         .args(["new-session", "-d", "-s", &session, "-x", "150", "-y", "50"])
         .arg(format!("{} --dir {}", top.display(), dir.display()))
         .status()?;
     anyhow::ensure!(status.success(), "tmux is needed to run mpqueue-top");
     let result = (|| {
         std::thread::sleep(Duration::from_secs(1));
-        let out = Command::new("tmux")
+        let out = tmux()
             .args(["display-message", "-p", "-t", &session, "#{pane_pid}"])
             .output()?;
         let pid: u32 = String::from_utf8(out.stdout)?.trim().parse()?;
@@ -141,8 +146,6 @@ pub fn top_cpu(dir: &Path, secs: u64) -> anyhow::Result<f64> {
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         Ok((t1 - t0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0)
     })();
-    let _ = Command::new("tmux")
-        .args(["kill-session", "-t", &session])
-        .status();
+    let _ = tmux().args(["kill-session", "-t", &session]).status();
     result
 }

@@ -129,10 +129,7 @@ fn dashboard_shows_live_queues_and_obeys_keys() {
         !s.contains("PAUSED") && s.contains("every 100ms")
     });
     // Resize is followed.
-    Command::new("tmux")
-        .args(["resize-window", "-t", &t.name, "-x", "100", "-y", "30"])
-        .status()
-        .unwrap();
+    t.resize(100, 30);
     t.wait_screen("redrawn at 100 columns", |s| {
         s.lines()
             .any(|l| l.chars().count() == 100 && l.starts_with('┌'))

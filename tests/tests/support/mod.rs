@@ -40,13 +40,20 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
     }
 }
 
-/// A detached tmux session of a known size running one command; killed on drop.
+/// A detached tmux session of a known size running one command, on a tmux server of its
+/// own (so parallel tests never race on one server); the server is killed on drop.
 pub struct Tmux {
     pub name: String,
 }
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
+fn tmux_cmd(server: &str) -> Command {
+    let mut c = Command::new("tmux");
+    c.args(["-L", server]).env_remove("TMUX");
+    c
+}
+
+fn tmux(server: &str, args: &[&str]) -> String {
+    let out = tmux_cmd(server)
         .args(args)
         .output()
         .expect("tmux must be installed (scripts/test.sh installs it)");
@@ -59,42 +66,48 @@ impl Tmux {
     pub fn start(cmd: &str, w: u16, h: u16) -> Self {
         let name = format!("mpq-e2e-{}-{}", std::process::id(), rand_suffix());
         let line = format!("{cmd}; echo EXITED rc=$?; sleep 600");
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-                &line,
-            ])
-            .env_remove("TMUX")
-            .status()
+        let (w, h) = (w.to_string(), h.to_string());
+        let out = tmux_cmd(&name)
+            .args(["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, &line])
+            .output()
             .expect("tmux must be installed (scripts/test.sh installs it)");
-        assert!(status.success(), "tmux new-session failed");
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Tmux { name }
     }
 
     /// The screen as text.
     pub fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
+        tmux(&self.name, &["capture-pane", "-p", "-t", &self.name])
     }
 
     /// Sends keys (tmux key names such as `Enter`, `Escape`, `C-c`, or plain text).
     pub fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.name.as_str()];
         args.extend_from_slice(keys);
-        tmux(&args);
+        tmux(&self.name, &args);
+    }
+
+    /// Resizes the window.
+    pub fn resize(&self, w: u16, h: u16) {
+        let (w, h) = (w.to_string(), h.to_string());
+        tmux(
+            &self.name,
+            &["resize-window", "-t", &self.name, "-x", &w, "-y", &h],
+        );
     }
 
     /// A tmux format value of the pane, e.g. `#{alternate_on}`.
     pub fn display(&self, format: &str) -> String {
-        tmux(&["display-message", "-p", "-t", &self.name, format])
-            .trim()
-            .to_string()
+        tmux(
+            &self.name,
+            &["display-message", "-p", "-t", &self.name, format],
+        )
+        .trim()
+        .to_string()
     }
 
     /// Waits until the screen satisfies `pred`; returns it, or panics with the last screen.
@@ -110,7 +123,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.name]);
+        tmux(&self.name, &["kill-server"]);
     }
 }
 
