@@ -2,7 +2,7 @@
 //! and exact reads, and a single-producer single-consumer ring in shared memory (raw bytes,
 //! no encoding, no locks, no feeder).
 
-use crate::shared::{Placement, Shared, now_ns, pin, timed_run};
+use crate::shared::{Placement, Shared, timed_run};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,33 +85,23 @@ pub fn pipe_big(n: u64) -> anyhow::Result<f64> {
 pub fn pipe_pingpong(n: usize, place: Placement) -> anyhow::Result<(f64, f64)> {
     let (r1, w1) = pipe(None)?;
     let (r2, w2) = pipe(None)?;
-    let child = mpqueue::process::fork(|| {
-        if let Some(cpu) = place.cpu(true) {
-            pin(cpu);
-        }
-        let mut buf = [0u8; 64];
-        for _ in 0..n + 1000 {
-            (&r1).read_exact(&mut buf).unwrap();
-            (&w2).write_all(&buf).unwrap();
-        }
-        0
-    })?;
-    if let Some(cpu) = place.cpu(false) {
-        pin(cpu);
-    }
     let mut buf = [7u8; 64];
-    let mut rtts = Vec::with_capacity(n);
-    for i in 0..n + 1000 {
-        let t = now_ns();
-        (&w1).write_all(&buf)?;
-        (&r2).read_exact(&mut buf)?;
-        if i >= 1000 {
-            rtts.push(now_ns() - t);
-        }
-    }
-    crate::unpin_all();
-    anyhow::ensure!(child.join()? == 0);
-    Ok(crate::percentiles(&mut rtts))
+    crate::shared::pingpong(
+        n,
+        place,
+        &|rounds| {
+            let mut b = [0u8; 64];
+            for _ in 0..rounds {
+                (&r1).read_exact(&mut b).unwrap();
+                (&w2).write_all(&b).unwrap();
+            }
+        },
+        &mut || {
+            (&w1).write_all(&buf)?;
+            (&r2).read_exact(&mut buf)?;
+            Ok(())
+        },
+    )
 }
 
 const RING: usize = 1 << 20;

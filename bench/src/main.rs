@@ -236,7 +236,7 @@ fn main() -> anyhow::Result<()> {
             let (ipcf, pipe, ring) = if (p, c) == (1, 1) {
                 (
                     if size == 64 {
-                        r.fig("ipc-channel", || ipc::tput(n_py * 2, Placement::Free))
+                        r.fig("ipc-channel", || ipc::tput(n_py * 2))
                     } else {
                         Fig::Missing("64 B only".into())
                     },

@@ -1,7 +1,7 @@
 //! mpqueue in every scenario.
 
 use crate::items::{Big, Item, Msg};
-use crate::shared::{Placement, now_ns, pin, timed_run};
+use crate::shared::{Placement, timed_run};
 use mpqueue::{Queue, process};
 use std::time::Duration;
 
@@ -77,43 +77,20 @@ pub fn big(n: u64) -> anyhow::Result<f64> {
 pub fn pingpong(n: usize, place: Placement) -> anyhow::Result<(f64, f64)> {
     let ping: Queue<crate::items::B64> = Queue::new(0)?;
     let pong: Queue<crate::items::B64> = Queue::new(0)?;
-    let child = process::fork(|| {
-        if let Some(cpu) = place.cpu(true) {
-            pin(cpu);
-        }
-        for _ in 0..n + 1000 {
-            let v = ping.get().unwrap();
-            pong.put(v).unwrap();
-        }
-        0
-    })?;
-    if let Some(cpu) = place.cpu(false) {
-        pin(cpu);
-    }
-    let mut rtts = Vec::with_capacity(n);
-    for i in 0..n + 1000 {
-        let t = now_ns();
-        ping.put(crate::items::B64::make())?;
-        pong.get_timeout(Duration::from_secs(30))?;
-        if i >= 1000 {
-            rtts.push(now_ns() - t);
-        }
-    }
-    unpin();
-    anyhow::ensure!(child.join()? == 0);
-    Ok(crate::percentiles(&mut rtts))
-}
-
-fn unpin() {
-    // Back to every CPU for the next scenario.
-    // SAFETY: a cpu_set_t with CPUs 0..nproc set; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in 0..libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    crate::shared::pingpong(
+        n,
+        place,
+        &|rounds| {
+            for _ in 0..rounds {
+                pong.put(ping.get().unwrap()).unwrap();
+            }
+        },
+        &mut || {
+            ping.put(crate::items::B64::make())?;
+            pong.get_timeout(Duration::from_secs(30))?;
+            Ok(())
+        },
+    )
 }
 
 /// Memory: (shared bytes per queue as created, resident bytes per queue after use, resident

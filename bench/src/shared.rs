@@ -151,3 +151,37 @@ pub fn timed_run(
         .sum();
     Ok(((t1.saturating_sub(t0)) as f64 / 1e9, items))
 }
+
+/// Round trips between this process and a forked echo process: `echo(rounds)` runs in the
+/// child (it must answer `rounds` pings), `round_trip()` does one ping and waits for its
+/// pong here. The first 1000 are warm-up. Returns (median µs, p99 µs).
+pub fn pingpong(
+    n: usize,
+    place: Placement,
+    echo: &dyn Fn(usize),
+    round_trip: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, f64)> {
+    let child = mpqueue::process::fork(|| {
+        if let Some(cpu) = place.cpu(true) {
+            pin(cpu);
+        }
+        echo(n + 1000);
+        0
+    })?;
+    if let Some(cpu) = place.cpu(false) {
+        pin(cpu);
+    }
+    let mut rtts = Vec::with_capacity(n);
+    let result = (0..n + 1000).try_for_each(|i| {
+        let t = now_ns();
+        round_trip()?;
+        if i >= 1000 {
+            rtts.push(now_ns() - t);
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    crate::unpin_all();
+    result?;
+    anyhow::ensure!(child.join()? == 0, "the echo process failed");
+    Ok(crate::percentiles(&mut rtts))
+}

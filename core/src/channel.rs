@@ -614,7 +614,9 @@ impl<'a> Channel<'a> {
         d.rj_active.store(1, Relaxed);
         let mut in_item = false;
         let mut total = 0u64;
-        let mut last_progress = sys::mono_now();
+        // When the current wait inside an item started making no progress (read lazily: no
+        // clock read on the fast path).
+        let mut stalled_since: Option<u64> = None;
         loop {
             let rp = d.read_pos.load(Relaxed);
             let mut wp = d.reader_write_pos.load(Relaxed);
@@ -635,11 +637,13 @@ impl<'a> Channel<'a> {
                 self.data_event()
                     .sleep(Some(slice(None)), || self.has_data());
                 if self.has_data() {
-                    last_progress = sys::mono_now();
+                    stalled_since = None;
                     continue;
                 }
                 self.probe_writer();
-                if passed(deadline) && sys::mono_now() - last_progress >= stall_ns {
+                let now = sys::mono_now();
+                let since = *stalled_since.get_or_insert(now);
+                if passed(deadline) && now - since >= stall_ns {
                     // Give up on this item; whoever reads next skips what is left of it.
                     if in_item {
                         d.skip_item.store(1, Relaxed);
@@ -744,7 +748,7 @@ impl<'a> Channel<'a> {
                     return Err(self.corrupt(wp, format!("record of unknown kind {kind}")));
                 }
             }
-            last_progress = sys::mono_now();
+            stalled_since = None;
         }
     }
 

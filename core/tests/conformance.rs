@@ -549,3 +549,26 @@ fn unbounded_put_never_blocks_on_a_full_channel() {
         assert_eq!(q.get_timeout(LONG).unwrap(), i.to_le_bytes().repeat(64));
     }
 }
+
+/// `Queue<T>` is `Clone + Send + Sync`, and clones in one process share one buffer.
+#[test]
+fn queue_is_clone_send_sync() {
+    fn assert_traits<X: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Queue<String>>();
+    assert_traits::<Queue<Vec<u8>>>();
+    setup();
+    let q: Queue<u32> = Queue::new(0).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let q = q.clone();
+            s.spawn(move || {
+                for i in 0..1000 {
+                    q.put(t * 1000 + i).unwrap();
+                }
+            });
+        }
+    });
+    let mut got: Vec<u32> = (0..4000).map(|_| q.get_timeout(LONG).unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..4000).collect::<Vec<_>>());
+}

@@ -41,49 +41,30 @@ fn body(producer: u32, seq: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Shared memory for the whole run: per (producer, seq) receive counts, and tallies.
-struct Tally {
-    ptr: *mut u8,
-    len: usize,
-}
+/// Shared memory for the whole run: tallies, and a receive count per (producer, seq).
+struct Tally(SharedBytes);
 
 impl Tally {
     fn new() -> Self {
         // 512 bytes of tallies, then a count byte per survivor item and per victim item.
-        let len = 512 + MAX_SEQ + PRODUCERS * 512;
-        // SAFETY: a fresh shared anonymous mapping, checked for failure.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        Tally { ptr: p.cast(), len }
+        Tally(SharedBytes::new(512 + MAX_SEQ + PRODUCERS * 512))
     }
 
-    /// Counter word `i` (0..8 are tallies: 0 received, 1 survivor's last seq + 1, 2 stop).
+    /// Tally word `i`: 0 received, 1 survivor's last seq + 1, 2 stop.
     fn word(&self, i: usize) -> &AtomicU64 {
         assert!(i < 64);
-        // SAFETY: the first 512 bytes hold 64 aligned u64 words; AtomicU64 has no invalid bits.
-        unsafe { &*(self.ptr.add(i * 8) as *const AtomicU64) }
+        self.0.word(i)
     }
 
     /// Receive count of (producer, seq).
     fn seen(&self, producer: u32, seq: u32) -> &AtomicU8 {
-        let idx = 512
-            + if producer == SURVIVOR {
-                seq as usize
-            } else {
-                MAX_SEQ + (producer as usize) * 512 + seq as usize
-            };
-        assert!(idx < self.len && (producer == SURVIVOR || seq < 512));
-        // SAFETY: idx < len (asserted); AtomicU8 has no invalid bits.
-        unsafe { &*(self.ptr.add(idx) as *const AtomicU8) }
+        assert!(producer == SURVIVOR || seq < 512);
+        let idx = if producer == SURVIVOR {
+            seq as usize
+        } else {
+            MAX_SEQ + (producer as usize) * 512 + seq as usize
+        };
+        self.0.byte(512 + idx)
     }
 }
 
@@ -160,6 +141,12 @@ fn run(maxsize: usize, label: &str) {
             t.word(1).store(u64::from(seq), Ordering::SeqCst);
             if seq.is_multiple_of(64) {
                 std::thread::sleep(Duration::from_micros(500));
+            }
+            // An unbounded queue has no backpressure: keep the backlog (and this process's
+            // feeder buffer) bounded, as a real producer would, so a long soak does not
+            // exhaust memory.
+            while q.qsize() > 20_000 && t.word(2).load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         0

@@ -4,42 +4,23 @@
 mod common;
 use common::*;
 use mpqueue::{Queue, process};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A byte per item in shared memory, so every consumer process can mark what it received.
-struct Seen {
-    ptr: *mut AtomicU8,
-    len: usize,
-}
+struct Seen(SharedBytes);
 
 impl Seen {
     fn new(len: usize) -> Self {
-        // SAFETY: a fresh shared anonymous mapping, inherited by children; checked for failure.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        Seen { ptr: p.cast(), len }
+        Seen(SharedBytes::new(len))
     }
 
     fn mark(&self, i: usize) -> u8 {
-        assert!(i < self.len);
-        // SAFETY: i < len, the mapping holds len bytes, AtomicU8 has no invalid values.
-        unsafe { &*self.ptr.add(i) }.fetch_add(1, Ordering::Relaxed)
+        self.0.byte(i).fetch_add(1, Ordering::Relaxed)
     }
 
     fn get(&self, i: usize) -> u8 {
-        assert!(i < self.len);
-        // SAFETY: as in mark.
-        unsafe { &*self.ptr.add(i) }.load(Ordering::Relaxed)
+        self.0.byte(i).load(Ordering::Relaxed)
     }
 }
 

@@ -86,3 +86,42 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Zeroed memory shared with forked children (a `MAP_SHARED|MAP_ANONYMOUS` mapping), for
+/// tests to record what each process saw. Never unmapped (tests are short-lived).
+pub struct SharedBytes {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedBytes {
+    pub fn new(len: usize) -> Self {
+        // SAFETY: a fresh shared anonymous mapping, inherited by children; checked for failure.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        SharedBytes { ptr: p.cast(), len }
+    }
+
+    /// Byte `i` as an atomic counter.
+    pub fn byte(&self, i: usize) -> &std::sync::atomic::AtomicU8 {
+        assert!(i < self.len, "index {i} out of {}", self.len);
+        // SAFETY: i < len, inside the mapping; AtomicU8 has no invalid values.
+        unsafe { &*(self.ptr.add(i) as *const std::sync::atomic::AtomicU8) }
+    }
+
+    /// The 8-byte word at byte offset `8 * i`, as an atomic.
+    pub fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(8 * i + 8 <= self.len, "word {i} out of {}", self.len);
+        // SAFETY: in bounds (asserted); the mapping is page-aligned, so 8*i is aligned.
+        unsafe { &*(self.ptr.add(8 * i) as *const std::sync::atomic::AtomicU64) }
+    }
+}
