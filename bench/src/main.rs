@@ -202,13 +202,6 @@ fn main() -> anyhow::Result<()> {
                 8 => mpq::tput::<B8>(p, c, n_fast, Placement::Free, true, 0),
                 _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
             });
-            let off = if (p, c, size) == (1, 1, 64) || (p, c, size) == (4, 4, 64) {
-                r.fig("mpqueue counters off", || {
-                    mpq::tput::<B64>(p, c, n_fast, Placement::Free, false, 0)
-                })
-            } else {
-                Fig::Missing("not measured".into())
-            };
             let pyq = r.fig("mp.Queue", || {
                 py(
                     "mpq",
@@ -255,7 +248,7 @@ fn main() -> anyhow::Result<()> {
                     Fig::Missing("1→1 only".into()),
                 )
             };
-            rows.push((label, vec![mpq, off, pyq, ff, ipcf, pipe, ring]));
+            rows.push((label, vec![mpq, pyq, ff, ipcf, pipe, ring]));
         }
     }
     eprintln!(" 1→1, 64 B, maxsize 1");
@@ -288,8 +281,12 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "# mpqueue benchmarks\n")?;
     writeln!(
         md,
-        "Produced by `cargo run --release -p mpqueue-bench{}` in one run; every figure is the median of {} runs with [min–max]. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
-        if q { " -- --quick" } else { "" },
+        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
+        if q {
+            "--quick".to_string()
+        } else {
+            format!("--reps {}", r.reps)
+        },
         r.reps
     )?;
     writeln!(md, "{}\n", machine())?;
@@ -299,15 +296,44 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "| scenario | mpqueue | mpqueue, counters off | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe (1 write/frame) | shm SPSC ring (limit) |"
+        "| scenario | mpqueue | Python multiprocessing.Queue | faster-fifo | ipc-channel | raw pipe (1 write/frame) | shm SPSC ring (limit) |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
     for (label, figs) in &rows {
         writeln!(
             md,
             "| {label} | {} |",
             figs.iter().map(Fig::cell).collect::<Vec<_>>().join(" | ")
         )?;
+    }
+
+    // ---- counters on vs off ---------------------------------------------------------------
+    // Interleaved runs (on, off, on, off, …) with producers on CPU 0 and consumers on CPU 1,
+    // so placement and drift affect both sides alike.
+    eprintln!("counters on vs off");
+    writeln!(
+        md,
+        "\n## Counters on vs off, 64 B items, items/s (interleaved runs, producers on CPU 0, consumers on CPU 1)\n"
+    )?;
+    writeln!(
+        md,
+        "| scenario | counters on | counters off | cost |\n|---|---|---|---|"
+    )?;
+    let mut costs = Vec::new();
+    for (p, c) in [(1usize, 1usize), (4, 4)] {
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..r.reps * 2 {
+            on.push(mpq::tput::<B64>(p, c, n_fast, Placement::Cross, true, 0)?);
+            off.push(mpq::tput::<B64>(p, c, n_fast, Placement::Cross, false, 0)?);
+        }
+        let (on, off) = (Fig::of(Ok(on)), Fig::of(Ok(off)));
+        let cost = match (on.med(), off.med()) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:+.1}%", (b - a) / b * 100.0),
+            _ => "n/a".into(),
+        };
+        eprintln!("  {p}→{c}: {} vs {} ({cost})", on.cell(), off.cell());
+        writeln!(md, "| {p}→{c} | {} | {} | {cost} |", on.cell(), off.cell())?;
+        costs.push(cost);
     }
 
     // ---- big items --------------------------------------------------------------------------
@@ -449,27 +475,27 @@ fn main() -> anyhow::Result<()> {
     writeln!(
         md,
         "| 1→1 64 B vs Python multiprocessing.Queue | ≥ 30× | {}× |",
-        ratio(get(one, 0), get(one, 2))
+        ratio(get(one, 0), get(one, 1))
     )?;
     writeln!(
         md,
         "| 1→1 64 B vs ipc-channel | > 1× | {}× |",
-        ratio(get(one, 0), get(one, 4))
+        ratio(get(one, 0), get(one, 3))
     )?;
     writeln!(
         md,
         "| 1→1 64 B vs shm SPSC ring limit | ≥ 0.20 | {} |",
-        ratio(get(one, 0), get(one, 6))
+        ratio(get(one, 0), get(one, 5))
     )?;
     writeln!(
         md,
         "| 4→4 64 B vs Python multiprocessing.Queue | ≥ 20× | {}× |",
-        ratio(get(four, 0), get(four, 2))
+        ratio(get(four, 0), get(four, 1))
     )?;
     writeln!(
         md,
         "| 4→4 64 B vs faster-fifo | ≥ 20× | {}× |",
-        ratio(get(four, 0), get(four, 3))
+        ratio(get(four, 0), get(four, 2))
     )?;
     writeln!(
         md,
@@ -491,19 +517,15 @@ fn main() -> anyhow::Result<()> {
         "| 1 MiB items vs raw pipe (1 MiB buffer) | ≥ 0.70 | {} |",
         ratio(big[0].1.med(), big[4].1.med())
     )?;
-    let overhead = |on: Option<f64>, off: Option<f64>| match (on, off) {
-        (Some(on), Some(off)) if off > 0.0 => format!("{:+.1}%", (off - on) / off * 100.0),
-        _ => "n/a".into(),
-    };
     writeln!(
         md,
         "| counters on vs off, 1→1 64 B (cost) | ≤ 5% | {} |",
-        overhead(get(one, 0), get(one, 1))
+        costs[0]
     )?;
     writeln!(
         md,
         "| counters on vs off, 4→4 64 B (cost) | ≤ 5% | {} |",
-        overhead(get(four, 0), get(four, 1))
+        costs[1]
     )?;
 
     if let Ok(analysis) = std::fs::read_to_string("bench/ANALYSIS.md") {

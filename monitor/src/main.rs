@@ -121,11 +121,28 @@ fn run(mut app: App) -> anyhow::Result<()> {
     }
     // Raw mode, alternate screen, and a panic hook that restores the terminal.
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    // Keys arrive from a reader thread, so the loop stays responsive even if the terminal
+    // hangs up (crossterm then keeps reading end-of-file and never returns an event).
+    let (keys, events) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            while let Ok(ev) = event::read() {
+                if keys.send(ev).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("starting the input thread")?;
     let result = (|| -> anyhow::Result<()> {
         app.refresh();
         let mut next = Instant::now() + app.interval;
         let mut dirty = true;
         while !app.quit && !signalled.load(Ordering::Relaxed) {
+            // The terminal went away (hang-up): nothing left to draw on.
+            if crossterm::terminal::size().is_err() {
+                break;
+            }
             if dirty {
                 terminal.draw(|f| ui::render(f, &app))?;
                 dirty = false;
@@ -134,8 +151,8 @@ fn run(mut app: App) -> anyhow::Result<()> {
             let wait = next
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(250));
-            if event::poll(wait)? {
-                match event::read()? {
+            if let Ok(ev) = events.recv_timeout(wait) {
+                match ev {
                     Event::Key(key) => {
                         if let Some(action) = input::action(key, app.mode) {
                             let before = app.interval;

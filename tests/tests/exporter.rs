@@ -347,6 +347,7 @@ fn real_prometheus_scrapes_exact_counts() {
         })
         .collect();
     let doomed = process::fork(|| {
+        die_with_parent();
         for i in 0..500 {
             q.put(i).unwrap();
         }

@@ -21,12 +21,14 @@ fn workload(dir: &Path) -> Vec<Child> {
     let beta: Queue<String> = Queue::builder().name("beta").dir(dir).create().unwrap();
     let kids = vec![
         process::fork(|| {
+            die_with_parent();
             loop {
                 let _ = alpha.put_timeout(1, Duration::from_millis(100));
             }
         })
         .unwrap(),
         process::fork(|| {
+            die_with_parent();
             loop {
                 if alpha.get_timeout(Duration::from_millis(100)).is_ok() {
                     std::thread::sleep(Duration::from_millis(5));
@@ -35,6 +37,7 @@ fn workload(dir: &Path) -> Vec<Child> {
         })
         .unwrap(),
         process::fork(|| {
+            die_with_parent();
             loop {
                 for _ in 0..100 {
                     beta.put("payload".into()).unwrap();
@@ -44,6 +47,7 @@ fn workload(dir: &Path) -> Vec<Child> {
         })
         .unwrap(),
         process::fork(|| {
+            die_with_parent();
             loop {
                 let _ = beta.get_timeout(Duration::from_millis(100));
             }
@@ -169,6 +173,26 @@ fn ctrl_c_restores_the_terminal() {
     t.send(&["C-c"]);
     t.wait_screen("exit", |s| s.contains("EXITED rc=0"));
     assert_eq!(t.display("#{alternate_on}"), "0");
+}
+
+#[test]
+fn terminal_hang_up_ends_the_dashboard() {
+    let dir = queue_dir();
+    let top = bin("mpqueue-top");
+    let t = Tmux::start(
+        &format!("{} --dir {}", top.display(), dir.path().display()),
+        100,
+        20,
+    );
+    t.wait_screen("dashboard", |s| s.contains("no queues yet"));
+    let shell: u32 = t.display("#{pane_pid}").parse().unwrap();
+    let tui = children_named(shell, "mpqueue-top");
+    assert_eq!(tui.len(), 1);
+    t.hang_up();
+    assert!(
+        wait_for(Duration::from_secs(10), || (!alive(tui[0])).then_some(())).is_some(),
+        "mpqueue-top kept running after its terminal went away"
+    );
 }
 
 #[test]

@@ -161,3 +161,17 @@ pub fn alive(pid: u32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// In a forked test child: die with the thread that forked it, so a failing test never
+/// leaves endless workers behind.
+pub fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}
+
+impl Tmux {
+    /// Kills the tmux server: the pane's terminal hangs up.
+    pub fn hang_up(&self) {
+        tmux(&self.name, &["kill-server"]);
+    }
+}
