@@ -29,4 +29,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --profile ci
 cargo test --workspace --doc --locked
+# The benchmark suite's smoke mode (it also measures the release dashboard and exporter).
+cargo build --release --locked --workspace
 cargo run --release --locked -p mpqueue-bench -- --quick --out target/BENCHMARKS-smoke.md

@@ -256,7 +256,6 @@ fn main() -> anyhow::Result<()> {
         r.fig("mpqueue", || {
             mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)
         }),
-        Fig::Missing("not measured".into()),
         r.fig("mp.Queue", || {
             py(
                 "mpq",

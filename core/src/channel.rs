@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// How long a blocked side sleeps before it looks for a dead peer.
 const PROBE_NS: u64 = 50_000_000;
 /// Spins on a shared word before sleeping (keeps a busy producer/consumer pair off futex).
-const SPINS: u32 = 16;
+const SPINS: u32 = 4;
 const YIELDS: u32 = 128;
 
 /// Why a write stopped before the item was published.

@@ -167,18 +167,25 @@ impl Core {
         self.seg.slot(l.slot)
     }
 
-    fn touch(&self, slot: &ProcSlot, role_bit: u64) {
+    /// Marks this process's role and, on every 32nd operation (and on the first), its
+    /// heartbeat: a clock read per operation would cost more than all the counters.
+    /// Operations that block also refresh it (`observe_wait`).
+    fn touch(&self, slot: &ProcSlot, role_bit: u64, ops: u64) {
         if self.opts.stats {
             if slot.role.load(Relaxed) & role_bit == 0 {
                 slot.role.fetch_or(role_bit, Relaxed);
+                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+            } else if ops.is_multiple_of(32) {
+                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
             }
-            slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
         }
     }
 
-    fn observe_wait(&self, h: &Histogram, start: u64) {
+    fn observe_wait(&self, slot: &ProcSlot, h: &Histogram, start: u64) {
         if self.opts.stats {
-            let ns = sys::mono_now().saturating_sub(start);
+            let now = sys::mono_now();
+            slot.heartbeat_ns.store(now, Relaxed);
+            let ns = now.saturating_sub(start);
             h.count.fetch_add(1, Relaxed);
             h.sum_ns.fetch_add(ns, Relaxed);
             h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
@@ -261,7 +268,7 @@ impl Core {
                 procs::reap(&self.seg);
             }
         };
-        self.observe_wait(&slot.put_blocked, start);
+        self.observe_wait(slot, &slot.put_blocked, start);
         result
     }
 
@@ -288,12 +295,12 @@ impl Core {
             return Err(PutError::Full(item));
         }
         // From here the item is accepted: counted before it can be read, so gets <= puts.
-        slot.puts.fetch_add(1, SeqCst);
+        let ops = slot.puts.fetch_add(1, SeqCst);
         if self.opts.maxsize > 0 {
             slot.reserving.fetch_sub(1, SeqCst);
         }
         slot.bytes_put.fetch_add(frame.len() as u64, Relaxed);
-        self.touch(slot, role::PRODUCER);
+        self.touch(slot, role::PRODUCER, ops);
         drop(item);
         self.enqueue(local, frame);
         Ok(())
@@ -438,7 +445,7 @@ impl Core {
             return Err(GetError::Closed);
         }
         let slot = self.my_slot(local);
-        self.touch(slot, role::CONSUMER);
+        self.touch(slot, role::CONSUMER, slot.gets.load(Relaxed));
         let ch = Channel::new(&self.seg);
         let mut waited_since: Option<u64> = None;
         let mut found_empty = false;
@@ -479,7 +486,7 @@ impl Core {
             slot.empty_events.fetch_add(1, Relaxed);
         }
         if let Some(start) = waited_since {
-            self.observe_wait(&slot.get_blocked, start);
+            self.observe_wait(slot, &slot.get_blocked, start);
         }
         outcome?;
         slot.gets.fetch_add(1, SeqCst);
