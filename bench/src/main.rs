@@ -32,6 +32,10 @@ struct Args {
     /// Only run mpqueue 1→1 64 B with this many items (for profiling with perf).
     #[arg(long, hide = true)]
     profile: Option<u64>,
+    /// Only put and get this many 64 B items in one process, counters on or off (for
+    /// counting instructions with `valgrind --tool=callgrind`).
+    #[arg(long, hide = true, num_args = 2, value_names = ["N", "on|off"])]
+    instructions: Option<Vec<String>>,
 }
 
 /// Median and p99 of nanosecond samples, in µs.
@@ -169,6 +173,15 @@ fn machine() -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(v) = &args.instructions {
+        let n: u64 = v[0].parse()?;
+        let q: mpqueue::Queue<B64> = mpqueue::Queue::builder().stats(v[1] == "on").create()?;
+        for _ in 0..n {
+            q.put(<B64 as items::Item>::make())?;
+            q.get()?;
+        }
+        return Ok(());
+    }
     if let Some(n) = args.profile {
         println!(
             "{:.0} items/s",
