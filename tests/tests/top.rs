@@ -159,8 +159,8 @@ fn dashboard_shows_live_queues_and_obeys_keys() {
     stop(kids);
 }
 
-#[test]
-fn ctrl_c_restores_the_terminal() {
+/// `mpqueue-top` over an empty directory in a 100×20 tmux pane, showing its first frame.
+fn empty_dashboard() -> (tempfile::TempDir, Tmux) {
     let dir = queue_dir();
     let top = bin("mpqueue-top");
     let t = Tmux::start(
@@ -169,6 +169,12 @@ fn ctrl_c_restores_the_terminal() {
         20,
     );
     t.wait_screen("empty dashboard", |s| s.contains("no queues yet"));
+    (dir, t)
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    let (_dir, t) = empty_dashboard();
     assert_eq!(t.display("#{alternate_on}"), "1");
     t.send(&["C-c"]);
     t.wait_screen("exit", |s| s.contains("EXITED rc=0"));
@@ -177,14 +183,7 @@ fn ctrl_c_restores_the_terminal() {
 
 #[test]
 fn terminal_hang_up_ends_the_dashboard() {
-    let dir = queue_dir();
-    let top = bin("mpqueue-top");
-    let t = Tmux::start(
-        &format!("{} --dir {}", top.display(), dir.path().display()),
-        100,
-        20,
-    );
-    t.wait_screen("dashboard", |s| s.contains("no queues yet"));
+    let (_dir, t) = empty_dashboard();
     let shell: u32 = t.display("#{pane_pid}").parse().unwrap();
     let tui = children_named(shell, "mpqueue-top");
     assert_eq!(tui.len(), 1);
