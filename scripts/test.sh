@@ -27,6 +27,8 @@ bash scripts/python-env.sh
 # --- checks and tests ----------------------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the workspace's binaries (mpqueue-top, mpqueue-exporter).
+cargo build --workspace --locked
 cargo nextest run --workspace --locked --profile ci
 cargo test --workspace --doc --locked
 # The benchmark suite's smoke mode (it also measures the release dashboard and exporter).
