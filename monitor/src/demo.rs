@@ -23,6 +23,13 @@ pub struct Demo {
     supervisor: Child,
 }
 
+/// Asks the kernel to send this process SIGTERM when its parent dies, so the workload
+/// stops (and cleans up) even if the dashboard is killed outright.
+fn stop_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+}
+
 fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -74,6 +81,7 @@ impl Demo {
 
 fn supervise() -> anyhow::Result<()> {
     let stop = stop_flag();
+    stop_with_parent();
     let ingest: Queue<Vec<u8>> = queue("demo.ingest", 0)?;
     let orders: Queue<(u64, String)> = queue("demo.orders", 100)?;
     let stages: Vec<Queue<u64>> = (1..=3)
@@ -84,6 +92,7 @@ fn supervise() -> anyhow::Result<()> {
     let mut spawn = |f: &dyn Fn(&AtomicBool)| -> anyhow::Result<()> {
         workers.push(process::fork(|| {
             let stop = stop_flag();
+            stop_with_parent();
             f(&stop);
             0
         })?);

@@ -260,6 +260,52 @@ fn demo_runs_and_leaves_nothing_behind() {
     assert!(left.is_empty(), "shared memory left behind: {left:?}");
 }
 
+#[test]
+fn killing_the_dashboard_stops_the_demo_too() {
+    let dir = queue_dir();
+    let top = bin("mpqueue-top");
+    let t = Tmux::start(
+        &format!(
+            "MPQUEUE_DIR={} {} --demo",
+            dir.path().display(),
+            top.display()
+        ),
+        140,
+        40,
+    );
+    t.wait_screen("demo queues", |s| row(s, "demo.orders").is_some());
+    let pids: Vec<u32> = json(dir.path())["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|q| {
+            q["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["pid"].as_u64().unwrap() as u32)
+        })
+        .collect();
+    assert!(!pids.is_empty());
+    let shell: u32 = t.display("#{pane_pid}").parse().unwrap();
+    let tui = children_named(shell, "mpqueue-top");
+    assert_eq!(tui.len(), 1);
+    // SAFETY: kills the dashboard process the test started.
+    unsafe { libc::kill(tui[0] as i32, libc::SIGKILL) };
+    assert!(
+        wait_for(Duration::from_secs(20), || pids
+            .iter()
+            .all(|p| !alive(*p))
+            .then_some(()))
+        .is_some(),
+        "demo processes outlived the dashboard"
+    );
+    let left = wait_for(Duration::from_secs(10), || {
+        (std::fs::read_dir(dir.path()).unwrap().count() == 0).then_some(())
+    });
+    assert!(left.is_some(), "the demo left shared memory behind");
+}
+
 fn json(dir: &Path) -> Value {
     let out = Command::new(bin("mpqueue-top"))
         .args(["--json", "--dir"])
