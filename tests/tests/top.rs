@@ -194,19 +194,38 @@ fn terminal_hang_up_ends_the_dashboard() {
     );
 }
 
-#[test]
-fn demo_runs_and_leaves_nothing_behind() {
+/// `mpqueue-top --demo` in a tmux pane, with the demo's queues in a fresh directory.
+fn demo() -> (tempfile::TempDir, Tmux) {
     let dir = queue_dir();
     let top = bin("mpqueue-top");
-    let t = Tmux::start(
-        &format!(
-            "MPQUEUE_DIR={} {} --demo --interval 300ms",
-            dir.path().display(),
-            top.display()
-        ),
-        140,
-        40,
+    let cmd = format!(
+        "MPQUEUE_DIR={} {} --demo --interval 300ms",
+        dir.path().display(),
+        top.display()
     );
+    let t = Tmux::start(&cmd, 140, 40);
+    (dir, t)
+}
+
+/// Pids of every process attached to a queue in `dir`.
+fn attached_pids(dir: &Path) -> Vec<u32> {
+    json(dir)["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|q| {
+            q["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["pid"].as_u64().unwrap() as u32)
+        })
+        .collect()
+}
+
+#[test]
+fn demo_runs_and_leaves_nothing_behind() {
+    let (dir, t) = demo();
     t.wait_screen("demo queues", |s| {
         [
             "demo.ingest",
@@ -219,28 +238,17 @@ fn demo_runs_and_leaves_nothing_behind() {
         .all(|q| row(s, q).is_some())
     });
     // The slow consumer lets the bounded queue fill: Full events are counted.
-    let json = wait_for(Duration::from_secs(20), || {
+    wait_for(Duration::from_secs(20), || {
         let v = json(dir.path());
         let orders = v["queues"]
             .as_array()?
             .iter()
             .find(|q| q["name"] == "demo.orders")?
             .clone();
-        (orders["full_events"].as_u64()? > 0).then_some(v)
+        (orders["full_events"].as_u64()? > 0).then_some(())
     })
     .expect("demo.orders never reported Full events");
-    let pids: Vec<u32> = json["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|q| {
-            q["processes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["pid"].as_u64().unwrap() as u32)
-        })
-        .collect();
+    let pids = attached_pids(dir.path());
     assert!(pids.len() >= 8);
     t.send(&["q"]);
     t.wait_screen("demo stopped", |s| s.contains("EXITED rc=0"));
@@ -262,30 +270,9 @@ fn demo_runs_and_leaves_nothing_behind() {
 
 #[test]
 fn killing_the_dashboard_stops_the_demo_too() {
-    let dir = queue_dir();
-    let top = bin("mpqueue-top");
-    let t = Tmux::start(
-        &format!(
-            "MPQUEUE_DIR={} {} --demo",
-            dir.path().display(),
-            top.display()
-        ),
-        140,
-        40,
-    );
+    let (dir, t) = demo();
     t.wait_screen("demo queues", |s| row(s, "demo.orders").is_some());
-    let pids: Vec<u32> = json(dir.path())["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|q| {
-            q["processes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["pid"].as_u64().unwrap() as u32)
-        })
-        .collect();
+    let pids = attached_pids(dir.path());
     assert!(!pids.is_empty());
     let shell: u32 = t.display("#{pane_pid}").parse().unwrap();
     let tui = children_named(shell, "mpqueue-top");
