@@ -32,6 +32,9 @@ struct Args {
     /// Only run mpqueue 1→1 64 B with this many items (for profiling with perf).
     #[arg(long, hide = true)]
     profile: Option<u64>,
+    /// Only move this many 1 MiB items through mpqueue and a raw pipe, alternately.
+    #[arg(long, hide = true)]
+    big_only: Option<u64>,
     /// Only put and get this many 64 B items in one process, counters on or off (for
     /// counting instructions with `valgrind --tool=callgrind`).
     #[arg(long, hide = true, num_args = 2, value_names = ["N", "on|off"])]
@@ -173,6 +176,16 @@ fn machine() -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.big_only {
+        for _ in 0..args.reps {
+            println!(
+                "mpqueue {:.0} MB/s, raw pipe {:.0} MB/s",
+                mpq::big(n)?,
+                limits::pipe_big(n)?
+            );
+        }
+        return Ok(());
+    }
     if let Some(v) = &args.instructions {
         let n: u64 = v[0].parse()?;
         let q: mpqueue::Queue<B64> = mpqueue::Queue::builder().stats(v[1] == "on").create()?;

@@ -681,7 +681,7 @@ thread_local! {
 }
 
 /// Buffers above this are not kept between calls.
-const SCRATCH_KEEP: usize = 1 << 20;
+const SCRATCH_KEEP: usize = (4 << 20) + (64 << 10);
 
 /// Runs `f` with this thread's scratch buffer, taken out for the call (so a `Serialize`
 /// impl that itself uses a queue just gets a fresh one) and put back after.
