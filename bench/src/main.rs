@@ -439,7 +439,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "\n## Memory\n")?;
     writeln!(
         md,
-        "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; tmpfs pages are only allocated when touched): {} bytes",
+        "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; a named queue's files are allocated in full at creation, so a full /dev/shm fails early; an anonymous queue's ring is allocated as it is touched): {} bytes",
         declared
     )?;
     writeln!(
