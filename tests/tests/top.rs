@@ -293,23 +293,10 @@ fn killing_the_dashboard_stops_the_demo_too() {
     assert!(left.is_some(), "the demo left shared memory behind");
 }
 
-fn json(dir: &Path) -> Value {
+/// Runs `mpqueue-top FLAG --dir DIR` and returns what it printed.
+fn one_shot(flag: &str, dir: &Path) -> String {
     let out = Command::new(bin("mpqueue-top"))
-        .args(["--json", "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn once(dir: &Path) -> String {
-    let out = Command::new(bin("mpqueue-top"))
-        .args(["--once", "--dir"])
+        .args([flag, "--dir"])
         .arg(dir)
         .output()
         .unwrap();
@@ -319,6 +306,14 @@ fn once(dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path) -> Value {
+    serde_json::from_str(&one_shot("--json", dir)).unwrap()
+}
+
+fn once(dir: &Path) -> String {
+    one_shot("--once", dir)
 }
 
 #[test]
