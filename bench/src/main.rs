@@ -35,6 +35,9 @@ struct Args {
     /// Only move this many 1 MiB items through mpqueue and a raw pipe, alternately.
     #[arg(long, hide = true)]
     big_only: Option<u64>,
+    /// Only ping-pong this many round trips through mpqueue and a raw pipe, per placement.
+    #[arg(long, hide = true)]
+    pingpong_only: Option<usize>,
     /// Only put and get this many 64 B items in one process, counters on or off (for
     /// counting instructions with `valgrind --tool=callgrind`).
     #[arg(long, hide = true, num_args = 2, value_names = ["N", "on|off"])]
@@ -192,6 +195,18 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..n {
             q.put(<B64 as items::Item>::make())?;
             q.get()?;
+        }
+        return Ok(());
+    }
+    if let Some(n) = args.pingpong_only {
+        for place in [Placement::Same, Placement::Cross, Placement::Free] {
+            let (m50, m99) = mpq::pingpong(n, place)?;
+            let (p50, p99) = limits::pipe_pingpong(n, place)?;
+            unpin_all();
+            println!(
+                "{}: mpqueue {m50:.1}/{m99:.1} µs, raw pipe {p50:.1}/{p99:.1} µs",
+                place.label()
+            );
         }
         return Ok(());
     }

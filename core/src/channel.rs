@@ -26,9 +26,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// How long a blocked side sleeps before it looks for a dead peer.
 const PROBE_NS: u64 = 50_000_000;
-/// Spins on a shared word before sleeping (keeps a busy producer/consumer pair off futex).
-const SPINS: u32 = 4;
+/// Pauses between the two checks of `spin_briefly`.
+const PAUSES: u32 = 1;
+/// Yields of the CPU (each ~0.5 µs here, one check each) before a waiter sleeps on a futex.
 const YIELDS: u32 = 128;
+/// Rounds `await_room` spins before it starts yielding the CPU.
+const ROOM_SPINS: u32 = 256;
 
 /// Why a write stopped before the item was published.
 #[derive(Debug, PartialEq, Eq)]
@@ -107,13 +110,19 @@ impl Event<'_> {
     }
 }
 
-/// Spins a few hundred nanoseconds for `ready()` (no system call, no clock); true if it
-/// held. A wait this short does not count as blocking in the stats.
+/// Checks `ready()` twice, a pause apart (no system call, no clock); true if it held. A wait
+/// this short does not count as blocking in the stats.
+///
+/// Longer waits check between yields of the CPU (`spin_for`), ~0.5 µs apart: when a
+/// consumer is faster than its producer, checks a few pauses apart would pull the
+/// producer's `write_pos` line away on every item, and the producer would pay a cross-core
+/// transfer per item (on this VM that made 1→1 up to three times slower); a yield also lets
+/// a peer on the same CPU run.
 pub(crate) fn spin_briefly(ready: impl Fn() -> bool) -> bool {
-    for _ in 0..SPINS {
-        if ready() {
-            return true;
-        }
+    if ready() {
+        return true;
+    }
+    for _ in 0..PAUSES {
         std::hint::spin_loop();
     }
     ready()
@@ -179,6 +188,11 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// Bytes the ring holds.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.cap
+    }
+
     // ---- raw ring access -------------------------------------------------------------------
 
     fn copy_in(&self, pos: u64, src: &[u8]) {
@@ -209,6 +223,23 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// Replaces `out`'s contents with the `len` bytes at `pos` (without zeroing them first).
+    fn copy_out_to_vec(&self, pos: u64, len: usize, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(len);
+        let off = (pos & (self.cap - 1)) as usize;
+        let first = len.min(self.cap as usize - off);
+        // SAFETY: as in copy_out (len <= cap, checked by the record validation); `out` has
+        // room for `len` bytes after `reserve`, all of which the two copies initialise
+        // before `set_len`.
+        unsafe {
+            let dst = out.as_mut_ptr();
+            std::ptr::copy_nonoverlapping(self.base.add(off), dst, first);
+            std::ptr::copy_nonoverlapping(self.base, dst.add(first), len - first);
+            out.set_len(len);
+        }
+    }
+
     /// The 8-byte record header at `pos` as one word (`pos` is 8-aligned, so a header
     /// never wraps).
     fn header_word(&self, pos: u64) -> &AtomicU64 {
@@ -236,6 +267,65 @@ impl<'a> Channel<'a> {
         let d = self.seg.data();
         let rp = d.read_pos.load(SeqCst);
         d.reader_write_pos.load(Relaxed) != rp || d.write_pos.load(SeqCst) != rp
+    }
+
+    /// Whether a record for `len` bytes fits in the free space now: a lock-free hint for a
+    /// writer deciding whether to wait a little (the write itself checks again).
+    pub(crate) fn room_for(&self, len: usize) -> bool {
+        self.free_hint() >= record_size(len as u64)
+    }
+
+    /// Free bytes now, read without the write lock (0 if the positions look corrupt).
+    fn free_hint(&self) -> u64 {
+        let d = self.seg.data();
+        let used = d
+            .write_pos
+            .load(Relaxed)
+            .wrapping_sub(d.read_pos.load(Relaxed));
+        self.cap.saturating_sub(used)
+    }
+
+    /// The free space a writer that found the ring full waits for: room for its record and
+    /// at least an eighth of the ring. Writing each record into the space the reader has
+    /// just freed would put writer and reader on the same cache lines for every item.
+    fn refill_mark(&self, need: u64) -> u64 {
+        need.max(self.cap / 8).min(self.cap)
+    }
+
+    /// Waits up to `budget_ns` (spinning, then yielding the CPU) for the reader to free the
+    /// refill mark for a `len`-byte item, giving up sooner if no reader moves for
+    /// `stall_ns`; true if the item fits in the end. For a writer that would rather hand
+    /// the item to someone else than sleep.
+    pub(crate) fn await_room(&self, len: usize, budget_ns: u64, stall_ns: u64) -> bool {
+        let need = record_size(len as u64);
+        let want = self.refill_mark(need);
+        let d = self.seg.data();
+        let mut last_read = d.read_pos.load(Relaxed);
+        // (start, last time a reader moved), taken at the first clock read.
+        let mut times: Option<(u64, u64)> = None;
+        for round in 0u32.. {
+            if self.free_hint() >= want {
+                return true;
+            }
+            if round < ROOM_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            if round % 32 == 31 {
+                let now = sys::mono_now();
+                let (start, moved) = times.get_or_insert((now, now));
+                let rp = d.read_pos.load(Relaxed);
+                if rp != last_read {
+                    last_read = rp;
+                    *moved = now;
+                }
+                if now - *start >= budget_ns || now - *moved >= stall_ns {
+                    break;
+                }
+            }
+        }
+        self.free_hint() >= need
     }
 
     /// Bytes free for the writer (caller holds the write lock), re-reading `read_pos` only
@@ -398,7 +488,9 @@ impl<'a> Channel<'a> {
     fn end_journal(&self, slot: usize, committed: u64, len: usize) {
         let s = self.seg.slot(slot);
         s.committed.store(committed + 1, Relaxed);
-        s.committed_bytes.fetch_add(len as u64, Relaxed);
+        // Written only under the write lock: a load and a store, no locked instruction.
+        let bytes = s.committed_bytes.load(Relaxed);
+        s.committed_bytes.store(bytes + len as u64, Relaxed);
         self.seg.data().wj_active.store(0, Relaxed);
     }
 
@@ -491,21 +583,22 @@ impl<'a> Channel<'a> {
         if free >= need {
             return Ok(free);
         }
-        let ready = || self.free_bytes().map_or(true, |f| f >= need);
+        let want = self.refill_mark(need);
+        let ready = || self.free_bytes().map_or(true, |f| f >= want);
         if spin_for(ready) {
             return self.free_bytes();
         }
         let mut last_read = d.read_pos.load(Relaxed);
         let mut last_progress = sys::mono_now();
-        // Readers wake us once read_pos reaches this: `need` bytes free.
+        // Readers wake us once read_pos reaches this: `want` bytes free.
         d.space_target.store(
-            (d.write_pos.load(Relaxed) + need).saturating_sub(self.cap),
+            (d.write_pos.load(Relaxed) + want).saturating_sub(self.cap),
             Relaxed,
         );
         loop {
             self.space_event().sleep(Some(slice(lim.deadline)), ready);
             let free = self.free_bytes()?;
-            if free >= need {
+            if free >= want {
                 return Ok(free);
             }
             if passed(lim.deadline) {
@@ -678,9 +771,7 @@ impl<'a> Channel<'a> {
                     if len as u64 > self.max_item {
                         return Err(self.corrupt(wp, format!("item of {len} bytes over the limit")));
                     }
-                    out.clear();
-                    out.resize(len as usize, 0);
-                    self.copy_out(data_at, out);
+                    self.copy_out_to_vec(data_at, len as usize, out);
                     self.finish_item(rp + size);
                     return Ok(true);
                 }

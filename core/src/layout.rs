@@ -16,8 +16,14 @@ pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"MPQSTAT\0");
 pub const LAYOUT_MAJOR: u32 = 1;
 /// Layout minor version: additions that old readers may ignore.
 pub const LAYOUT_MINOR: u32 = 0;
-/// `major << 16 | minor`, the value of the `version` words.
+/// `major << 16 | minor`, the value of the stats segment's `version` word.
 pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
+/// Layout major version of the data segment, which only the library itself reads: a
+/// process refuses a data segment of any other (2: the journals moved off the lines of
+/// `write_pos` and `read_pos`).
+pub const DATA_LAYOUT_MAJOR: u32 = 2;
+/// The value of the data segment's `version` word.
+pub const DATA_LAYOUT_VERSION: u32 = DATA_LAYOUT_MAJOR << 16;
 
 /// Bytes before the ring in a data segment.
 pub const DATA_HEADER_LEN: usize = 4096;
@@ -89,12 +95,6 @@ pub struct DataHeader {
     /// Held by one writer for a whole item (all its records).
     pub write_lock: RobustMutex,
     _pad1: [u8; 64 - std::mem::size_of::<RobustMutex>() % 64],
-    /// Bytes ever published (monotonic); Release-stored after the record's bytes.
-    pub write_pos: AtomicU64,
-    /// Bumped to wake readers waiting for data.
-    pub data_seq: AtomicU32,
-    /// Readers sleeping on `data_seq`.
-    pub data_waiters: AtomicU32,
     /// Write journal: 1 while a writer is inside an item.
     pub wj_active: AtomicU64,
     /// Write journal: `write_pos` when the item started.
@@ -105,19 +105,24 @@ pub struct DataHeader {
     pub wj_slot: AtomicU64,
     /// Write journal: that slot's `committed` before this item.
     pub wj_committed: AtomicU64,
+    _pad2: [u64; 3],
+
+    // `write_pos` has a line of its own (with the readers' wake-up words): readers poll it,
+    // and a journal store on the same line would cost the writer another transfer per item.
+    /// Bytes ever published (monotonic); Release-stored after the record's bytes.
+    pub write_pos: AtomicU64,
+    /// Bumped to wake readers waiting for data.
+    pub data_seq: AtomicU32,
+    /// Readers sleeping on `data_seq`.
+    pub data_waiters: AtomicU32,
     /// The `data_seq` value readers last went to sleep on (wake once per sleep).
     pub data_slept: AtomicU32,
-    _pad2: u32,
+    _pad2a: u32,
+    _pad2b: [u64; 5],
 
     /// Held by one reader for a whole item.
     pub read_lock: RobustMutex,
     _pad3: [u8; 64 - std::mem::size_of::<RobustMutex>() % 64],
-    /// Bytes ever consumed (monotonic); Release-stored after the bytes were copied out.
-    pub read_pos: AtomicU64,
-    /// Bumped to wake writers waiting for space.
-    pub space_seq: AtomicU32,
-    /// Writers sleeping on `space_seq`.
-    pub space_waiters: AtomicU32,
     /// Read journal: 1 while a reader is inside an item.
     pub rj_active: AtomicU64,
     /// Read journal: `consumed` (stats) when the reader took the lock.
@@ -128,9 +133,18 @@ pub struct DataHeader {
     pub rj_in_item: AtomicU64,
     /// 1 when a reader died inside a streamed item: its remaining records are skipped.
     pub skip_item: AtomicU64,
+    _pad4: [u64; 3],
+
+    /// Bytes ever consumed (monotonic); Release-stored after the bytes were copied out.
+    pub read_pos: AtomicU64,
+    /// Bumped to wake writers waiting for space.
+    pub space_seq: AtomicU32,
+    /// Writers sleeping on `space_seq`.
+    pub space_waiters: AtomicU32,
     /// The `space_seq` value writers last went to sleep on.
     pub space_slept: AtomicU32,
-    _pad4: u32,
+    _pad4a: u32,
+    _pad4b: [u64; 5],
     /// A writer waiting for space sleeps until `read_pos` reaches this.
     pub space_target: AtomicU64,
     _pad5: [u64; 7],
@@ -301,6 +315,13 @@ pub struct ProcSlot {
 }
 
 const _: () = assert!(std::mem::size_of::<DataHeader>() <= DATA_HEADER_LEN);
+// The hot words of each side start cache lines of their own.
+const _: () = assert!(std::mem::offset_of!(DataHeader, wj_active) % 64 == 0);
+const _: () = assert!(std::mem::offset_of!(DataHeader, write_pos) == 192); // hostile.rs
+
+const _: () = assert!(std::mem::offset_of!(DataHeader, rj_active) % 64 == 0);
+const _: () = assert!(std::mem::offset_of!(DataHeader, read_pos) % 64 == 0);
+const _: () = assert!(std::mem::offset_of!(DataHeader, space_target) % 64 == 0);
 const _: () = assert!(std::mem::size_of::<StatsHeader>() <= STATS_HEADER_LEN);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, reserved) == 256);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, consumed) == 320);

@@ -39,6 +39,21 @@ const READ_STALL_NS: u64 = 1_000_000_000;
 const LOCK_GRACE_NS: u64 = 50_000_000;
 /// Items the feeder writes per hold of the write lock.
 const FEEDER_BATCH: usize = 256;
+/// Attempts `put` makes at writing into the ring itself before it hands the item to the
+/// feeder.
+const DIRECT_TRIES: u32 = 4;
+/// Spins between two attempts when another process holds the write lock.
+const DIRECT_LOCK_SPINS: u32 = 32;
+/// Longest `put` waits for the reader to make room before it hands the item to the feeder.
+const DIRECT_WAIT_NS: u64 = 500_000;
+/// A `put` waiting for the feeder (see `Core::await_drain`) checks for progress this often…
+const DRAIN_SLICE: Duration = Duration::from_millis(1);
+/// …and gives up after this long without any.
+const DRAIN_STALL_NS: u64 = 20_000_000;
+/// A `put` waiting for room stops waiting once no reader has moved for this long.
+const READER_STALL_NS: u64 = 50_000;
+/// Buffered items at which `put` waits for the feeder (see `Core::await_drain`).
+const BUFFER_HIGH_ITEMS: usize = 4 * FEEDER_BATCH;
 
 /// Per-process settings of a queue handle.
 #[derive(Debug, Clone)]
@@ -83,8 +98,14 @@ struct Local {
 #[derive(Default)]
 struct LocalState {
     buffer: VecDeque<Vec<u8>>,
+    /// Bytes in `buffer`.
+    buffer_bytes: u64,
     /// The feeder holds a batch taken from `buffer`.
     busy: bool,
+    /// Batches the feeder has finished with (written or dropped).
+    fed: u64,
+    /// `fed` when a `put` last waited a whole slice for the feeder in vain.
+    stalled_at: Option<u64>,
     feeder: Option<JoinHandle<()>>,
     feeder_started: bool,
     /// The feeder should exit once the buffer is empty.
@@ -310,21 +331,89 @@ impl Core {
     /// free; otherwise appends to the buffer for the feeder (per-process FIFO either way).
     fn enqueue(self: &Arc<Self>, local: &Local, frame: &[u8]) {
         let mut st = local.lock();
-        if st.buffer.is_empty() && !st.busy {
-            let ch = Channel::new(&self.seg);
-            if let Some(g) = ch.try_lock_write()
-                && ch.try_write(&g, frame, local.slot)
-            {
-                drop(g);
-                self.start_feeder(&mut st);
-                return;
-            }
+        if st.buffer.len() >= BUFFER_HIGH_ITEMS || st.buffer_bytes >= self.seg.ring().1 {
+            st = self.await_drain(local, st);
+        }
+        if st.buffer.is_empty() && !st.busy && self.write_direct(frame, local.slot) {
+            self.start_feeder(&mut st);
+            return;
         }
         st.buffer.push_back(frame.to_vec());
+        st.buffer_bytes += frame.len() as u64;
         self.start_feeder(&mut st);
         if st.feeder_idle {
             local.work.notify_one();
         }
+    }
+
+    /// Flow control for a producer that outruns its consumers: once this process's buffer
+    /// holds [`BUFFER_HIGH_ITEMS`] items (or a ring's worth of bytes), `put` waits until the
+    /// feeder has written all of it, so that the next `put` writes into the ring itself
+    /// again. It waits only while readers or the feeder make progress: after
+    /// [`DRAIN_STALL_NS`] with neither (nobody reads), `put` buffers without limit, as
+    /// Python's does, until the feeder moves again.
+    fn await_drain<'l>(
+        &self,
+        local: &'l Local,
+        mut st: MutexGuard<'l, LocalState>,
+    ) -> MutexGuard<'l, LocalState> {
+        let read_pos = || self.seg.data().read_pos.load(Relaxed);
+        let mut progress = (st.fed, read_pos());
+        let mut since = sys::mono_now();
+        while st.feeder_started
+            && (st.busy || !st.buffer.is_empty())
+            && st.stalled_at != Some(st.fed)
+        {
+            st = match local.idle.wait_timeout(st, DRAIN_SLICE) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+            let now = sys::mono_now();
+            if (st.fed, read_pos()) != progress {
+                progress = (st.fed, read_pos());
+                since = now;
+            } else if now - since >= DRAIN_STALL_NS {
+                // Not again until the feeder gets on.
+                st.stalled_at = Some(st.fed);
+            }
+        }
+        st
+    }
+
+    /// Writes `frame` into the ring from the calling thread if that takes at most a brief
+    /// wait for the write lock or for the reader to make room. Waiting here, instead of
+    /// handing the item to the feeder at once, keeps a producer that outruns its consumer
+    /// in step with it: its buffer does not grow, and no third thread competes for the CPUs
+    /// with the two doing the work. A reader that makes no room within [`DIRECT_WAIT_NS`]
+    /// gets the item through the feeder, so `put` never waits longer than that for it.
+    fn write_direct(&self, frame: &[u8], slot: usize) -> bool {
+        let ch = Channel::new(&self.seg);
+        if layout::record_size(frame.len() as u64) > ch.capacity() {
+            return false; // streamed in pieces by the feeder
+        }
+        for _ in 0..DIRECT_TRIES {
+            match ch.try_lock_write() {
+                Some(g) => {
+                    if ch.try_write(&g, frame, slot) {
+                        return true;
+                    }
+                    drop(g);
+                    // No room (then wait for some), or a crashed writer's item to end first
+                    // (then the feeder does that, after the tries).
+                    if !ch.room_for(frame.len())
+                        && !ch.await_room(frame.len(), DIRECT_WAIT_NS, READER_STALL_NS)
+                    {
+                        return false;
+                    }
+                }
+                None => {
+                    for _ in 0..DIRECT_LOCK_SPINS {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        false
     }
 
     fn start_feeder(self: &Arc<Self>, st: &mut LocalState) {
@@ -362,15 +451,20 @@ impl Core {
                 }
                 st.busy = true;
                 let n = st.buffer.len().min(FEEDER_BATCH);
-                st.buffer.drain(..n).collect()
+                let batch: Vec<Vec<u8>> = st.buffer.drain(..n).collect();
+                st.buffer_bytes -= batch.iter().map(|f| f.len() as u64).sum::<u64>();
+                batch
             };
             let dropped = self.write_batch(&ch, local, &batch);
             let mut st = local.lock();
             st.busy = false;
+            st.fed += 1;
             if dropped > 0 {
                 st.dropped += dropped;
                 // Once the feeder had to give up, drop what is still buffered as well.
                 let rest: Vec<_> = st.buffer.drain(..).collect();
+                st.buffer_bytes = 0;
+                st.buffer_bytes = 0;
                 st.dropped += self.count_dropped(local, &rest);
             }
             local.idle.notify_all();
@@ -526,6 +620,7 @@ impl Core {
         let mut st = local.lock();
         // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
         let rest: Vec<_> = st.buffer.drain(..).collect();
+        st.buffer_bytes = 0;
         st.dropped += self.count_dropped(local, &rest);
         match std::mem::take(&mut st.dropped) {
             0 => Ok(()),
@@ -627,6 +722,13 @@ impl Drop for Handle {
 ///   shared ring; otherwise it appends to this process's buffer, which a feeder thread
 ///   (started on the first `put` in each process) drains into the ring. Items from one
 ///   process arrive in the order they were put.
+/// - Flow control (a deliberate difference from Python): while a consumer keeps reading,
+///   an unbounded `put` that finds the ring full waits (at most 0.5 ms) for room instead of
+///   buffering at once, and one whose process already buffers 1024 items (or a ring's
+///   worth of bytes) waits for the feeder to write them, so a producer faster than its
+///   consumers runs at their pace instead of filling its memory. When nobody reads, `put`
+///   does not block: after one wait of 20 ms without progress it buffers without limit, as
+///   Python's does, until a reader comes back.
 /// - `maxsize > 0` bounds the items in the queue, counted from `put` (buffered ones
 ///   included) until `get` returns them, exactly like Python's semaphore.
 /// - Handles are cheap to clone; clones in one process share one buffer and feeder.

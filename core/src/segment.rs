@@ -7,8 +7,9 @@
 
 use crate::error::Error;
 use crate::layout::{
-    DATA_HEADER_LEN, DATA_MAGIC, DataHeader, LAYOUT_MAJOR, LAYOUT_VERSION, NAME_MAX, ProcSlot,
-    SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader, stats_len,
+    DATA_HEADER_LEN, DATA_LAYOUT_MAJOR, DATA_LAYOUT_VERSION, DATA_MAGIC, DataHeader, LAYOUT_MAJOR,
+    LAYOUT_VERSION, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader,
+    stats_len,
 };
 use crate::sys::{self, Mapping};
 use std::fs::{File, OpenOptions};
@@ -272,8 +273,8 @@ fn await_published(magic: &AtomicU64, version: u32, want: u64, path: &Path) -> R
     Ok(())
 }
 
-fn check_version(version: u32, path: &Path) -> Result<(), Error> {
-    if version >> 16 != LAYOUT_MAJOR {
+fn check_version(version: u32, major: u32, path: &Path) -> Result<(), Error> {
+    if version >> 16 != major {
         return Err(Error::Incompatible {
             path: path.into(),
             major: version >> 16,
@@ -293,7 +294,7 @@ pub(crate) fn validate_stats(h: &StatsHeader, len: usize, path: &Path) -> Result
     if h.magic.load(Acquire) != STATS_MAGIC {
         return Err(corrupt("bad magic: not an mpqueue stats segment".into()));
     }
-    check_version(h.version.load(Relaxed), path)?;
+    check_version(h.version.load(Relaxed), LAYOUT_MAJOR, path)?;
     if h.header_len.load(Relaxed) as usize != STATS_HEADER_LEN
         || h.slot_len.load(Relaxed) as usize != SLOT_LEN
     {
@@ -417,7 +418,7 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
     }
     // Publish: version, then magic with Release (pairs with the Acquire in the openers).
     h.version.store(LAYOUT_VERSION, Relaxed);
-    d.version.store(LAYOUT_VERSION, Relaxed);
+    d.version.store(DATA_LAYOUT_VERSION, Relaxed);
     h.magic.store(STATS_MAGIC, Release);
     d.magic.store(DATA_MAGIC, Release);
     Ok(())
@@ -433,7 +434,7 @@ pub fn open(dir: &Path, name: &str) -> Result<Segments, Error> {
     // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by open_file).
     let dh = unsafe { &*(data.ptr() as *const DataHeader) };
     await_published(&dh.magic, dh.version.load(Relaxed), DATA_MAGIC, &data_path)?;
-    check_version(dh.version.load(Relaxed), &data_path)?;
+    check_version(dh.version.load(Relaxed), DATA_LAYOUT_MAJOR, &data_path)?;
     let cap = dh.capacity.load(Relaxed);
     if !cap.is_power_of_two()
         || cap < 4096

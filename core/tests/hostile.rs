@@ -183,8 +183,9 @@ fn scribbled_positions_and_counts_give_errors_not_panics() {
         .unwrap();
     q.put(1).unwrap();
     let data = dir.join("q.scribbled-head.data");
-    // write_pos (offset 128) far beyond read_pos: "more data than the ring holds".
-    scribble(&data, 128, &u64::MAX.to_le_bytes());
+    // write_pos (offset 192, pinned in layout.rs) far beyond read_pos: "more data than the
+    // ring holds".
+    scribble(&data, 192, &u64::MAX.to_le_bytes());
     assert!(matches!(
         q.get_timeout(Duration::from_millis(100)),
         Err(GetError::Corrupt(_))
