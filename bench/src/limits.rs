@@ -190,3 +190,33 @@ pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
     anyhow::ensure!(got == n);
     Ok(n as f64 / secs)
 }
+
+/// Nanoseconds for a cache line to go from CPU 0 to CPU 1 and back (two threads pinned,
+/// bouncing one counter): the machine's cross-core transfer cost, which on this VM changes
+/// while it runs (the vCPUs move between host cores).
+pub fn line_round_trip_ns() -> f64 {
+    const ROUNDS: u64 = 100_000;
+    let word = AtomicU64::new(0);
+    let start = std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::shared::pin(1);
+            for i in 0..ROUNDS {
+                while word.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                word.store(2 * i + 2, Ordering::Release);
+            }
+        });
+        crate::shared::pin(0);
+        let start = std::time::Instant::now();
+        for i in 0..ROUNDS {
+            word.store(2 * i + 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+        }
+        start
+    });
+    crate::unpin_all();
+    start.elapsed().as_nanos() as f64 / ROUNDS as f64
+}

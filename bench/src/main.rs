@@ -29,12 +29,22 @@ struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: String,
-    /// Only run mpqueue 1→1 64 B with this many items (for profiling with perf).
+    /// Only run mpqueue 1→1 (or `--producers`→`--consumers`) 64 B with this many items (for
+    /// profiling with perf).
     #[arg(long, hide = true)]
     profile: Option<u64>,
     /// Only move this many 1 MiB items through mpqueue and a raw pipe, alternately.
     #[arg(long, hide = true)]
     big_only: Option<u64>,
+    /// With `--profile`: producer processes.
+    #[arg(long, hide = true, default_value_t = 1)]
+    producers: usize,
+    /// With `--profile`: consumer processes.
+    #[arg(long, hide = true, default_value_t = 1)]
+    consumers: usize,
+    /// With `--profile`: the queue's maxsize.
+    #[arg(long, hide = true, default_value_t = 0)]
+    maxsize: usize,
     /// Only ping-pong this many round trips through mpqueue and a raw pipe, per placement.
     #[arg(long, hide = true)]
     pingpong_only: Option<usize>,
@@ -132,6 +142,27 @@ impl Runner {
         fig
     }
 
+    /// Each peer's figure, measured in rounds: every round runs each peer once, so that a
+    /// change in the machine's state during a scenario (on this VM the two vCPUs move
+    /// between host cores, and a cross-core transfer then costs four times as much) hits
+    /// every peer alike and the ratios within a row stay fair.
+    fn interleaved(&self, peers: &[(&str, &dyn Fn() -> anyhow::Result<f64>)]) -> Vec<Fig> {
+        let mut runs: Vec<Vec<anyhow::Result<f64>>> = peers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..self.reps {
+            for (i, (_, f)) in peers.iter().enumerate() {
+                runs[i].push(f());
+            }
+        }
+        let figs: Vec<Fig> = runs
+            .into_iter()
+            .map(|v| Fig::of(v.into_iter().collect()))
+            .collect();
+        for ((label, _), fig) in peers.iter().zip(&figs) {
+            eprintln!("  {label} ... {}", fig.cell());
+        }
+        figs
+    }
+
     /// Two figures (median and p99 of round trips) from each run.
     fn pair(&self, label: &str, f: impl Fn() -> anyhow::Result<(f64, f64)>) -> (Fig, Fig) {
         eprint!("  {label} ...");
@@ -213,7 +244,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.profile {
         println!(
             "{:.0} items/s",
-            mpq::tput::<B64>(1, 1, n, Placement::Free, true, 0)?
+            mpq::tput::<B64>(
+                args.producers,
+                args.consumers,
+                n,
+                Placement::Free,
+                true,
+                args.maxsize
+            )?
         );
         return Ok(());
     }
@@ -231,6 +269,7 @@ fn main() -> anyhow::Result<()> {
     let s = |v: u64| v.to_string();
     let mut md = String::new();
 
+    let rtt_before = limits::line_round_trip_ns();
     // ---- throughput ---------------------------------------------------------------------
     eprintln!("throughput");
     type Row = (String, Vec<Fig>);
@@ -239,55 +278,49 @@ fn main() -> anyhow::Result<()> {
         for size in [8usize, 64] {
             let label = format!("{p}→{c}, {size} B");
             eprintln!(" {label}");
-            let mpq = r.fig("mpqueue", || match size {
+            let py_args = || {
+                vec![
+                    "tput".into(),
+                    s(p as u64),
+                    s(c as u64),
+                    s(size as u64),
+                    s(n_py),
+                ]
+            };
+            let mpq_run = || match size {
                 8 => mpq::tput::<B8>(p, c, n_fast, Placement::Free, true, 0),
                 _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
-            });
-            let pyq = r.fig("mp.Queue", || {
-                py(
-                    "mpq",
-                    &[
-                        "tput".into(),
-                        s(p as u64),
-                        s(c as u64),
-                        s(size as u64),
-                        s(n_py),
-                    ],
-                )
-            });
-            let ff = r.fig("faster-fifo", || {
-                py(
-                    "ff",
-                    &[
-                        "tput".into(),
-                        s(p as u64),
-                        s(c as u64),
-                        s(size as u64),
-                        s(n_py),
-                    ],
-                )
-            });
-            let (ipcf, pipe, ring) = if (p, c) == (1, 1) {
-                (
-                    if size == 64 {
-                        r.fig("ipc-channel", || ipc::tput(n_py * 2))
-                    } else {
-                        Fig::Missing("64 B only".into())
-                    },
-                    r.fig("raw pipe", || {
-                        limits::pipe_tput(n_fast / 2, size, Placement::Free)
-                    }),
-                    r.fig("shm SPSC ring", || {
-                        limits::shm_ring(n_ring, size, Placement::Free)
-                    }),
-                )
-            } else {
-                let na = || Fig::Missing("1 receiver only".into());
-                (
-                    na(),
+            };
+            let pyq_run = || py("mpq", &py_args());
+            let ff_run = || py("ff", &py_args());
+            let ipc_run = || ipc::tput(n_py * 2);
+            let pipe_run = || limits::pipe_tput(n_fast / 2, size, Placement::Free);
+            let ring_run = || limits::shm_ring(n_ring, size, Placement::Free);
+            type Run<'a> = (&'a str, &'a dyn Fn() -> anyhow::Result<f64>);
+            let mut peers: Vec<Run> = vec![
+                ("mpqueue", &mpq_run),
+                ("mp.Queue", &pyq_run),
+                ("faster-fifo", &ff_run),
+            ];
+            let one_to_one = (p, c) == (1, 1);
+            if one_to_one {
+                if size == 64 {
+                    peers.push(("ipc-channel", &ipc_run));
+                }
+                peers.push(("raw pipe", &pipe_run));
+                peers.push(("shm SPSC ring", &ring_run));
+            }
+            let mut figs = r.interleaved(&peers).into_iter();
+            let mut next = |why: &str| figs.next().unwrap_or(Fig::Missing(why.into()));
+            let (mpq, pyq, ff) = (next("-"), next("-"), next("-"));
+            let (ipcf, pipe, ring) = match (one_to_one, size) {
+                (true, 64) => (next("-"), next("-"), next("-")),
+                (true, _) => (Fig::Missing("64 B only".into()), next("-"), next("-")),
+                _ => (
+                    Fig::Missing("1 receiver only".into()),
                     Fig::Missing("1→1 only".into()),
                     Fig::Missing("1→1 only".into()),
-                )
+                ),
             };
             rows.push((label, vec![mpq, pyq, ff, ipcf, pipe, ring]));
         }
@@ -321,7 +354,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "# mpqueue benchmarks\n")?;
     writeln!(
         md,
-        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
+        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]; in the throughput table the peers of a row take turns, one run each per round. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
         if q {
             "--quick".to_string()
         } else {
@@ -329,7 +362,12 @@ fn main() -> anyhow::Result<()> {
         },
         r.reps
     )?;
-    writeln!(md, "{}\n", machine())?;
+    writeln!(md, "{}", machine())?;
+    writeln!(
+        md,
+        "- cross-CPU cache-line round trip (two threads pinned to CPUs 0 and 1): {rtt_before:.0} ns before the run, {:.0} ns after. On this VM it is ~80 ns or ~320 ns depending on where the host puts the two vCPUs, and it changes while the benchmarks run: this is why some figures are bimodal.\n",
+        limits::line_round_trip_ns()
+    )?;
     writeln!(
         md,
         "## Throughput, items/s (producer processes → consumer processes)\n"
