@@ -45,6 +45,9 @@ struct Args {
     /// With `--profile`: the queue's maxsize.
     #[arg(long, hide = true, default_value_t = 0)]
     maxsize: usize,
+    /// Only run the shared-memory SPSC ring limit (64 B) with this many items.
+    #[arg(long, hide = true)]
+    ring_only: Option<u64>,
     /// Only ping-pong this many round trips through mpqueue and a raw pipe, per placement.
     #[arg(long, hide = true)]
     pingpong_only: Option<usize>,
@@ -78,22 +81,30 @@ pub fn unpin_all() {
     }
 }
 
-/// A figure: median, min, max over the runs, or why it is missing.
+/// A figure: median, min, max over the runs (and the runs in the order they ran), or why
+/// it is missing.
 #[derive(Clone)]
 enum Fig {
-    Val { med: f64, min: f64, max: f64 },
+    Val {
+        med: f64,
+        min: f64,
+        max: f64,
+        runs: Vec<f64>,
+    },
     Missing(String),
 }
 
 impl Fig {
     fn of(runs: anyhow::Result<Vec<f64>>) -> Fig {
         match runs {
-            Ok(mut v) if !v.is_empty() => {
+            Ok(runs) if !runs.is_empty() => {
+                let mut v = runs.clone();
                 v.sort_by(f64::total_cmp);
                 Fig::Val {
                     med: v[v.len() / 2],
                     min: v[0],
                     max: v[v.len() - 1],
+                    runs,
                 }
             }
             Ok(_) => Fig::Missing("no runs".into()),
@@ -110,7 +121,7 @@ impl Fig {
 
     fn cell(&self) -> String {
         match self {
-            Fig::Val { med, min, max } => {
+            Fig::Val { med, min, max, .. } => {
                 format!("{} [{}–{}]", human(*med), human(*min), human(*max))
             }
             Fig::Missing(why) => format!("n/a ({})", why.replace('|', "/")),
@@ -134,6 +145,9 @@ struct Runner {
     reps: usize,
 }
 
+/// One cell of a table: a run giving a figure, or why there is none.
+type Cell = Result<Box<dyn Fn() -> anyhow::Result<f64>>, &'static str>;
+
 impl Runner {
     fn fig(&self, label: &str, f: impl Fn() -> anyhow::Result<f64>) -> Fig {
         eprint!("  {label} ...");
@@ -142,25 +156,51 @@ impl Runner {
         fig
     }
 
-    /// Each peer's figure, measured in rounds: every round runs each peer once, so that a
-    /// change in the machine's state during a scenario (on this VM the two vCPUs move
-    /// between host cores, and a cross-core transfer then costs four times as much) hits
-    /// every peer alike and the ratios within a row stay fair.
-    fn interleaved(&self, peers: &[(&str, &dyn Fn() -> anyhow::Result<f64>)]) -> Vec<Fig> {
-        let mut runs: Vec<Vec<anyhow::Result<f64>>> = peers.iter().map(|_| Vec::new()).collect();
-        for _ in 0..self.reps {
-            for (i, (_, f)) in peers.iter().enumerate() {
-                runs[i].push(f());
+    /// Every cell's figure, measured in rounds: each round runs every cell of the table
+    /// once, so that a change in the machine's state while the table is measured (on this
+    /// VM the two vCPUs move between host cores, and a cross-core transfer then costs up to
+    /// four times as much) hits every cell alike, and the ratios within the table (between
+    /// peers, and between scenarios) stay fair.
+    fn table(&self, table: &[(String, Vec<Cell>)]) -> Vec<(String, Vec<Fig>)> {
+        let mut runs: Vec<Vec<Vec<f64>>> = table
+            .iter()
+            .map(|(_, cells)| cells.iter().map(|_| Vec::new()).collect())
+            .collect();
+        let mut failed: Vec<Vec<Option<String>>> = table
+            .iter()
+            .map(|(_, cells)| cells.iter().map(|_| None).collect())
+            .collect();
+        for round in 0..self.reps {
+            eprintln!(" round {} of {}", round + 1, self.reps);
+            for (r, (label, cells)) in table.iter().enumerate() {
+                for (c, cell) in cells.iter().enumerate() {
+                    let Ok(run) = cell else { continue };
+                    match run() {
+                        Ok(v) => runs[r][c].push(v),
+                        Err(e) => {
+                            eprintln!("  {label}, column {c}: {e}");
+                            failed[r][c] = Some(e.to_string());
+                        }
+                    }
+                }
             }
         }
-        let figs: Vec<Fig> = runs
-            .into_iter()
-            .map(|v| Fig::of(v.into_iter().collect()))
-            .collect();
-        for ((label, _), fig) in peers.iter().zip(&figs) {
-            eprintln!("  {label} ... {}", fig.cell());
-        }
-        figs
+        table
+            .iter()
+            .enumerate()
+            .map(|(r, (label, cells))| {
+                let figs = cells
+                    .iter()
+                    .enumerate()
+                    .map(|(c, cell)| match (cell, failed[r][c].take()) {
+                        (Err(why), _) => Fig::Missing((*why).into()),
+                        (Ok(_), Some(e)) => Fig::Missing(e),
+                        (Ok(_), None) => Fig::of(Ok(std::mem::take(&mut runs[r][c]))),
+                    })
+                    .collect();
+                (label.clone(), figs)
+            })
+            .collect()
     }
 
     /// Two figures (median and p99 of round trips) from each run.
@@ -229,6 +269,10 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(n) = args.ring_only {
+        println!("{:.0} items/s", limits::shm_ring(n, 64, Placement::Free)?);
+        return Ok(());
+    }
     if let Some(n) = args.pingpong_only {
         for place in [Placement::Same, Placement::Cross, Placement::Free] {
             let (m50, m99) = mpq::pingpong(n, place)?;
@@ -272,89 +316,70 @@ fn main() -> anyhow::Result<()> {
     let rtt_before = limits::line_round_trip_ns();
     // ---- throughput ---------------------------------------------------------------------
     eprintln!("throughput");
-    type Row = (String, Vec<Fig>);
-    let mut rows: Vec<Row> = Vec::new();
+    let mut table: Vec<(String, Vec<Cell>)> = Vec::new();
     for (p, c) in [(1usize, 1usize), (4, 4), (1, 4)] {
         for size in [8usize, 64] {
-            let label = format!("{p}→{c}, {size} B");
-            eprintln!(" {label}");
-            let py_args = || {
-                vec![
-                    "tput".into(),
-                    s(p as u64),
-                    s(c as u64),
-                    s(size as u64),
-                    s(n_py),
-                ]
+            let py_args = move || -> Vec<String> {
+                ["tput".to_string(), p.to_string(), c.to_string()]
+                    .into_iter()
+                    .chain([size.to_string(), n_py.to_string()])
+                    .collect()
             };
-            let mpq_run = || match size {
-                8 => mpq::tput::<B8>(p, c, n_fast, Placement::Free, true, 0),
-                _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
-            };
-            let pyq_run = || py("mpq", &py_args());
-            let ff_run = || py("ff", &py_args());
-            let ipc_run = || ipc::tput(n_py * 2);
-            let pipe_run = || limits::pipe_tput(n_fast / 2, size, Placement::Free);
-            let ring_run = || limits::shm_ring(n_ring, size, Placement::Free);
-            type Run<'a> = (&'a str, &'a dyn Fn() -> anyhow::Result<f64>);
-            let mut peers: Vec<Run> = vec![
-                ("mpqueue", &mpq_run),
-                ("mp.Queue", &pyq_run),
-                ("faster-fifo", &ff_run),
-            ];
             let one_to_one = (p, c) == (1, 1);
-            if one_to_one {
-                if size == 64 {
-                    peers.push(("ipc-channel", &ipc_run));
-                }
-                peers.push(("raw pipe", &pipe_run));
-                peers.push(("shm SPSC ring", &ring_run));
-            }
-            let mut figs = r.interleaved(&peers).into_iter();
-            let mut next = |why: &str| figs.next().unwrap_or(Fig::Missing(why.into()));
-            let (mpq, pyq, ff) = (next("-"), next("-"), next("-"));
-            let (ipcf, pipe, ring) = match (one_to_one, size) {
-                (true, 64) => (next("-"), next("-"), next("-")),
-                (true, _) => (Fig::Missing("64 B only".into()), next("-"), next("-")),
-                _ => (
-                    Fig::Missing("1 receiver only".into()),
-                    Fig::Missing("1→1 only".into()),
-                    Fig::Missing("1→1 only".into()),
-                ),
-            };
-            rows.push((label, vec![mpq, pyq, ff, ipcf, pipe, ring]));
+            let cells: Vec<Cell> = vec![
+                Ok(Box::new(move || match size {
+                    8 => mpq::tput::<B8>(p, c, n_fast, Placement::Free, true, 0),
+                    _ => mpq::tput::<B64>(p, c, n_fast, Placement::Free, true, 0),
+                })),
+                Ok(Box::new(move || py("mpq", &py_args()))),
+                Ok(Box::new(move || py("ff", &py_args()))),
+                match (one_to_one, size) {
+                    (true, 64) => Ok(Box::new(move || ipc::tput(n_py * 2))),
+                    (true, _) => Err("64 B only"),
+                    _ => Err("1 receiver only"),
+                },
+                if one_to_one {
+                    Ok(Box::new(move || {
+                        limits::pipe_tput(n_fast / 2, size, Placement::Free)
+                    }))
+                } else {
+                    Err("1→1 only")
+                },
+                if one_to_one {
+                    Ok(Box::new(move || {
+                        limits::shm_ring(n_ring, size, Placement::Free)
+                    }))
+                } else {
+                    Err("1→1 only")
+                },
+            ];
+            table.push((format!("{p}→{c}, {size} B"), cells));
         }
     }
-    eprintln!(" 1→1, 64 B, maxsize 1");
-    let b1 = vec![
-        r.fig("mpqueue", || {
-            mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)
-        }),
-        r.fig("mp.Queue", || {
-            py(
-                "mpq",
-                &[
-                    "tput".into(),
-                    s(1),
-                    s(1),
-                    s(64),
-                    s(n_py / 2),
-                    "--maxsize".into(),
-                    s(1),
-                ],
-            )
-        }),
-        Fig::Missing("bounded by bytes, not items".into()),
-        Fig::Missing("unbounded only".into()),
-        Fig::Missing("-".into()),
-        Fig::Missing("-".into()),
-    ];
-    rows.push(("1→1, 64 B, maxsize 1".into(), b1));
+    let bounded_py: Vec<String> = ["tput", "1", "1", "64", &(n_py / 2).to_string()]
+        .into_iter()
+        .chain(["--maxsize", "1"])
+        .map(String::from)
+        .collect();
+    table.push((
+        "1→1, 64 B, maxsize 1".into(),
+        vec![
+            Ok(Box::new(move || {
+                mpq::tput::<B64>(1, 1, n_fast / 4, Placement::Free, true, 1)
+            })),
+            Ok(Box::new(move || py("mpq", &bounded_py))),
+            Err("bounded by bytes, not items"),
+            Err("unbounded only"),
+            Err("-"),
+            Err("-"),
+        ],
+    ));
+    let rows = r.table(&table);
 
     writeln!(md, "# mpqueue benchmarks\n")?;
     writeln!(
         md,
-        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]; in the throughput table the peers of a row take turns, one run each per round. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
+        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]; the throughput table is measured in rounds, each running every cell once. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
         if q {
             "--quick".to_string()
         } else {
@@ -537,50 +562,73 @@ fn main() -> anyhow::Result<()> {
     }
 
     // ---- targets ----------------------------------------------------------------------------
-    let get = |row: &str, col: usize| {
-        rows.iter()
-            .find(|(l, _)| l == row)
-            .and_then(|(_, f)| f[col].med())
+    let get = |row: &str, col: usize| rows.iter().find(|(l, _)| l == row).map(|(_, f)| &f[col]);
+    // Two cells of the throughput table ran in the same rounds: the median of the ratios
+    // round by round (each round's pair saw the same state of the machine), with their range.
+    let paired = |a: Option<&Fig>, b: Option<&Fig>| match (a, b) {
+        (Some(Fig::Val { runs: x, .. }), Some(Fig::Val { runs: y, .. })) if x.len() == y.len() => {
+            let mut r: Vec<f64> = x.iter().zip(y).map(|(a, b)| a / b).collect();
+            r.sort_by(f64::total_cmp);
+            if r.len() == 1 {
+                format!("{:.2}", r[0])
+            } else {
+                format!(
+                    "{:.2} (rounds {:.2}–{:.2})",
+                    r[r.len() / 2],
+                    r[0],
+                    r[r.len() - 1]
+                )
+            }
+        }
+        _ => "n/a".into(),
     };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "n/a".into(),
     };
     writeln!(md, "\n## Targets (ratios within this run)\n")?;
+    writeln!(
+        md,
+        "Throughput ratios are the median of the ratios round by round (the two figures of a round ran in the same pass over the table, seconds apart), with their range.\n"
+    )?;
     writeln!(md, "| target | wanted | measured |\n|---|---|---|")?;
     let one = "1→1, 64 B";
     let four = "4→4, 64 B";
-    let times = |r: String| if r == "n/a" { r } else { format!("{r}×") };
+    let times = |r: String| match r.split_once(' ') {
+        _ if r == "n/a" => r,
+        Some((m, rest)) => format!("{m}× {rest}"),
+        None => format!("{r}×"),
+    };
     let targets = [
         (
             "1→1 64 B vs Python multiprocessing.Queue",
             "≥ 30×",
-            times(ratio(get(one, 0), get(one, 1))),
+            times(paired(get(one, 0), get(one, 1))),
         ),
         (
             "1→1 64 B vs ipc-channel",
             "> 1×",
-            times(ratio(get(one, 0), get(one, 3))),
+            times(paired(get(one, 0), get(one, 3))),
         ),
         (
             "1→1 64 B vs shm SPSC ring limit",
             "≥ 0.20",
-            ratio(get(one, 0), get(one, 5)),
+            paired(get(one, 0), get(one, 5)),
         ),
         (
             "4→4 64 B vs Python multiprocessing.Queue",
             "≥ 20×",
-            times(ratio(get(four, 0), get(four, 1))),
+            times(paired(get(four, 0), get(four, 1))),
         ),
         (
             "4→4 64 B vs faster-fifo",
             "≥ 20×",
-            times(ratio(get(four, 0), get(four, 2))),
+            times(paired(get(four, 0), get(four, 2))),
         ),
         (
             "4→4 64 B vs mpqueue's own 1→1",
             "≥ 0.50",
-            ratio(get(four, 0), get(one, 0)),
+            paired(get(four, 0), get(one, 0)),
         ),
         (
             "ping-pong median vs raw pipe, same CPU",

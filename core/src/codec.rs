@@ -38,7 +38,11 @@ pub(crate) fn encode_into<T: Serialize>(
         })
 }
 
+/// Why bytes could not be decoded (turned into text only when it happens: a pointer-sized
+/// error keeps the `Result` around a decoded item small).
+pub(crate) type DecodeError = bincode::Error;
+
 /// Decodes a `T` that must use every byte of `bytes`.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, String> {
-    options(limit).deserialize(bytes).map_err(|e| e.to_string())
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, DecodeError> {
+    options(limit).deserialize(bytes)
 }

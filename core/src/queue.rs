@@ -931,15 +931,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let core = self.core();
         with_scratch(&DECODE_BUF, |bytes| {
             core.get_frame(deadline, nowait, bytes)?;
-            codec::decode(bytes, core.opts.max_item).map_err(|reason| {
-                if let Some(l) = core.current_local() {
-                    core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
+            match codec::decode(bytes, core.opts.max_item) {
+                Ok(item) => Ok(item),
+                Err(e) => {
+                    if let Some(l) = core.current_local() {
+                        core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
+                    }
+                    Err(GetError::Decode {
+                        len: bytes.len(),
+                        reason: e.to_string(),
+                    })
                 }
-                GetError::Decode {
-                    len: bytes.len(),
-                    reason,
-                }
-            })
+            }
         })
     }
 
