@@ -13,6 +13,7 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v curl >/dev/null || missing+=(curl)
+command -v valgrind >/dev/null || missing+=(valgrind) # the benchmark's instruction counts
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing tools: ${missing[*]} (run as root or install them)" >&2

@@ -248,6 +248,33 @@ fn machine() -> String {
     )
 }
 
+/// Instructions per put + get with counters on and off: callgrind's count for `2n` items
+/// minus its count for `n` (so start-up cancels out), divided by `n`.
+fn instructions(n: u64) -> anyhow::Result<(f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let count = |items: u64, stats: &str| -> anyhow::Result<f64> {
+        let out = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&exe)
+            .args(["--instructions", &items.to_string(), stats])
+            .output()
+            .map_err(|e| anyhow::anyhow!("valgrind: {e}"))?;
+        anyhow::ensure!(out.status.success(), "valgrind failed: {}", out.status);
+        // "==1234== I   refs:      157,370,933"
+        let text = String::from_utf8_lossy(&out.stderr);
+        let refs = text
+            .lines()
+            .find_map(|l| l.split_once("I   refs:"))
+            .ok_or_else(|| anyhow::anyhow!("no instruction count in valgrind's output"))?
+            .1;
+        Ok(refs.trim().replace(',', "").parse()?)
+    };
+    let per = |stats: &str| -> anyhow::Result<f64> {
+        Ok((count(2 * n, stats)? - count(n, stats)?) / n as f64)
+    };
+    Ok((per("on")?, per("off")?))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(n) = args.big_only {
@@ -390,7 +417,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "{}", machine())?;
     writeln!(
         md,
-        "- cross-CPU cache-line round trip (two threads pinned to CPUs 0 and 1): {rtt_before:.0} ns before the run, {:.0} ns after. On this VM it is ~80 ns or ~320 ns depending on where the host puts the two vCPUs, and it changes while the benchmarks run: this is why some figures are bimodal.\n",
+        "- cross-CPU cache-line round trip (two threads pinned to CPUs 0 and 1): {rtt_before:.0} ns before the run, {:.0} ns after. On this VM it is ~65 ns, ~80 ns or ~320 ns depending on where the host puts the two vCPUs, and it changes while the benchmarks run: this is why some figures spread widely.\n",
         limits::line_round_trip_ns()
     )?;
     writeln!(
@@ -429,14 +456,63 @@ fn main() -> anyhow::Result<()> {
             on.push(mpq::tput::<B64>(p, c, n_fast, Placement::Cross, true, 0)?);
             off.push(mpq::tput::<B64>(p, c, n_fast, Placement::Cross, false, 0)?);
         }
+        // The cost of each on/off pair (they ran back to back), median and range.
+        let mut pair_costs: Vec<f64> = on
+            .iter()
+            .zip(&off)
+            .map(|(a, b)| (b - a) / b * 100.0)
+            .collect();
+        pair_costs.sort_by(f64::total_cmp);
+        let cost = format!(
+            "{:+.1}% (pairs {:+.1}% … {:+.1}%)",
+            pair_costs[pair_costs.len() / 2],
+            pair_costs[0],
+            pair_costs[pair_costs.len() - 1]
+        );
         let (on, off) = (Fig::of(Ok(on)), Fig::of(Ok(off)));
-        let cost = match (on.med(), off.med()) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:+.1}%", (b - a) / b * 100.0),
-            _ => "n/a".into(),
-        };
         eprintln!("  {p}→{c}: {} vs {} ({cost})", on.cell(), off.cell());
         writeln!(md, "| {p}→{c} | {} | {} | {cost} |", on.cell(), off.cell())?;
         costs.push(cost);
+    }
+
+    // Instructions are deterministic where wall-clock time on this VM is not.
+    eprintln!("counters on vs off, instructions");
+    let n_instr: u64 = if q { 10_000 } else { 100_000 };
+    let instr = instructions(n_instr);
+    writeln!(
+        md,
+        "\nInstructions per put + get of a 64 B item in one process, counted by `valgrind --tool=callgrind target/release/mpqueue-bench --instructions N on|off` (the count for 2N items minus the count for N, so start-up cancels out; N = {n_instr}):\n"
+    )?;
+    let instr_cost = match &instr {
+        Ok((on, off)) => {
+            let cost = format!("{:+.1}%", (on - off) / off * 100.0);
+            writeln!(
+                md,
+                "| counters | instructions per put + get |\n|---|---|\n| on | {on:.1} |\n| off | {off:.1} |\n| cost | {cost} |"
+            )?;
+            cost
+        }
+        Err(e) => {
+            writeln!(md, "n/a ({e})")?;
+            "n/a".into()
+        }
+    };
+
+    // ---- each side alone --------------------------------------------------------------------
+    eprintln!("each side alone");
+    writeln!(md, "\n## Each side alone (1→1 64 B: where the time goes)\n")?;
+    match (
+        mpq::sides(if q { 50 } else { 2000 }),
+        mpq::codec(if q { 100_000 } else { 5_000_000 }),
+    ) {
+        (Ok((put, get)), Ok((enc, dec))) => {
+            writeln!(
+                md,
+                "- one process, warm, no other process: `put` {put:.0} ns, `get` {get:.0} ns per 64 B item (so one consumer cannot take more than {:.1}M items/s)\n- of which bincode alone, with mpqueue's options: encode {enc:.0} ns, decode {dec:.0} ns",
+                1e3 / get
+            )?;
+        }
+        (Err(e), _) | (_, Err(e)) => writeln!(md, "n/a ({e})")?,
     }
 
     // ---- big items --------------------------------------------------------------------------
@@ -646,12 +722,17 @@ fn main() -> anyhow::Result<()> {
             ratio(big[0].1.med(), big[4].1.med()),
         ),
         (
-            "counters on vs off, 1→1 64 B (cost)",
+            "counters on vs off: instructions per put + get (deterministic)",
+            "≤ 5%",
+            instr_cost,
+        ),
+        (
+            "counters on vs off: 1→1 64 B wall clock (noisy here)",
             "≤ 5%",
             costs[0].clone(),
         ),
         (
-            "counters on vs off, 4→4 64 B (cost)",
+            "counters on vs off: 4→4 64 B wall clock (noisy here)",
             "≤ 5%",
             costs[1].clone(),
         ),

@@ -1,6 +1,6 @@
 //! mpqueue in every scenario.
 
-use crate::items::{Big, Item, Msg};
+use crate::items::{B64, Big, Item, Msg};
 use crate::shared::{Placement, timed_run};
 use mpqueue::{Queue, process};
 use std::time::Duration;
@@ -149,4 +149,52 @@ pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
     drop(queues);
     let _ = std::fs::remove_dir_all(&dir);
     Ok((declared, touched, per_process))
+}
+
+/// Nanoseconds per `put` and per `get` of a 64 B item in one process, warm (batches of 1000
+/// puts then 1000 gets; the median batch): what each side costs with no other process and
+/// no cross-core transfer.
+pub fn sides(batches: usize) -> anyhow::Result<(f64, f64)> {
+    const N: usize = 1000;
+    let q: Queue<Msg<B64>> = Queue::new(0)?;
+    let (mut puts, mut gets) = (Vec::new(), Vec::new());
+    for _ in 0..batches {
+        let t = std::time::Instant::now();
+        for _ in 0..N {
+            q.put(Msg::Item(B64::make()))?;
+        }
+        puts.push(t.elapsed().as_nanos() as f64 / N as f64);
+        let t = std::time::Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(q.get()?);
+        }
+        gets.push(t.elapsed().as_nanos() as f64 / N as f64);
+    }
+    puts.sort_by(f64::total_cmp);
+    gets.sort_by(f64::total_cmp);
+    Ok((puts[batches / 2], gets[batches / 2]))
+}
+
+/// Nanoseconds to encode and to decode one 64 B item with bincode alone, with the options
+/// mpqueue uses (varint integers, a size limit, no trailing bytes).
+pub fn codec(n: usize) -> anyhow::Result<(f64, f64)> {
+    use bincode::Options;
+    let opts = || {
+        bincode::DefaultOptions::new()
+            .with_limit(64 << 20)
+            .reject_trailing_bytes()
+    };
+    let mut buf = Vec::with_capacity(128);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        buf.clear();
+        opts().serialize_into(&mut buf, std::hint::black_box(&Msg::Item(B64::make())))?;
+    }
+    let enc = t.elapsed().as_nanos() as f64 / n as f64;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let m: Msg<B64> = opts().deserialize(std::hint::black_box(&buf))?;
+        std::hint::black_box(m);
+    }
+    Ok((enc, t.elapsed().as_nanos() as f64 / n as f64))
 }

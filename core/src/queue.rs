@@ -565,7 +565,16 @@ impl Core {
                 Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
             };
             match ch.read(&guard, buf, deadline, READ_STALL_NS) {
-                Ok(true) => break Ok(()),
+                Ok(true) => {
+                    // Counted under the read lock, after `consumed` (so gets <= puts in any
+                    // snapshot). Only the lock's holder writes a live slot's `gets`: a load
+                    // and a store, no locked instruction.
+                    let gets = slot.gets.load(Relaxed);
+                    slot.gets.store(gets + 1, SeqCst);
+                    let bytes = slot.bytes_got.load(Relaxed);
+                    slot.bytes_got.store(bytes + buf.len() as u64, Relaxed);
+                    break Ok(());
+                }
                 Ok(false) => {
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
                         break Err(GetError::Empty);
@@ -582,10 +591,7 @@ impl Core {
         if let Some(start) = waited_since {
             self.observe_wait(slot, &slot.get_blocked, start);
         }
-        outcome?;
-        slot.gets.fetch_add(1, SeqCst);
-        slot.bytes_got.fetch_add(buf.len() as u64, Relaxed);
-        Ok(())
+        outcome
     }
 
     fn close(&self) {
