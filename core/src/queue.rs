@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -567,10 +567,12 @@ impl Core {
             match ch.read(&guard, buf, deadline, READ_STALL_NS) {
                 Ok(true) => {
                     // Counted under the read lock, after `consumed` (so gets <= puts in any
-                    // snapshot). Only the lock's holder writes a live slot's `gets`: a load
-                    // and a store, no locked instruction.
+                    // snapshot: the Release here, after the Acquire of `write_pos` that
+                    // followed the producer's count, orders it for a reader that loads
+                    // `gets` first). Only the lock's holder writes a live slot's `gets`: a
+                    // load and a store, no locked instruction or fence.
                     let gets = slot.gets.load(Relaxed);
-                    slot.gets.store(gets + 1, SeqCst);
+                    slot.gets.store(gets + 1, Release);
                     let bytes = slot.bytes_got.load(Relaxed);
                     slot.bytes_got.store(bytes + buf.len() as u64, Relaxed);
                     break Ok(());
