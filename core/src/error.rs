@@ -52,7 +52,7 @@ pub enum Error {
         reason: String,
     },
     /// The segment was written by an incompatible layout version.
-    #[error("segment {} has layout version {major}.{minor}; this build reads {}.x", path.display(), crate::layout::LAYOUT_MAJOR)]
+    #[error("segment {} has layout version {major}.{minor}; this build reads {supported}.x", path.display())]
     Incompatible {
         /// The file.
         path: PathBuf,
@@ -60,6 +60,8 @@ pub enum Error {
         major: u32,
         /// Its minor version.
         minor: u32,
+        /// The major version this build reads for that kind of segment.
+        supported: u32,
     },
     /// Every process slot of the queue is taken by live processes.
     #[error("queue {name:?} has no free process slot (raise the builder's max_processes)")]

@@ -371,6 +371,7 @@ pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Err
             path: path.into(),
             major: version >> 16,
             minor: version & 0xffff,
+            supported: LAYOUT_MAJOR,
         });
     }
     let sl = w.at(offset_of!(StatsHeader, slot_count));

@@ -279,6 +279,7 @@ fn check_version(version: u32, major: u32, path: &Path) -> Result<(), Error> {
             path: path.into(),
             major: version >> 16,
             minor: version & 0xffff,
+            supported: major,
         });
     }
     Ok(())

@@ -279,3 +279,51 @@ fn parent_exiting_without_joining_children_loses_nothing() {
     got.sort_unstable();
     assert_eq!(got, (0..3000).collect::<Vec<_>>());
 }
+
+/// A segment written by another layout version (an older or newer mpqueue) is refused with
+/// a clear error naming the version, and observers report it without touching it.
+#[test]
+fn other_layout_versions_are_refused_by_name() {
+    let dir = setup();
+    let q: Queue<u64> = Queue::builder().name("versions").create().unwrap();
+    q.put(1).unwrap();
+    let data = dir.join("q.versions.data");
+    let stats = dir.join("q.versions.stats");
+    // The data segment of layout 1 (before the journals moved off the position lines).
+    scribble(&data, 8, &0x0001_0000u32.to_le_bytes());
+    match Queue::<u64>::open("versions") {
+        Err(e @ Error::Incompatible { .. }) => {
+            assert!(matches!(
+                &e,
+                Error::Incompatible { path, major: 1, supported: 2, .. } if *path == data
+            ));
+            assert!(e.to_string().contains("1.0; this build reads 2.x"), "{e}");
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    scribble(&data, 8, &0x0002_0000u32.to_le_bytes());
+    // A stats segment of a future major version.
+    scribble(&stats, 8, &0x0009_0003u32.to_le_bytes());
+    match Queue::<u64>::open("versions") {
+        Err(Error::Incompatible {
+            major,
+            minor,
+            supported,
+            ..
+        }) => assert_eq!((major, minor, supported), (9, 3, 1)),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    let entry = observe::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "versions")
+        .unwrap();
+    assert!(matches!(
+        entry.snapshot(),
+        Err(Error::Incompatible { major: 9, .. })
+    ));
+    // Back to this version: the queue and its item are intact.
+    scribble(&stats, 8, &0x0001_0000u32.to_le_bytes());
+    let again = Queue::<u64>::open("versions").unwrap();
+    assert_eq!(again.get_timeout(LONG), Ok(1));
+}
