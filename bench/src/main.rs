@@ -641,15 +641,16 @@ fn main() -> anyhow::Result<()> {
     let get = |row: &str, col: usize| rows.iter().find(|(l, _)| l == row).map(|(_, f)| &f[col]);
     // Two cells of the throughput table ran in the same rounds: the median of the ratios
     // round by round (each round's pair saw the same state of the machine), with their range.
-    let paired = |a: Option<&Fig>, b: Option<&Fig>| match (a, b) {
+    // `unit` follows the median ("×" for speed-ups, "" for fractions).
+    let paired = |a: Option<&Fig>, b: Option<&Fig>, unit: &str| match (a, b) {
         (Some(Fig::Val { runs: x, .. }), Some(Fig::Val { runs: y, .. })) if x.len() == y.len() => {
             let mut r: Vec<f64> = x.iter().zip(y).map(|(a, b)| a / b).collect();
             r.sort_by(f64::total_cmp);
             if r.len() == 1 {
-                format!("{:.2}", r[0])
+                format!("{:.2}{unit}", r[0])
             } else {
                 format!(
-                    "{:.2} (rounds {:.2}–{:.2})",
+                    "{:.2}{unit} (rounds {:.2}–{:.2})",
                     r[r.len() / 2],
                     r[0],
                     r[r.len() - 1]
@@ -670,41 +671,36 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "| target | wanted | measured |\n|---|---|---|")?;
     let one = "1→1, 64 B";
     let four = "4→4, 64 B";
-    let times = |r: String| match r.split_once(' ') {
-        _ if r == "n/a" => r,
-        Some((m, rest)) => format!("{m}× {rest}"),
-        None => format!("{r}×"),
-    };
     let targets = [
         (
             "1→1 64 B vs Python multiprocessing.Queue",
             "≥ 30×",
-            times(paired(get(one, 0), get(one, 1))),
+            paired(get(one, 0), get(one, 1), "×"),
         ),
         (
             "1→1 64 B vs ipc-channel",
             "> 1×",
-            times(paired(get(one, 0), get(one, 3))),
+            paired(get(one, 0), get(one, 3), "×"),
         ),
         (
             "1→1 64 B vs shm SPSC ring limit",
             "≥ 0.20",
-            paired(get(one, 0), get(one, 5)),
+            paired(get(one, 0), get(one, 5), ""),
         ),
         (
             "4→4 64 B vs Python multiprocessing.Queue",
             "≥ 20×",
-            times(paired(get(four, 0), get(four, 1))),
+            paired(get(four, 0), get(four, 1), "×"),
         ),
         (
             "4→4 64 B vs faster-fifo",
             "≥ 20×",
-            times(paired(get(four, 0), get(four, 2))),
+            paired(get(four, 0), get(four, 2), "×"),
         ),
         (
             "4→4 64 B vs mpqueue's own 1→1",
             "≥ 0.50",
-            paired(get(four, 0), get(one, 0)),
+            paired(get(four, 0), get(one, 0), ""),
         ),
         (
             "ping-pong median vs raw pipe, same CPU",

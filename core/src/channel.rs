@@ -208,35 +208,35 @@ impl<'a> Channel<'a> {
     }
 
     fn copy_out(&self, pos: u64, dst: &mut [u8]) {
-        let off = (pos & (self.cap - 1)) as usize;
-        let first = dst.len().min(self.cap as usize - off);
-        // SAFETY: as in copy_in, both copies stay inside the ring (dst.len() <= cap, checked
-        // by the record validation). The bytes are published and not yet consumed, so no
-        // writer overwrites them until read_pos moves past them.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.base,
-                dst.as_mut_ptr().add(first),
-                dst.len() - first,
-            );
-        }
+        // SAFETY: `dst` is valid for writes of its own length.
+        unsafe { self.copy_out_raw(pos, dst.as_mut_ptr(), dst.len()) }
     }
 
     /// Replaces `out`'s contents with the `len` bytes at `pos` (without zeroing them first).
     fn copy_out_to_vec(&self, pos: u64, len: usize, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(len);
+        // SAFETY: `out` has room for `len` bytes after `reserve`; the copy initialises all
+        // of them before `set_len`.
+        unsafe {
+            self.copy_out_raw(pos, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+    }
+
+    /// Copies the `len` ring bytes at `pos` (wrapping at the end) to `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `len` bytes and must not overlap the ring.
+    unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
         let off = (pos & (self.cap - 1)) as usize;
         let first = len.min(self.cap as usize - off);
-        // SAFETY: as in copy_out (len <= cap, checked by the record validation); `out` has
-        // room for `len` bytes after `reserve`, all of which the two copies initialise
-        // before `set_len`.
+        // SAFETY: as in copy_in, both copies stay inside the ring (len <= cap, checked by the
+        // record validation); the caller vouches for `dst`. The bytes are published and not
+        // yet consumed, so no writer overwrites them until read_pos moves past them.
         unsafe {
-            let dst = out.as_mut_ptr();
             std::ptr::copy_nonoverlapping(self.base.add(off), dst, first);
             std::ptr::copy_nonoverlapping(self.base, dst.add(first), len - first);
-            out.set_len(len);
         }
     }
 

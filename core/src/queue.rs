@@ -95,11 +95,38 @@ struct Local {
     detached: AtomicBool,
 }
 
+/// Encoded frames waiting for the feeder, oldest first, with their total size.
+#[derive(Default)]
+struct Pending {
+    frames: VecDeque<Vec<u8>>,
+    bytes: u64,
+}
+
+impl Pending {
+    fn push(&mut self, frame: &[u8]) {
+        self.frames.push_back(frame.to_vec());
+        self.bytes += frame.len() as u64;
+    }
+
+    /// Removes and returns the oldest `n` frames (all of them if there are fewer).
+    fn take(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let taken: Vec<Vec<u8>> = self.frames.drain(..n.min(self.frames.len())).collect();
+        self.bytes -= taken.iter().map(|f| f.len() as u64).sum::<u64>();
+        taken
+    }
+
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
 #[derive(Default)]
 struct LocalState {
-    buffer: VecDeque<Vec<u8>>,
-    /// Bytes in `buffer`.
-    buffer_bytes: u64,
+    buffer: Pending,
     /// The feeder holds a batch taken from `buffer`.
     busy: bool,
     /// Batches the feeder has finished with (written or dropped).
@@ -331,15 +358,14 @@ impl Core {
     /// free; otherwise appends to the buffer for the feeder (per-process FIFO either way).
     fn enqueue(self: &Arc<Self>, local: &Local, frame: &[u8]) {
         let mut st = local.lock();
-        if st.buffer.len() >= BUFFER_HIGH_ITEMS || st.buffer_bytes >= self.seg.ring().1 {
+        if st.buffer.len() >= BUFFER_HIGH_ITEMS || st.buffer.bytes >= self.seg.ring().1 {
             st = self.await_drain(local, st);
         }
         if st.buffer.is_empty() && !st.busy && self.write_direct(frame, local.slot) {
             self.start_feeder(&mut st);
             return;
         }
-        st.buffer.push_back(frame.to_vec());
-        st.buffer_bytes += frame.len() as u64;
+        st.buffer.push(frame);
         self.start_feeder(&mut st);
         if st.feeder_idle {
             local.work.notify_one();
@@ -450,10 +476,7 @@ impl Core {
                     return;
                 }
                 st.busy = true;
-                let n = st.buffer.len().min(FEEDER_BATCH);
-                let batch: Vec<Vec<u8>> = st.buffer.drain(..n).collect();
-                st.buffer_bytes -= batch.iter().map(|f| f.len() as u64).sum::<u64>();
-                batch
+                st.buffer.take(FEEDER_BATCH)
             };
             let dropped = self.write_batch(&ch, local, &batch);
             let mut st = local.lock();
@@ -462,9 +485,7 @@ impl Core {
             if dropped > 0 {
                 st.dropped += dropped;
                 // Once the feeder had to give up, drop what is still buffered as well.
-                let rest: Vec<_> = st.buffer.drain(..).collect();
-                st.buffer_bytes = 0;
-                st.buffer_bytes = 0;
+                let rest = st.buffer.take(usize::MAX);
                 st.dropped += self.count_dropped(local, &rest);
             }
             local.idle.notify_all();
@@ -627,8 +648,7 @@ impl Core {
         }
         let mut st = local.lock();
         // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
-        let rest: Vec<_> = st.buffer.drain(..).collect();
-        st.buffer_bytes = 0;
+        let rest = st.buffer.take(usize::MAX);
         st.dropped += self.count_dropped(local, &rest);
         match std::mem::take(&mut st.dropped) {
             0 => Ok(()),
