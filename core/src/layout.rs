@@ -15,7 +15,7 @@ pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"MPQSTAT\0");
 /// Layout major version: readers refuse any other.
 pub const LAYOUT_MAJOR: u32 = 1;
 /// Layout minor version: additions that old readers may ignore.
-pub const LAYOUT_MINOR: u32 = 0;
+pub const LAYOUT_MINOR: u32 = 1;
 /// `major << 16 | minor`, the value of the stats segment's `version` word.
 pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
 /// Layout major version of the data segment, which only the library itself reads: a
@@ -272,7 +272,10 @@ pub struct ProcSlot {
     pub heartbeat_ns: AtomicU64,
     /// When the slot was claimed, ns since the Unix epoch.
     pub attached_unix_ns: AtomicU64,
-    _pad0: [u64; 2],
+    /// The pid namespace `pid` is valid in (inode of `/proc/PID/ns/pid`; 0 = not known).
+    /// A process in another namespace cannot tell whether the owner lives (layout 1.1).
+    pub pid_ns: AtomicU64,
+    _pad0: [u64; 1],
 
     // -- producer (offset 64) --
     /// Items accepted by `put` (monotonic).
@@ -328,6 +331,7 @@ const _: () = assert!(std::mem::offset_of!(StatsHeader, consumed) == 320);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, lock_recoveries) == 384);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, slot_lock) == 448);
 const _: () = assert!(std::mem::size_of::<ProcSlot>() == SLOT_LEN);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, pid_ns) == 48);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, puts) == 64);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, gets) == 128);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, put_blocked) == 192);

@@ -55,6 +55,7 @@ impl Drop for SlotLock<'_> {
 
 fn identify(slot: &ProcSlot, pid: u32) {
     slot.pid.store(pid as u64, Relaxed);
+    slot.pid_ns.store(sys::pid_namespace(), Relaxed);
     slot.start_time
         .store(sys::process_start_time(pid).unwrap_or(0), Relaxed);
     slot.attached_unix_ns.store(sys::realtime_now(), Relaxed);
@@ -119,7 +120,8 @@ fn reap_locked(seg: &Segments) -> usize {
             continue;
         }
         let pid = slot.pid.load(Relaxed) as u32;
-        if !sys::process_alive(pid, slot.start_time.load(Relaxed)) {
+        let (start, ns) = (slot.start_time.load(Relaxed), slot.pid_ns.load(Relaxed));
+        if sys::liveness(pid, start, ns) == sys::Liveness::Dead {
             retire_locked(seg, i);
             n += 1;
         }
@@ -185,6 +187,7 @@ fn retire_locked(seg: &Segments, i: usize) -> bool {
     fold_hist(&total.get_blocked, &slot.get_blocked);
     slot.role.store(0, Relaxed);
     slot.pid.store(0, Relaxed);
+    slot.pid_ns.store(0, Relaxed);
     slot.state.store(slot_state::FREE, Release);
     h.retire_seq.fetch_add(1, SeqCst); // even again
     let left = h.attached.fetch_sub(1, SeqCst).saturating_sub(1);

@@ -309,22 +309,116 @@ pub fn pid() -> u32 {
 }
 
 /// Start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`), or
-/// `None` if it does not exist or is a zombie. Together with the pid it names a process
+/// `None` if it cannot be read or is a zombie. Together with the pid it names a process
 /// uniquely, since pids are reused.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may itself contain ") ": split at the last one.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
+    match proc_stat(pid) {
+        ProcStat::Running(start) => Some(start),
+        _ => None,
     }
-    // `rest` starts at field 3 (state); start time is field 22.
-    fields.nth(18)?.parse().ok()
 }
 
-/// Whether the process `pid` that started at `start_time` is still running.
+/// What `/proc/PID/stat` says about a process.
+enum ProcStat {
+    /// Running (or stopped), started at this many clock ticks after boot.
+    Running(u64),
+    /// A zombie, or gone (`ENOENT`/`ESRCH`).
+    Gone,
+    /// The file could not be read or parsed (no descriptor left, hidden `/proc`, ...).
+    Unreadable,
+}
+
+fn proc_stat(pid: u32) -> ProcStat {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+            return ProcStat::Gone;
+        }
+        Err(_) => return ProcStat::Unreadable,
+    };
+    // The command name is in parentheses and may itself contain ") ": split at the last one.
+    let Some(close) = stat.rfind(')') else {
+        return ProcStat::Unreadable;
+    };
+    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    match fields.next() {
+        Some("Z" | "X") => ProcStat::Gone,
+        // The fields after the name start at field 3 (state); start time is field 22.
+        Some(_) => fields
+            .nth(18)
+            .and_then(|f| f.parse().ok())
+            .map_or(ProcStat::Unreadable, ProcStat::Running),
+        None => ProcStat::Unreadable,
+    }
+}
+
+/// Whether a process recorded in a segment is running, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The process with that pid and start time runs.
+    Alive,
+    /// It is gone for certain: no such pid in its pid namespace, a zombie, or the pid now
+    /// belongs to a process that started at another time.
+    Dead,
+    /// This process cannot tell: the process was recorded in another pid namespace (a
+    /// container sharing `/dev/shm`), `/proc` is not this namespace's, or `/proc` could not be
+    /// read. Never treated as dead: nothing is reaped or removed on uncertainty.
+    Unknown,
+}
+
+/// The pid namespace this process's pids are valid in (the inode of `/proc/self/ns/pid`),
+/// or 0 if it cannot be told: no `/proc`, or a `/proc` mounted for another pid namespace
+/// (where `/proc/self` is not `getpid()`). Recorded in each stats slot with the pid.
+pub fn pid_namespace() -> u64 {
+    // Cached per process: a process never changes pid namespace (unshare affects children).
+    static CACHE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let me = u64::from(pid());
+    let cached = CACHE.load(std::sync::atomic::Ordering::Relaxed);
+    if cached != 0 && cached >> 32 == me {
+        return cached & 0xffff_ffff;
+    }
+    let ns = read_pid_namespace().unwrap_or(0);
+    if ns != 0 && ns <= 0xffff_ffff {
+        CACHE.store(me << 32 | ns, std::sync::atomic::Ordering::Relaxed);
+    }
+    ns
+}
+
+fn read_pid_namespace() -> Option<u64> {
+    // `/proc/self` names this process only in a /proc mounted for our pid namespace.
+    let own = std::fs::read_link("/proc/self").ok()?;
+    if own.to_str()?.parse::<u32>().ok()? != pid() {
+        return None;
+    }
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start_time`, recorded in pid namespace
+/// `pid_ns` ([`pid_namespace`]; 0 = not known), still runs. Only evidence from this pid
+/// namespace can prove a process dead: `kill(pid, 0)` failing with `ESRCH`, or
+/// `/proc/PID/stat` showing a zombie or a different start time.
+pub fn liveness(pid: u32, start_time: u64, pid_ns: u64) -> Liveness {
+    let here = pid_namespace();
+    if pid == 0 || pid > i32::MAX as u32 || pid_ns == 0 || here == 0 || pid_ns != here {
+        return Liveness::Unknown;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+        Err(nix::errno::Errno::ESRCH) => return Liveness::Dead,
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(_) => return Liveness::Unknown,
+    }
+    match proc_stat(pid) {
+        ProcStat::Running(t) if t == start_time => Liveness::Alive,
+        ProcStat::Running(_) if start_time == 0 => Liveness::Unknown,
+        ProcStat::Running(_) | ProcStat::Gone => Liveness::Dead,
+        ProcStat::Unreadable => Liveness::Unknown,
+    }
+}
+
+/// Whether the process `pid` that started at `start_time` is still running in this pid
+/// namespace (a quick check for processes this process itself made or saw).
 pub fn process_alive(pid: u32, start_time: u64) -> bool {
     pid != 0 && process_start_time(pid) == Some(start_time)
 }
