@@ -51,10 +51,39 @@ pub(crate) enum WriteStop {
 pub(crate) enum ReadStop {
     /// The deadline passed with no item.
     Deadline,
+    /// Another live reader parked a streamed item: the records at the head of the ring are
+    /// its, and nothing can be read until it comes back for them (or dies).
+    Parked,
     /// Bytes in the ring were not valid records; they were skipped.
     Corrupt(String),
     /// The segment is unusable.
     Broken(String),
+}
+
+/// A streamed item this process was reading when its `get` timed out while the writer
+/// still lived: the bytes read so far, kept for this process's next `get`.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+/// The reading process: its stats slot and the item it parked, if any.
+pub(crate) struct Reader<'r> {
+    /// Its stats slot.
+    pub slot: usize,
+    /// The item it parked (see [`Partial`]).
+    pub parked: &'r mut Option<Partial>,
+}
+
+/// What a reader found parked at the head of the ring.
+enum Unpark {
+    /// Its own item, resumed.
+    Resumed(Partial),
+    /// A dead parker's item, now being skipped.
+    Skipped,
+    /// A live reader's item: not for this one.
+    Theirs,
 }
 
 /// Limits for one write.
@@ -67,46 +96,99 @@ pub(crate) struct WriteLimits<'c> {
     pub stall_ns: Option<u64>,
     /// Whether the writer is flushing for close or exit (checked on every wait slice).
     pub flushing: &'c dyn Fn() -> bool,
+    /// Reader progress seen across the waits of this write.
+    pub progress: &'c Progress,
 }
 
-/// A futex-based event: sleepers register in `waiters`, note the `seq` they sleep on in
-/// `slept`, and sleep while `seq` is unchanged; a waker bumps `seq` and wakes them only if
-/// someone sleeps on the current value, so one sleep costs at most one wake-up syscall
-/// however many times the condition changes meanwhile.
+impl WriteLimits<'_> {
+    /// Why the writer should stop waiting now, if it should.
+    fn stop(&self, read_pos: u64) -> Option<WriteStop> {
+        if passed(self.deadline) {
+            return Some(WriteStop::Deadline);
+        }
+        if (self.cancel)() {
+            return Some(WriteStop::Cancelled);
+        }
+        let idle = self.progress.idle_ns(read_pos);
+        (self.stall_ns.is_some_and(|s| idle >= s) && (self.flushing)())
+            .then_some(WriteStop::Stalled)
+    }
+}
+
+/// A futex-based event on one word: bit 0 says that someone sleeps (or is about to sleep)
+/// on the word's current value, the other bits count wake-ups. A sleeper sets the bit with a
+/// CAS and sleeps on the value it wrote; a waker bumps the count (clearing the bit) and makes
+/// the system call only if the bit was set, so one sleep costs at most one wake-up call
+/// however often the condition changes meanwhile. Registration and the value slept on are
+/// one word, so no wake-up can fall between them (the waiter bit of Drepper's "Futexes Are
+/// Tricky", mutex 2).
 pub(crate) struct Event<'a> {
     pub seq: &'a AtomicU32,
-    pub waiters: &'a AtomicU32,
-    pub slept: &'a AtomicU32,
 }
 
 impl Event<'_> {
-    /// Wakes the sleepers if any sleep on the current `seq`. The caller has just made the
-    /// condition true with a SeqCst store (or RMW): with the SeqCst loads here and the
-    /// SeqCst operations in `sleep`, either the sleeper sees the new state or we see it.
+    /// Wakes the sleepers, if any. The caller has just made the condition true with a SeqCst
+    /// store (or RMW): with the SeqCst load here and the SeqCst CAS in `sleep` (followed by
+    /// the sleeper's SeqCst check of the condition), either the sleeper sees the new state
+    /// or this sees its bit.
     pub(crate) fn wake(&self) {
-        if self.waiters.load(SeqCst) > 0 {
-            let s = self.seq.load(SeqCst);
-            if self.slept.load(SeqCst) == s
-                && self
-                    .seq
-                    .compare_exchange(s, s.wrapping_add(1), SeqCst, Relaxed)
-                    .is_ok()
-            {
-                sys::futex_wake(self.seq, i32::MAX);
-            }
+        let v = self.seq.load(SeqCst);
+        // A failed CAS means another waker bumped the word (and woke the sleepers) first.
+        if v & 1 != 0
+            && self
+                .seq
+                .compare_exchange(v, v.wrapping_add(1), SeqCst, Relaxed)
+                .is_ok()
+        {
+            sys::futex_wake(self.seq, i32::MAX);
         }
     }
 
     /// Sleeps until woken or `until`, unless `ready()` holds after registering.
     pub(crate) fn sleep(&self, until: Option<u64>, ready: impl Fn() -> bool) {
-        self.waiters.fetch_add(1, SeqCst);
-        let s = self.seq.load(SeqCst);
-        self.slept.store(s, SeqCst);
+        let slept_on = loop {
+            let v = self.seq.load(SeqCst);
+            if v & 1 != 0 {
+                break v; // someone else registered on this value already
+            }
+            if self
+                .seq
+                .compare_exchange_weak(v, v | 1, SeqCst, Relaxed)
+                .is_ok()
+            {
+                break v | 1;
+            }
+        };
         // `ready()` loads with SeqCst (see `wake`).
         if !ready() {
-            sys::futex_wait(self.seq, s, until);
+            sys::futex_wait(self.seq, slept_on, until);
         }
-        self.waiters.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Tracks whether readers make progress (free ring space) while a writer waits, across
+/// every wait of one write: for the lock, for room, and between pieces of an item.
+pub(crate) struct Progress {
+    /// `read_pos` when last seen moving, and the monotonic time of that (0 = not yet read).
+    last: std::cell::Cell<(u64, u64)>,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        Progress {
+            last: std::cell::Cell::new((0, 0)),
+        }
+    }
+
+    /// Nanoseconds since readers last moved `read_pos` (0 on the first call).
+    fn idle_ns(&self, read_pos: u64) -> u64 {
+        let now = sys::mono_now();
+        let (pos, since) = self.last.get();
+        if since == 0 || pos != read_pos {
+            self.last.set((read_pos, now));
+            return 0;
+        }
+        now - since
     }
 }
 
@@ -352,20 +434,14 @@ impl<'a> Channel<'a> {
     }
 
     fn data_event(&self) -> Event<'_> {
-        let d = self.seg.data();
         Event {
-            seq: &d.data_seq,
-            waiters: &d.data_waiters,
-            slept: &d.data_slept,
+            seq: &self.seg.data().data_seq,
         }
     }
 
     fn space_event(&self) -> Event<'_> {
-        let d = self.seg.data();
         Event {
-            seq: &d.space_seq,
-            waiters: &d.space_waiters,
-            slept: &d.space_slept,
+            seq: &self.seg.data().space_seq,
         }
     }
 
@@ -382,8 +458,9 @@ impl<'a> Channel<'a> {
         // SeqCst (Release + ordered before `wake`): the bytes were copied out before; pairs
         // with the load in free_bytes.
         d.read_pos.store(new_pos, SeqCst);
-        // Wake a writer only once it has the space it waits for.
-        if new_pos >= d.space_target.load(Relaxed) {
+        // Wake a writer only once it has the space it waits for (SeqCst: pairs with the
+        // store in `sleep_for_space`, so a new target is never missed for an old one).
+        if new_pos >= d.space_target.load(SeqCst) {
             self.space_event().wake();
         }
     }
@@ -400,6 +477,24 @@ impl<'a> Channel<'a> {
             Ok(state) => Ok(self.enter_write(state)),
             Err(LockFailed::TimedOut) => Err(WriteStop::Deadline),
             Err(LockFailed::Broken(e)) => Err(WriteStop::Broken(format!("write lock: errno {e}"))),
+        }
+    }
+
+    /// Takes the write lock for a writer with `lim`: in slices, so that the deadline, a cancel
+    /// and (while flushing) the stall limit all cut the wait short, even when the holder is
+    /// stopped with SIGSTOP.
+    pub(crate) fn lock_write_limited(
+        &self,
+        lim: &WriteLimits<'_>,
+    ) -> Result<WriteGuard<'_, 'a>, WriteStop> {
+        loop {
+            if let Some(stop) = lim.stop(self.seg.data().read_pos.load(Relaxed)) {
+                return Err(stop);
+            }
+            match self.lock_write(Some(slice(lim.deadline))) {
+                Err(WriteStop::Deadline) => {}
+                other => return other,
+            }
         }
     }
 
@@ -450,6 +545,16 @@ impl<'a> Channel<'a> {
             }
         }
         d.wj_active.store(0, Relaxed);
+    }
+
+    /// Whether an item of `len` bytes goes into the ring as one record (else it streams).
+    pub(crate) fn fits_whole(&self, len: usize) -> bool {
+        record_size(len as u64) <= self.cap
+    }
+
+    /// Whether an earlier writer's half-published item still awaits its ABORT record.
+    pub(crate) fn repair_pending(&self) -> bool {
+        self.seg.data().wj_active.load(Relaxed) != 0
     }
 
     /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
@@ -575,10 +680,10 @@ impl<'a> Channel<'a> {
         Ok(())
     }
 
-    /// Waits until `need` bytes are free. While waiting, looks for a reader that died inside
-    /// an item (so its leftovers get skipped) and for a stall.
+    /// Waits until `need` bytes are free, holding the write lock (between the pieces of a
+    /// streamed item, or for a dead writer's ABORT record). While waiting, looks for a
+    /// reader that died inside an item (so its leftovers get skipped) and for a stall.
     fn wait_space(&self, need: u64, lim: &WriteLimits<'_>) -> Result<u64, WriteStop> {
-        let d = self.seg.data();
         let free = self.free_at_least(need)?;
         if free >= need {
             return Ok(free);
@@ -588,35 +693,50 @@ impl<'a> Channel<'a> {
         if spin_for(ready) {
             return self.free_bytes();
         }
-        let mut last_read = d.read_pos.load(Relaxed);
-        let mut last_progress = sys::mono_now();
-        // Readers wake us once read_pos reaches this: `want` bytes free.
-        d.space_target.store(
-            (d.write_pos.load(Relaxed) + want).saturating_sub(self.cap),
-            Relaxed,
-        );
         loop {
-            self.space_event().sleep(Some(slice(lim.deadline)), ready);
+            self.sleep_for_space(want, lim.deadline, ready);
             let free = self.free_bytes()?;
             if free >= want {
                 return Ok(free);
             }
-            if passed(lim.deadline) {
-                return Err(WriteStop::Deadline);
-            }
-            if (lim.cancel)() {
-                return Err(WriteStop::Cancelled);
-            }
-            let now = sys::mono_now();
-            let rp = d.read_pos.load(Relaxed);
-            if rp != last_read {
-                last_read = rp;
-                last_progress = now;
-            } else if lim.stall_ns.is_some_and(|s| now - last_progress >= s) && (lim.flushing)() {
-                return Err(WriteStop::Stalled);
+            if let Some(stop) = lim.stop(self.seg.data().read_pos.load(Relaxed)) {
+                return Err(stop);
             }
             self.probe_reader();
         }
+    }
+
+    /// Waits, without the write lock, until a record of `len` bytes fits (and the refill
+    /// mark is free), so that a writer waiting for room never keeps other producers from
+    /// writing or exiting. `Ok` when it fits now; the caller takes the lock and tries again.
+    pub(crate) fn wait_room(&self, len: usize, lim: &WriteLimits<'_>) -> Result<(), WriteStop> {
+        let want = self.refill_mark(record_size(len as u64));
+        let ready = || self.free_hint() >= want;
+        if spin_for(ready) {
+            return Ok(());
+        }
+        loop {
+            self.sleep_for_space(want, lim.deadline, ready);
+            if ready() {
+                return Ok(());
+            }
+            if let Some(stop) = lim.stop(self.seg.data().read_pos.load(Relaxed)) {
+                return Err(stop);
+            }
+            self.probe_reader();
+        }
+    }
+
+    /// Sleeps (one slice at most) until readers free `want` bytes.
+    fn sleep_for_space(&self, want: u64, deadline: Option<u64>, ready: impl Fn() -> bool) {
+        let d = self.seg.data();
+        // Readers wake us once read_pos reaches this: `want` bytes free. SeqCst: pairs with
+        // the load in `publish_read`.
+        d.space_target.store(
+            (d.write_pos.load(Relaxed) + want).saturating_sub(self.cap),
+            SeqCst,
+        );
+        self.space_event().sleep(Some(slice(deadline)), ready);
     }
 
     /// If the read lock's holder died, repair its journal now.
@@ -689,16 +809,18 @@ impl<'a> Channel<'a> {
     /// Reads one item into `out`. Caller holds the read lock. Returns `Ok(false)` if there
     /// was no complete item to start (the caller waits again without the lock).
     ///
-    /// Once an item has started streaming, this waits for the rest past `deadline` as long as
-    /// its writer lives and makes progress; if the writer dies the item is dropped (counted in
-    /// `frames_discarded`); after `deadline` plus `stall_ns` without progress it gives up and
-    /// leaves the rest to be skipped.
+    /// If `deadline` passes in the middle of a streamed item whose writer still holds the
+    /// write lock (it is slow, or stopped), the item is parked: the bytes read so far go to
+    /// `me.parked`, the data header records the parker, and this process's next `get`
+    /// resumes it. Other readers wait for a live parker; a dead parker's item is skipped
+    /// (counted in `frames_discarded`). A dead writer's item ends with an ABORT record and
+    /// is dropped.
     pub(crate) fn read(
         &self,
         _g: &ReadGuard<'_, 'a>,
         out: &mut Vec<u8>,
         deadline: Option<u64>,
-        stall_ns: u64,
+        me: &mut Reader<'_>,
     ) -> Result<bool, ReadStop> {
         let d = self.seg.data();
         let h = self.seg.stats();
@@ -707,9 +829,20 @@ impl<'a> Channel<'a> {
         d.rj_active.store(1, Relaxed);
         let mut in_item = false;
         let mut total = 0u64;
-        // When the current wait inside an item started making no progress (read lazily: no
-        // clock read on the fast path).
-        let mut stalled_since: Option<u64> = None;
+        if d.parked_slot.load(Relaxed) != 0 {
+            match self.unpark(me) {
+                Unpark::Resumed(p) => {
+                    *out = p.bytes;
+                    total = p.total;
+                    in_item = true;
+                }
+                Unpark::Skipped => {}
+                Unpark::Theirs => {
+                    d.rj_active.store(0, Relaxed);
+                    return Err(ReadStop::Parked);
+                }
+            }
+        }
         loop {
             let rp = d.read_pos.load(Relaxed);
             let mut wp = d.reader_write_pos.load(Relaxed);
@@ -728,20 +861,17 @@ impl<'a> Channel<'a> {
                     continue;
                 }
                 self.data_event()
-                    .sleep(Some(slice(None)), || self.has_data());
+                    .sleep(Some(slice(deadline)), || self.has_data());
                 if self.has_data() {
-                    stalled_since = None;
                     continue;
                 }
                 self.probe_writer();
-                let now = sys::mono_now();
-                let since = *stalled_since.get_or_insert(now);
-                if passed(deadline) && now - since >= stall_ns {
-                    // Give up on this item; whoever reads next skips what is left of it.
+                if passed(deadline) && !self.has_data() {
                     if in_item {
-                        d.skip_item.store(1, Relaxed);
+                        // The writer lives (a dead one's lock would have been repaired
+                        // with an ABORT by `probe_writer`): keep the item for later.
+                        self.park(me, std::mem::take(out), total);
                     }
-                    d.rj_in_item.store(0, Relaxed);
                     d.rj_active.store(0, Relaxed);
                     return Err(ReadStop::Deadline);
                 }
@@ -788,7 +918,13 @@ impl<'a> Channel<'a> {
                         );
                     }
                     out.clear();
-                    out.reserve(total as usize);
+                    // The length comes from shared memory: an allocation failure is an
+                    // error for this item, never an abort.
+                    if out.try_reserve_exact(total as usize).is_err() {
+                        return Err(
+                            self.corrupt(wp, format!("no memory for an item of {total} bytes"))
+                        );
+                    }
                     self.append(out, data_at + 8, len as usize - 8);
                     in_item = true;
                     d.rj_in_item.store(1, Relaxed);
@@ -839,7 +975,61 @@ impl<'a> Channel<'a> {
                     return Err(self.corrupt(wp, format!("record of unknown kind {kind}")));
                 }
             }
-            stalled_since = None;
+        }
+    }
+
+    /// Keeps a streamed item whose reader's deadline passed for the reader's next `get`.
+    /// The journal stays consistent at every step: a death before `parked_slot` is stored
+    /// leaves `rj_in_item` set (the next reader skips the item), a death after it leaves a
+    /// dead parker (likewise).
+    fn park(&self, me: &mut Reader<'_>, bytes: Vec<u8>, total: u64) {
+        let d = self.seg.data();
+        let slot = self.seg.slot(me.slot);
+        *me.parked = Some(Partial { bytes, total });
+        d.parked_pid.store(slot.pid.load(Relaxed), Relaxed);
+        d.parked_start.store(slot.start_time.load(Relaxed), Relaxed);
+        d.parked_slot.store(me.slot as u64, Relaxed);
+        d.rj_in_item.store(0, Relaxed);
+    }
+
+    /// A parked item is at the head of the ring: resume it if it is ours, skip it if its
+    /// parker is gone, or leave it to its live parker.
+    fn unpark(&self, me: &mut Reader<'_>) -> Unpark {
+        let d = self.seg.data();
+        let parker = d.parked_slot.load(Relaxed) as usize;
+        let (pid, start) = (d.parked_pid.load(Relaxed), d.parked_start.load(Relaxed));
+        let mine = parker == me.slot && {
+            let s = self.seg.slot(me.slot);
+            s.pid.load(Relaxed) == pid && s.start_time.load(Relaxed) == start
+        };
+        if mine && let Some(p) = me.parked.take() {
+            // In the item again before the parker mark goes (see `park`).
+            d.rj_in_item.store(1, Relaxed);
+            d.parked_slot.store(0, Relaxed);
+            return Unpark::Resumed(p);
+        }
+        let alive = !mine && parker <= self.seg.slot_count() && {
+            let s = self.seg.slot(parker);
+            s.pid.load(Relaxed) == pid
+                && s.start_time.load(Relaxed) == start
+                && sys::liveness(pid as u32, start, s.pid_ns.load(Relaxed)) != sys::Liveness::Dead
+        };
+        if alive {
+            return Unpark::Theirs;
+        }
+        // The parker is gone (or lost its bytes): the rest of its item is skipped.
+        d.skip_item.store(1, Relaxed);
+        d.parked_slot.store(0, Relaxed);
+        Unpark::Skipped
+    }
+
+    /// Gives up this process's parked item (it detaches without coming back for it): the
+    /// rest of the item is skipped by the next reader and counted in `frames_discarded`.
+    pub(crate) fn abandon_parked(&self, _g: &ReadGuard<'_, 'a>, me: &mut Reader<'_>) {
+        let d = self.seg.data();
+        if me.parked.take().is_some() && d.parked_slot.load(Relaxed) == me.slot as u64 {
+            d.skip_item.store(1, Relaxed);
+            d.parked_slot.store(0, Relaxed);
         }
     }
 
@@ -894,11 +1084,8 @@ impl<'a> Channel<'a> {
 
     /// Sleeps until `get` can make progress on capacity accounting: used by bounded `put`.
     pub(crate) fn wait_capacity(&self, until: u64, ready: impl Fn() -> bool) -> Wait {
-        let h = self.seg.stats();
         Event {
-            seq: &h.cap_seq,
-            waiters: &h.cap_waiters,
-            slept: &h.cap_slept,
+            seq: &self.seg.stats().cap_seq,
         }
         .sleep(Some(until), ready);
         if sys::mono_now() >= until {

@@ -20,8 +20,8 @@ pub const LAYOUT_MINOR: u32 = 1;
 pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
 /// Layout major version of the data segment, which only the library itself reads: a
 /// process refuses a data segment of any other (2: the journals moved off the lines of
-/// `write_pos` and `read_pos`).
-pub const DATA_LAYOUT_MAJOR: u32 = 2;
+/// `write_pos` and `read_pos`; 3: a reader can park a streamed item, `parked_*`).
+pub const DATA_LAYOUT_MAJOR: u32 = 3;
 /// The value of the data segment's `version` word.
 pub const DATA_LAYOUT_VERSION: u32 = DATA_LAYOUT_MAJOR << 16;
 
@@ -133,7 +133,13 @@ pub struct DataHeader {
     pub rj_in_item: AtomicU64,
     /// 1 when a reader died inside a streamed item: its remaining records are skipped.
     pub skip_item: AtomicU64,
-    _pad4: [u64; 3],
+    /// Stats slot of a reader whose `get` timed out inside a live writer's streamed item:
+    /// it keeps what it read and resumes the item on its next `get` (0 = none).
+    pub parked_slot: AtomicU64,
+    /// That reader's pid (with `parked_start`, tells a reused slot from the parker's).
+    pub parked_pid: AtomicU64,
+    /// That reader's start time.
+    pub parked_start: AtomicU64,
 
     /// Bytes ever consumed (monotonic); Release-stored after the bytes were copied out.
     pub read_pos: AtomicU64,

@@ -211,11 +211,8 @@ pub(crate) fn release_pending(seg: &Segments) -> bool {
 
 /// Wakes `put`s waiting for capacity (after capacity was given back).
 pub(crate) fn wake_capacity(seg: &Segments) {
-    let h = seg.stats();
     crate::channel::Event {
-        seq: &h.cap_seq,
-        waiters: &h.cap_waiters,
-        slept: &h.cap_slept,
+        seq: &seg.stats().cap_seq,
     }
     .wake();
 }

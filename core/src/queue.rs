@@ -1,7 +1,7 @@
 //! `Queue<T>`: Python's `multiprocessing.Queue` over the shared channel, with a per-process
 //! buffer and feeder thread, capacity accounting for `maxsize`, and live counters.
 
-use crate::channel::{self, Channel, ReadStop, WriteLimits, WriteStop};
+use crate::channel::{self, Channel, Partial, ReadStop, Reader, WriteLimits};
 use crate::codec::{self, EncodeError};
 use crate::error::{Error, GetError, JoinError, PutError};
 use crate::layout::{self, Histogram, ProcSlot, role};
@@ -32,9 +32,9 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable: `off` (or `0`) turns the per-operation counters off by default.
 pub const STATS_ENV: &str = "MPQUEUE_STATS";
 
-/// A reader waiting inside a streamed item gives up this long after its deadline if the
-/// writer makes no progress.
-const READ_STALL_NS: u64 = 1_000_000_000;
+/// A `get` that finds another process's parked item at the head of the ring looks again
+/// this often.
+const PARKED_POLL: Duration = Duration::from_millis(5);
 /// `get_nowait` still waits this long for another reader to finish copying an item out.
 const LOCK_GRACE_NS: u64 = 50_000_000;
 /// Items the feeder writes per hold of the write lock.
@@ -93,6 +93,8 @@ struct Local {
     /// Set at exit after cancel_join_thread: the feeder drops everything at once.
     abort: AtomicBool,
     detached: AtomicBool,
+    /// A streamed item this process's `get` timed out in (see `Channel::read`).
+    parked: Mutex<Option<Partial>>,
 }
 
 /// Encoded frames waiting for the feeder, oldest first, with their total size.
@@ -147,6 +149,12 @@ impl Local {
     fn lock(&self) -> MutexGuard<'_, LocalState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The parked item. Only taken while holding the channel's read lock (or briefly to
+    /// look), so it is never contended for long.
+    fn parked(&self) -> MutexGuard<'_, Option<Partial>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Core {
@@ -190,6 +198,7 @@ impl Core {
             cancel_join: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             detached: AtomicBool::new(false),
+            parked: Mutex::new(None),
         }));
         match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
             // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
@@ -492,20 +501,15 @@ impl Core {
         }
     }
 
-    /// Writes a batch under one hold of the write lock; returns how many were dropped.
+    /// Writes a batch, holding the write lock only while there is room: when the ring is full
+    /// the lock is let go while the feeder waits, so other producers can write (and exit).
+    /// Items larger than the ring stream under the lock. While flushing (close or exit),
+    /// every wait, the lock's included, ends after `flush_timeout` without a reader making
+    /// room. Returns how many items were dropped.
     fn write_batch(&self, ch: &Channel<'_>, local: &Local, batch: &[Vec<u8>]) -> u64 {
         let cancel = || local.abort.load(Relaxed);
         let flushing = || local.stopping.load(Relaxed);
-        let guard = loop {
-            if cancel() {
-                return self.count_dropped(local, batch);
-            }
-            match ch.lock_write(Some(sys::mono_now() + 100_000_000)) {
-                Ok(g) => break g,
-                Err(WriteStop::Deadline) => continue,
-                Err(_) => return self.count_dropped(local, batch),
-            }
-        };
+        let progress = channel::Progress::new();
         let stall_ns = self
             .opts
             .flush_timeout
@@ -516,17 +520,27 @@ impl Core {
             cancel: &cancel,
             stall_ns,
             flushing: &flushing,
+            progress: &progress,
         };
-        for (i, frame) in batch.iter().enumerate() {
-            if let Err(stop) = ch.write(&guard, frame, local.slot, &limits) {
-                if stop == WriteStop::Stalled {
-                    eprintln!(
-                        "mpqueue: queue {:?}: nobody read for {:?} while flushing; dropping {} items",
-                        self.seg.display_name,
-                        self.opts.flush_timeout.unwrap_or_default(),
-                        batch.len() - i
-                    );
+        let mut i = 0;
+        while i < batch.len() {
+            let Ok(guard) = ch.lock_write_limited(&limits) else {
+                return self.count_dropped(local, &batch[i..]);
+            };
+            while let Some(frame) = batch.get(i) {
+                if ch.fits_whole(frame.len()) && !ch.repair_pending() {
+                    if !ch.try_write(&guard, frame, local.slot) {
+                        break; // no room: wait for it without the lock
+                    }
+                } else if ch.write(&guard, frame, local.slot, &limits).is_err() {
+                    return self.count_dropped(local, &batch[i..]);
                 }
+                i += 1;
+            }
+            drop(guard);
+            if let Some(frame) = batch.get(i)
+                && ch.wait_room(frame.len(), &limits).is_err()
+            {
                 return self.count_dropped(local, &batch[i..]);
             }
         }
@@ -565,7 +579,9 @@ impl Core {
         let mut waited_since: Option<u64> = None;
         let mut found_empty = false;
         let outcome = loop {
-            if !ch.has_data() {
+            // With an item of ours parked, go straight to the lock: its writer may be gone
+            // with nothing more to publish, and the read repairs that.
+            if !ch.has_data() && local.parked().is_none() {
                 found_empty = true;
                 if nowait {
                     break Err(GetError::Empty);
@@ -582,10 +598,18 @@ impl Core {
             let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
             let guard = match ch.lock_read(lock_deadline) {
                 Ok(g) => g,
-                Err(ReadStop::Deadline) => break Err(GetError::Empty),
+                Err(ReadStop::Deadline | ReadStop::Parked) => break Err(GetError::Empty),
                 Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
             };
-            match ch.read(&guard, buf, deadline, READ_STALL_NS) {
+            let read = {
+                let mut parked = local.parked();
+                let mut me = Reader {
+                    slot: local.slot,
+                    parked: &mut parked,
+                };
+                ch.read(&guard, buf, deadline, &mut me)
+            };
+            match read {
                 Ok(true) => {
                     // Counted under the read lock, after `consumed` (so gets <= puts in any
                     // snapshot: the Release here, after the Acquire of `write_pos` that
@@ -602,6 +626,20 @@ impl Core {
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
                         break Err(GetError::Empty);
                     }
+                }
+                Err(ReadStop::Parked) => {
+                    // Another live process's item is at the head: wait for it to come back.
+                    drop(guard);
+                    found_empty = true;
+                    let now = sys::mono_now();
+                    if nowait || deadline.is_some_and(|d| now >= d) {
+                        break Err(GetError::Empty);
+                    }
+                    waited_since.get_or_insert(now);
+                    let left = deadline.map_or(PARKED_POLL, |d| {
+                        PARKED_POLL.min(Duration::from_nanos(d - now))
+                    });
+                    std::thread::sleep(left);
                 }
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
                 Err(ReadStop::Corrupt(r)) => break Err(GetError::Corrupt(r)),
@@ -650,16 +688,32 @@ impl Core {
         // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
         let rest = st.buffer.take(usize::MAX);
         st.dropped += self.count_dropped(local, &rest);
+        // What was dropped is counted in the stats (`dropped` of this process, `lost` of
+        // the queue); after `cancel_join_thread` dropping is what the caller asked for.
         match std::mem::take(&mut st.dropped) {
             0 => Ok(()),
-            dropped if local.cancel_join.load(Relaxed) => {
-                eprintln!(
-                    "mpqueue: queue {:?}: dropped {dropped} buffered items at exit (cancel_join_thread)",
-                    self.seg.display_name
-                );
-                Ok(())
-            }
+            _ if local.cancel_join.load(Relaxed) => Ok(()),
             dropped => Err(JoinError::Stalled { dropped }),
+        }
+    }
+
+    /// A process that detaches with an item parked gives it up: the next reader skips the
+    /// rest of it (counted in `frames_discarded`). Waits for the read lock as long as exit
+    /// flushing may wait.
+    fn abandon_parked(&self, local: &Local) {
+        let mut parked = local.parked();
+        if parked.is_none() {
+            return;
+        }
+        let ch = Channel::new(&self.seg);
+        let wait = self.opts.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT);
+        let deadline = sys::mono_now().saturating_add(wait.as_nanos().min(u64::MAX as u128) as u64);
+        if let Ok(guard) = ch.lock_read(Some(deadline)) {
+            let mut me = Reader {
+                slot: local.slot,
+                parked: &mut parked,
+            };
+            ch.abandon_parked(&guard, &mut me);
         }
     }
 
@@ -675,6 +729,7 @@ impl Core {
         }
         local.closed.store(true, Relaxed);
         let _ = self.join_feeder(local);
+        self.abandon_parked(local);
         if procs::detach(&self.seg, local.slot) {
             for path in &self.seg.paths {
                 let _ = std::fs::remove_file(path);

@@ -149,3 +149,144 @@ fn partial_item_of_an_exited_writer_does_not_hang_get() {
     q.put(vec![4; 10]).unwrap();
     assert_eq!(q.get_timeout(LONG).unwrap(), vec![4; 10]);
 }
+
+/// The `write_pos` word of a named queue's data segment (offset 192, pinned in layout.rs).
+fn write_pos(name: &str) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(setup().join(format!("q.{name}.data"))).unwrap();
+    let mut b = [0u8; 8];
+    f.read_at(&mut b, 192).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn signal(child: &process::Child, sig: i32) {
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(child.pid() as i32, sig) }, 0);
+}
+
+/// Issue 11, item 2: a producer whose feeder waits for room (nobody reads) must not keep
+/// another producer from exiting: every wait in the exit flush, the write lock included,
+/// counts against `flush_timeout`.
+#[test]
+fn exit_is_not_held_up_by_another_producer_waiting_for_room() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("lock-exit")
+        .capacity_bytes(8192)
+        .flush_timeout(Some(Duration::from_secs(2)))
+        .create()
+        .unwrap();
+    let mut a = process::fork(|| {
+        for _ in 0..1000 {
+            q.put(vec![1; 200]).unwrap();
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    // A has filled the ring and buffers the rest: its feeder waits for room.
+    assert!(eventually(LONG, || {
+        let s = snapshot("lock-exit");
+        s.processes.iter().any(|p| p.buffered_items > 100)
+    }));
+    let mut b = process::fork(|| {
+        q.put(vec![2; 200]).unwrap();
+        0
+    })
+    .unwrap();
+    let exited = b.join_timeout(Duration::from_secs(40)).unwrap();
+    signal(&a, libc::SIGKILL);
+    let _ = a.join_timeout(LONG);
+    assert_eq!(
+        exited,
+        Some(0),
+        "a producer hung at exit behind another's feeder"
+    );
+}
+
+/// Issue 11, item 2: a write-lock holder stopped with SIGSTOP does not hang another
+/// producer's exit either.
+#[test]
+fn exit_is_not_held_up_by_a_stopped_lock_holder() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("stopped-holder")
+        .capacity_bytes(64 << 10)
+        .flush_timeout(Some(Duration::from_secs(1)))
+        .create()
+        .unwrap();
+    // A streams an item larger than the ring, so it holds the write lock while it waits
+    // for room; then it is stopped.
+    let mut a = process::fork(|| {
+        q.put(vec![1; 1 << 20]).unwrap();
+        0
+    })
+    .unwrap();
+    assert!(eventually(LONG, || write_pos("stopped-holder") >= 64 << 10));
+    signal(&a, libc::SIGSTOP);
+    let mut b = process::fork(|| {
+        q.put(vec![2; 100]).unwrap();
+        0
+    })
+    .unwrap();
+    let exited = b.join_timeout(Duration::from_secs(40)).unwrap();
+    signal(&a, libc::SIGKILL);
+    signal(&a, libc::SIGCONT);
+    let _ = a.join_timeout(LONG);
+    assert_eq!(
+        exited,
+        Some(0),
+        "a producer hung at exit behind a stopped lock holder"
+    );
+    let s = snapshot("stopped-holder");
+    assert!(s.lost >= 1, "B's dropped item is counted: {s:?}");
+}
+
+/// Issue 11, item 7: a consumer that times out in the middle of a live writer's item (the
+/// writer is stopped) keeps what it read; its next `get` returns the whole item.
+#[test]
+fn a_stopped_writers_item_stays_whole_for_the_next_get() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("stopped-writer")
+        .capacity_bytes(1 << 20)
+        .create()
+        .unwrap();
+    let item: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut child = process::fork({
+        let item = item.clone();
+        let q = q.clone();
+        move || {
+            q.put(item).unwrap();
+            0
+        }
+    })
+    .unwrap();
+    // The ring is full and the child waits for room inside the item: stop it there.
+    assert!(eventually(LONG, || write_pos("stopped-writer") >= 1 << 20));
+    signal(&child, libc::SIGSTOP);
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(200)),
+        Err(GetError::Empty)
+    );
+    signal(&child, libc::SIGCONT);
+    let got = q
+        .get_timeout(Duration::from_secs(30))
+        .expect("the whole item");
+    assert!(
+        got == item,
+        "the item came back changed ({} bytes)",
+        got.len()
+    );
+    assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
+    let s = snapshot("stopped-writer");
+    assert_eq!(
+        (s.puts, s.gets, s.lost, s.frames_discarded),
+        (1, 1, 0, 0),
+        "{s:?}"
+    );
+}
