@@ -28,6 +28,10 @@ struct Args {
     /// Path of the metrics page.
     #[arg(long, default_value = "/metrics", value_parser = parse_path)]
     path: String,
+    /// Leave out the per-process families (`mpqueue_process_*`, labelled by `pid` and
+    /// `role`): each new process makes a new set of series. `mpqueue_processes` stays.
+    #[arg(long)]
+    no_process_metrics: bool,
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
@@ -83,7 +87,7 @@ fn error_reason(e: &mpqueue::Error) -> &'static str {
 }
 
 /// One scrape: every stats segment, read now.
-fn scrape(dir: &Path, own: &Own) -> String {
+fn scrape(dir: &Path, own: &Own, options: render::Options) -> String {
     let start = Instant::now();
     let mut snaps = Vec::new();
     match mpqueue::observe::list_in(dir) {
@@ -105,7 +109,7 @@ fn scrape(dir: &Path, own: &Own) -> String {
     metrics::gauge!("mpqueue_exporter_queues").set(live as f64);
     metrics::gauge!("mpqueue_exporter_stale_queues").set((snaps.len() - live) as f64);
     let mut out = String::with_capacity(64 * 1024);
-    render::render(&mut out, &snaps);
+    render::render_with(&mut out, &snaps, options);
     metrics::histogram!("mpqueue_exporter_scrape_duration_seconds")
         .record(start.elapsed().as_secs_f64());
     own.handle.run_upkeep();
@@ -117,12 +121,12 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header")
 }
 
-fn respond(req: Request, dir: &Path, own: &Own, metrics_path: &str) {
+fn respond(req: Request, dir: &Path, own: &Own, metrics_path: &str, options: render::Options) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     let result = if *req.method() != Method::Get && *req.method() != Method::Head {
         req.respond(Response::from_string("method not allowed\n").with_status_code(405))
     } else if path == metrics_path {
-        let body = scrape(dir, own);
+        let body = scrape(dir, own, options);
         req.respond(Response::from_string(body).with_header(header(
             "Content-Type",
             "text/plain; version=0.0.4; charset=utf-8",
@@ -158,6 +162,9 @@ fn main() -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    let options = render::Options {
+        process_metrics: !args.no_process_metrics,
+    };
     println!(
         "mpqueue-exporter: serving http://{addr}{} for {}",
         args.path,
@@ -165,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     );
     while !stop.load(Ordering::Relaxed) {
         match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => respond(req, &dir, &own, &args.path),
+            Ok(Some(req)) => respond(req, &dir, &own, &args.path, options),
             Ok(None) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("accepting a connection"),

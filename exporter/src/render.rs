@@ -117,8 +117,31 @@ fn histogram_family(
     }
 }
 
-/// Renders the families of every live queue in `snaps` (stale ones are left out).
+/// What a scrape shows besides the per-queue families.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Whether to write the per-process families (`mpqueue_process_*`, labelled by `pid`):
+    /// one series per attached process, so a new set for every new process.
+    pub process_metrics: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            process_metrics: true,
+        }
+    }
+}
+
+/// Renders the families of every live queue in `snaps` (stale ones are left out), with
+/// the default [`Options`].
+#[cfg(test)]
 pub fn render(out: &mut String, snaps: &[Snapshot]) {
+    render_with(out, snaps, Options::default());
+}
+
+/// [`render`] with `options`.
+pub fn render_with(out: &mut String, snaps: &[Snapshot], options: Options) {
     let live: Vec<&Snapshot> = snaps.iter().filter(|s| s.alive).collect();
     let l = &live;
     queue_family(
@@ -263,6 +286,9 @@ pub fn render(out: &mut String, snaps: &[Snapshot]) {
         "Time get calls spent blocked on an empty queue (calls that did not block are not observed).",
         |s| &s.get_blocked,
     );
+    if !options.process_metrics {
+        return;
+    }
     process_family(
         out,
         l,
@@ -396,6 +422,30 @@ mod tests {
             .collect();
         assert_eq!(counts.len(), 28);
         assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn process_metrics_can_be_left_out() {
+        let snaps = [snap("jobs", true)];
+        let mut full = String::new();
+        render(&mut full, &snaps);
+        let mut lean = String::new();
+        render_with(
+            &mut lean,
+            &snaps,
+            Options {
+                process_metrics: false,
+            },
+        );
+        assert!(full.contains("mpqueue_process_puts_total{"));
+        assert!(!lean.contains("mpqueue_process_"), "{lean}");
+        assert!(!lean.contains("pid=\""), "{lean}");
+        // Everything else is the same, line for line.
+        let kept: Vec<&str> = full
+            .lines()
+            .filter(|l| !l.contains("mpqueue_process_"))
+            .collect();
+        assert_eq!(kept, lean.lines().collect::<Vec<_>>());
     }
 
     proptest! {

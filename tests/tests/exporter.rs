@@ -19,9 +19,15 @@ struct Exporter {
 
 impl Exporter {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// The exporter with `extra` flags after `--listen` and `--dir`.
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(bin("mpqueue-exporter"))
             .args(["--listen", "127.0.0.1:0", "--dir"])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -407,4 +413,47 @@ fn real_prometheus_scrapes_exact_counts() {
         scalar(prom.port, r#"mpqueue_size{queue="prom-e2e"}"#),
         Some(500.0)
     );
+}
+
+/// A queue with one item, so that a scrape has a queue series to show.
+fn one_queue(dir: &Path, name: &str) -> Queue<u32> {
+    let q: Queue<u32> = Queue::builder().name(name).dir(dir).create().unwrap();
+    q.put(1).unwrap();
+    q
+}
+
+#[test]
+fn no_process_metrics_drops_the_per_process_series() {
+    let dir = queue_dir();
+    let q = one_queue(dir.path(), "lean");
+    let child = process::fork(|| {
+        q.put(2).unwrap();
+        0
+    })
+    .unwrap();
+    assert_eq!(child.join().unwrap(), 0);
+
+    let full = Exporter::start(dir.path());
+    let (status, body) = full.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("mpqueue_process_puts_total{queue=\"lean\""),
+        "{body}"
+    );
+
+    let lean = Exporter::start_with(dir.path(), &["--no-process-metrics"]);
+    let (status, body) = lean.get("/metrics");
+    assert_eq!(status, 200);
+    let (rc, msg) = promtool(&body);
+    assert_eq!(rc, 0, "promtool: {msg}\n{body}");
+    assert!(
+        !body.contains("mpqueue_process_") && !body.contains("pid=\""),
+        "per-process series left in:\n{body}"
+    );
+    assert_eq!(
+        sample(&body, "mpqueue_puts_total{queue=\"lean\""),
+        Some(2.0)
+    );
+    assert_eq!(sample(&body, "mpqueue_processes{queue=\"lean\""), Some(1.0));
+    assert!(body.contains("mpqueue_exporter_scrape_duration_seconds_count"));
 }
