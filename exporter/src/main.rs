@@ -3,6 +3,7 @@
 //! never takes a queue's lock.
 
 mod render;
+mod server;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,9 +11,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
+use std::time::Instant;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Serves every mpqueue queue's shared-memory counters to Prometheus.
 #[derive(Parser, Debug)]
@@ -32,6 +32,10 @@ struct Args {
     /// `role`): each new process makes a new set of series. `mpqueue_processes` stays.
     #[arg(long)]
     no_process_metrics: bool,
+    /// Connections served at once. At the limit, the oldest connection that has not sent
+    /// its request yet is closed to make room; if all are busy, new ones get a 503.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
@@ -117,67 +121,62 @@ fn scrape(dir: &Path, own: &Own, options: render::Options) -> String {
     out
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header")
-}
-
-fn respond(req: Request, dir: &Path, own: &Own, metrics_path: &str, options: render::Options) {
-    let path = req.url().split('?').next().unwrap_or("").to_string();
-    let result = if *req.method() != Method::Get && *req.method() != Method::Head {
-        req.respond(Response::from_string("method not allowed\n").with_status_code(405))
-    } else if path == metrics_path {
-        let body = scrape(dir, own, options);
-        req.respond(Response::from_string(body).with_header(header(
-            "Content-Type",
-            "text/plain; version=0.0.4; charset=utf-8",
-        )))
-    } else if path == "/" {
-        let page = format!(
-            "<!doctype html><html><head><title>mpqueue exporter</title></head><body>\
-             <h1>mpqueue exporter</h1><p><a href=\"{metrics_path}\">{metrics_path}</a></p></body></html>\n"
-        );
-        req.respond(
-            Response::from_string(page)
-                .with_header(header("Content-Type", "text/html; charset=utf-8")),
-        )
-    } else {
-        req.respond(Response::from_string("not found\n").with_status_code(404))
-    };
-    if let Err(e) = result {
-        eprintln!("mpqueue-exporter: writing a response: {e}");
-    }
+/// Completes on the first SIGINT or SIGTERM.
+async fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args.dir.unwrap_or_else(mpqueue::queue_dir);
-    let server = Server::http(args.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .context("the server is not on an IP address")?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener
+        .set_nonblocking(true)
+        .context("setting the listening socket non-blocking")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
     let own = Own::install()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    // One thread serves every connection; scrapes run on at most two blocking threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .context("starting the runtime")?;
     let options = render::Options {
         process_metrics: !args.no_process_metrics,
     };
-    println!(
-        "mpqueue-exporter: serving http://{addr}{} for {}",
-        args.path,
-        dir.display()
-    );
-    while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => respond(req, &dir, &own, &args.path, options),
-            Ok(None) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("accepting a connection"),
-        }
-    }
+    let site = Arc::new(server::Site {
+        metrics_path: args.path.clone(),
+        scrape: {
+            let dir = dir.clone();
+            Box::new(move || scrape(&dir, &own, options))
+        },
+    });
+    let limits = server::Limits {
+        max_connections: usize::from(args.max_connections),
+        ..server::Limits::default()
+    };
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::from_std(listener).context("registering the socket")?;
+        let stop = stop_signal().await?;
+        println!(
+            "mpqueue-exporter: serving http://{addr}{} for {}",
+            args.path,
+            dir.display()
+        );
+        server::serve(listener, site, limits, stop).await;
+        anyhow::Ok(())
+    })?;
     println!("mpqueue-exporter: stopped");
     Ok(())
 }

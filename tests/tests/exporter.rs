@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
 
@@ -75,6 +77,40 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A scrape of `/metrics` that gives up after `limit` without an answer: the error says
+/// what happened instead.
+fn scrape_within(port: u16, limit: Duration) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(limit))?;
+    s.set_write_timeout(Some(limit))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let resp = String::from_utf8_lossy(&resp);
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Whether the peer has closed `s` (end of stream or reset); never blocks, never reads.
+fn closed_by_peer(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let closed = match s.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
 }
 
 fn promtool(metrics: &str) -> (i32, String) {
@@ -423,6 +459,136 @@ fn one_queue(dir: &Path, name: &str) -> Queue<u32> {
 }
 
 #[test]
+fn an_endless_header_line_is_cut_off_and_memory_stays_bounded() {
+    let dir = queue_dir();
+    let _q = one_queue(dir.path(), "busy");
+    let ex = Exporter::start(dir.path());
+    let pid = ex.child.id();
+    let before = proc_status_bytes(pid, "VmHWM").expect("the exporter's VmHWM");
+
+    // One header line of up to 64 MiB that never ends, sent in 64 KiB chunks until the
+    // exporter stops taking it.
+    const TOTAL: usize = 64 << 20;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let port = ex.port;
+    let writer = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let chunk = vec![b'a'; 64 << 10];
+            let mut r = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ");
+            while r.is_ok() && sent.load(Ordering::SeqCst) < TOTAL {
+                r = s.write_all(&chunk);
+                if r.is_ok() {
+                    sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            }
+            // Whatever the exporter answered before it closed the connection.
+            let mut answer = Vec::new();
+            if r.is_err() {
+                let _ = s.read_to_end(&mut answer);
+            }
+            (r, answer)
+        })
+    };
+    // A normal scrape while the line is being sent…
+    wait_for(Duration::from_secs(30), || {
+        (sent.load(Ordering::SeqCst) > 0 || writer.is_finished()).then_some(())
+    })
+    .expect("the endless line never started");
+    let (status, body) = scrape_within(ex.port, Duration::from_secs(10))
+        .expect("a scrape while a client sends an endless header line");
+    assert_eq!(status, 200);
+    assert!(body.contains("mpqueue_puts_total{queue=\"busy\""), "{body}");
+
+    let (result, answer) = writer.join().unwrap();
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(
+        result.is_err(),
+        "the exporter took all {sent} bytes of one header line without closing the connection"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
+        "answer to an endless header line: {answer:?}"
+    );
+    let peak = proc_status_bytes(pid, "VmHWM").expect("the exporter's VmHWM");
+    let rss = proc_status_bytes(pid, "VmRSS").expect("the exporter's VmRSS");
+    assert!(
+        peak < 32 << 20,
+        "the exporter's peak resident memory grew to {peak} bytes (from {before}; now {rss}) \
+         after a client sent {sent} bytes of one header line"
+    );
+
+    // …and after.
+    let (status, body) = scrape_within(ex.port, Duration::from_secs(10))
+        .expect("a scrape after a client sent an endless header line");
+    assert_eq!(status, 200);
+    assert!(body.contains("mpqueue_puts_total{queue=\"busy\""), "{body}");
+}
+
+#[test]
+fn idle_and_unread_connections_never_stall_a_scrape() {
+    let dir = queue_dir();
+    let _q = one_queue(dir.path(), "watched");
+    let ex = Exporter::start(dir.path());
+
+    // More clients than the exporter's connection limit (64) that connect and send nothing.
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(("127.0.0.1", ex.port)).unwrap())
+        .collect();
+    // A client that asks for /metrics, thousands of times in one go (pipelined), and never
+    // reads an answer: whoever writes to it fills the socket buffers and then waits.
+    let unread = TcpStream::connect(("127.0.0.1", ex.port)).unwrap();
+    let mut w = unread.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(10_000);
+    let writer = std::thread::spawn(move || {
+        // The exporter may close the connection after its first answer: errors are fine.
+        let _ = w.write_all(requests.as_bytes());
+    });
+    // Await the exporter's first answer to it (unread: peeked, never consumed).
+    wait_for(Duration::from_secs(30), || {
+        unread.set_nonblocking(true).unwrap();
+        let r = unread.peek(&mut [0u8; 1]);
+        unread.set_nonblocking(false).unwrap();
+        matches!(r, Ok(n) if n > 0).then_some(())
+    })
+    .expect("the exporter never answered the pipelined requests");
+
+    // A normal scrape completes.
+    let (status, body) = scrape_within(ex.port, Duration::from_secs(10)).expect(
+        "a scrape while 100 idle clients are connected and one client never reads its answers",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("mpqueue_puts_total{queue=\"watched\""),
+        "{body}"
+    );
+
+    // The clients that send nothing are closed in the end (a header-read timeout).
+    let open = wait_for(Duration::from_secs(30), || {
+        let open = idle.iter().filter(|s| !closed_by_peer(s)).count();
+        (open == 0).then_some(())
+    });
+    assert!(
+        open.is_some(),
+        "{} idle connections are still open",
+        idle.iter().filter(|s| !closed_by_peer(s)).count()
+    );
+    writer.join().unwrap();
+    drop(unread);
+    assert_eq!(
+        scrape_within(ex.port, Duration::from_secs(10)).unwrap().0,
+        200
+    );
+}
+
+#[test]
 fn no_process_metrics_drops_the_per_process_series() {
     let dir = queue_dir();
     let q = one_queue(dir.path(), "lean");
@@ -456,4 +622,49 @@ fn no_process_metrics_drops_the_per_process_series() {
     );
     assert_eq!(sample(&body, "mpqueue_processes{queue=\"lean\""), Some(1.0));
     assert!(body.contains("mpqueue_exporter_scrape_duration_seconds_count"));
+}
+
+#[test]
+fn methods_paths_and_head_requests() {
+    let dir = queue_dir();
+    let _q = one_queue(dir.path(), "paths");
+    let ex = Exporter::start_with(dir.path(), &["--path", "/custom"]);
+    let ask = |request: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", ex.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        String::from_utf8_lossy(&resp).into_owned()
+    };
+    let (status, body) = ex.get("/custom?debug=1");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("mpqueue_puts_total{queue=\"paths\""),
+        "{body}"
+    );
+    assert_eq!(ex.get("/metrics").0, 404);
+    let (status, page) = ex.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<a href=\"/custom\">"), "{page}");
+    let head = ask("HEAD /custom HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{head}"
+    );
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "a HEAD answer has no body: {head:?}"
+    );
+    let post = ask("POST /custom HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(
+        post.starts_with("HTTP/1.1 405") || post.starts_with("HTTP/1.0 405"),
+        "{post}"
+    );
+    let garbage = ask("NOT HTTP AT ALL\r\n\r\n");
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "{garbage}"
+    );
+    assert_eq!(ex.get("/custom").0, 200);
 }

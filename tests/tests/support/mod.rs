@@ -175,3 +175,14 @@ impl Tmux {
         tmux(&self.name, &["kill-server"]);
     }
 }
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …) in bytes; `None` if the process
+/// or the field is gone.
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
