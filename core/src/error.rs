@@ -43,6 +43,22 @@ pub enum Error {
         /// The file that could not be opened.
         path: PathBuf,
     },
+    /// The queue directory or a segment in it belongs to someone else, or others may write
+    /// it: another user could have planted it to read or feed this user's queues.
+    #[error(
+        "refusing {}: owned by uid {owner}, mode {mode:03o}; {advice}",
+        path.display()
+    )]
+    Untrusted {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong and what to do.
+        advice: String,
+    },
     /// The file is not an mpqueue segment, or its contents are inconsistent.
     #[error("corrupt or foreign segment {}: {reason}", path.display())]
     Corrupt {

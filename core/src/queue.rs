@@ -1229,7 +1229,14 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
         self
     }
 
-    /// Gives the owner's group read/write access to a named queue (mode 0660 instead of 0600).
+    /// Gives the owner's group read/write access to the queue's files (mode 0660 instead of
+    /// 0600), and creates the directory 0750 (not 0700) if this queue is the first in it.
+    ///
+    /// Without it, the directory and every segment must belong to this user (the effective
+    /// uid) and be writable by no one else, checked on the opened descriptors; anything else
+    /// is refused with [`Error::Untrusted`]. With it, a directory or segment owned by another
+    /// user is trusted when its group is one of this user's, but never one that others
+    /// (outside the group) may write.
     pub fn group_access(mut self, yes: bool) -> Self {
         self.mode = if yes { 0o660 } else { 0o600 };
         self
@@ -1343,7 +1350,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// As for [`Queue::open`].
     pub fn open(self, name: &str) -> Result<Queue<T>, Error> {
         let dir = self.dir.clone().unwrap_or_else(segment::queue_dir);
-        let seg = segment::open(&dir, name)?;
+        let seg = segment::open(&dir, name, self.mode & 0o070 != 0)?;
         let h = seg.stats();
         let opts = self.opts(h.maxsize.load(Relaxed), h.max_item.load(Relaxed));
         let core = Core::new(seg, opts)?;

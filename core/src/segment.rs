@@ -12,9 +12,14 @@ use crate::layout::{
     stats_len,
 };
 use crate::sys::{self, Mapping};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,29 +35,153 @@ pub fn queue_dir() -> PathBuf {
     }
 }
 
-/// Makes sure `dir` exists as a directory of ours that no one else can write (0700 when we
-/// create it), and is not a symlink.
-pub fn ensure_dir(dir: &Path) -> Result<(), Error> {
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(Error::PermissionDenied { path: dir.into() });
+/// The queue directory, opened without following symlinks and checked on its descriptor:
+/// it belongs to this user (the effective uid) and no one else can write it. Files are
+/// created and opened relative to the descriptor, so the directory checked is the one used.
+pub(crate) struct QueueDir {
+    fd: OwnedFd,
+    path: PathBuf,
+    /// Trust extends to this user's groups (`group_access`).
+    group: bool,
+}
+
+/// Whether the owner `uid`/`gid` and `mode` of a directory or segment may be trusted.
+fn trusted(uid: u32, gid: u32, mode: u32, group: bool) -> bool {
+    let mine = uid == nix::unistd::geteuid().as_raw();
+    if mode & 0o002 != 0 {
+        return false;
+    }
+    mine || (group && in_my_groups(gid))
+}
+
+fn in_my_groups(gid: u32) -> bool {
+    nix::unistd::getegid().as_raw() == gid
+        || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|g| g.as_raw() == gid))
+}
+
+fn untrusted(path: &Path, st: &nix::sys::stat::FileStat, what: &str) -> Error {
+    Error::Untrusted {
+        path: path.into(),
+        owner: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        advice: format!(
+            "{what} must belong to you (uid {}) and be writable by no one else \
+             (group members too, with group_access): another user may have planted it. \
+             Remove it, or set {DIR_ENV} to a directory of your own",
+            nix::unistd::geteuid()
+        ),
+    }
+}
+
+impl QueueDir {
+    /// Opens `path` (creating it 0700, or 0750 for `group`, if `create`) and checks it.
+    pub(crate) fn open(path: &Path, create: bool, group: bool) -> Result<Self, Error> {
+        if create {
+            let mode = Mode::from_bits_truncate(if group { 0o750 } else { 0o700 });
+            match nix::unistd::mkdir(path, mode) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(Errno::EACCES | Errno::EPERM) => {
+                    return Err(Error::PermissionDenied { path: path.into() });
+                }
+                Err(e) => return Err(Error::io(format!("creating {}", path.display()), e.into())),
+            }
         }
-        Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| match e {
+            Errno::ELOOP | Errno::ENOTDIR => Error::Corrupt {
+                path: path.into(),
+                reason: "not a directory (symlinks are not followed)".into(),
+            },
+            Errno::EACCES | Errno::EPERM => Error::PermissionDenied { path: path.into() },
+            e => Error::io(format!("opening {}", path.display()), e.into()),
+        })?;
+        let st = nix::sys::stat::fstat(&fd)
+            .map_err(|e| Error::io(format!("checking {}", path.display()), e.into()))?;
+        if !trusted(st.st_uid, st.st_gid, st.st_mode, group) || st.st_mode & 0o020 != 0 && !group {
+            return Err(untrusted(path, &st, "a queue directory"));
+        }
+        Ok(QueueDir {
+            fd,
+            path: path.into(),
+            group,
+        })
     }
-    let md = std::fs::symlink_metadata(dir)
-        .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
-    if !md.is_dir() {
-        return Err(Error::Corrupt {
-            path: dir.into(),
-            reason: "not a directory (symlinks are not followed)".into(),
-        });
+
+    /// The directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
-    if md.uid() != sys::uid() && md.mode() & 0o022 != 0 {
-        return Err(Error::PermissionDenied { path: dir.into() });
+
+    /// Creates `file` (`O_EXCL`, no symlink) with exactly `mode` and `len` allocated bytes.
+    fn create_file(&self, file: &str, name: &str, mode: u32, len: usize) -> Result<File, Error> {
+        let path = self.path.join(file);
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&self.fd, file, flags, Mode::from_bits_truncate(mode))
+            .map_err(|e| open_error(&path, name, e.into()))?;
+        let f = File::from(fd);
+        // The umask may have cleared bits the caller asked for: set the mode exactly. The
+        // pages are allocated now, so a full /dev/shm fails here instead of killing a
+        // process with SIGBUS later.
+        let sized = nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(mode))
+            .and_then(|()| nix::unistd::ftruncate(&f, len as libc::off_t))
+            .and_then(|()| nix::fcntl::posix_fallocate(&f, 0, len as libc::off_t));
+        if let Err(e) = sized {
+            let _ = self.remove(file);
+            let what = if e == Errno::ENOSPC {
+                format!(
+                    "no space for the queue's shared memory ({len} bytes) in {}",
+                    self.path.display()
+                )
+            } else {
+                format!("sizing {}", path.display())
+            };
+            return Err(Error::io(what, e.into()));
+        }
+        Ok(f)
     }
-    Ok(())
+
+    /// Opens the existing segment `file` (no symlink, regular, at least `min_len` bytes,
+    /// owned by this user or, with `group`, by one of its groups). Returns it and its length.
+    fn open_file(
+        &self,
+        file: &str,
+        name: &str,
+        writable: bool,
+        min_len: usize,
+    ) -> Result<(File, usize), Error> {
+        let path = self.path.join(file);
+        let access = if writable {
+            OFlag::O_RDWR
+        } else {
+            OFlag::O_RDONLY
+        };
+        let flags = access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&self.fd, file, flags, Mode::empty())
+            .map_err(|e| open_error(&path, name, e.into()))?;
+        let st = nix::sys::stat::fstat(&fd)
+            .map_err(|e| Error::io(format!("checking {}", path.display()), e.into()))?;
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(corrupt("not a regular file".into()));
+        }
+        if !trusted(st.st_uid, st.st_gid, st.st_mode, self.group) {
+            return Err(untrusted(&path, &st, "a queue segment"));
+        }
+        let len = usize::try_from(st.st_size).map_err(|_| corrupt("bad length".into()))?;
+        if len < min_len {
+            return Err(corrupt(format!("{len} bytes is too short")));
+        }
+        Ok((File::from(fd), len))
+    }
+
+    /// Removes `file` from the directory.
+    pub(crate) fn remove(&self, file: &str) -> nix::Result<()> {
+        nix::unistd::unlinkat(&self.fd, file, UnlinkatFlags::NoRemoveDir)
+    }
 }
 
 /// Checks a queue name: 1 to 100 bytes of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
@@ -184,37 +313,6 @@ fn open_error(path: &Path, name: &str, e: io::Error) -> Error {
     }
 }
 
-fn create_file(path: &Path, name: &str, mode: u32, len: usize) -> Result<File, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| open_error(path, name, e))?;
-    // The umask may have cleared bits the caller asked for: set the mode exactly. The pages
-    // are allocated now, so a full /dev/shm fails here instead of killing a process with
-    // SIGBUS later.
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|()| file.set_len(len as u64))
-        .and_then(|()| sys::allocate(&file, len))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(path);
-            let what = if e.raw_os_error() == Some(libc::ENOSPC) {
-                format!(
-                    "no space for the queue's shared memory ({len} bytes) in {}",
-                    path.parent()
-                        .map_or_else(String::new, |p| p.display().to_string())
-                )
-            } else {
-                format!("sizing {}", path.display())
-            };
-            Error::io(what, e)
-        })?;
-    Ok(file)
-}
-
 /// Opens an existing segment file without following symlinks and checks it is a regular file
 /// of at least `min_len` bytes. Returns the file and its length.
 pub(crate) fn open_file(
@@ -247,7 +345,7 @@ pub(crate) fn open_file(
 }
 
 /// Waits (bounded) for the creator to publish `magic`, then checks magic and version.
-fn await_published(magic: &AtomicU64, version: u32, want: u64, path: &Path) -> Result<(), Error> {
+fn await_published(magic: &AtomicU64, want: u64, path: &Path) -> Result<(), Error> {
     let deadline = sys::mono_now() + 2_000_000_000;
     loop {
         match magic.load(Acquire) {
@@ -269,7 +367,6 @@ fn await_published(magic: &AtomicU64, version: u32, want: u64, path: &Path) -> R
             }
         }
     }
-    let _ = version;
     Ok(())
 }
 
@@ -327,15 +424,20 @@ fn write_name(h: &StatsHeader, name: &str) {
     h.name_len.store(bytes.len() as u64, Relaxed);
 }
 
+/// File names of a named queue's data and stats segments.
+fn named_files(name: &str) -> (String, String) {
+    (format!("q.{name}.data"), format!("q.{name}.stats"))
+}
+
 /// Creates both segments of a new queue.
 pub fn create(p: &CreateParams) -> Result<Segments, Error> {
-    ensure_dir(&p.dir)?;
+    let dir = QueueDir::open(&p.dir, true, p.mode & 0o070 != 0)?;
     let display_name = p.name.clone().unwrap_or_else(|| p.label.clone());
     let data_len = DATA_HEADER_LEN + p.ring_capacity;
     let s_len = stats_len(p.slots);
-    let (stats_path, data_path) = match &p.name {
+    let (stats_file, data_file) = match &p.name {
         Some(n) => {
-            let (d, s) = named_paths(&p.dir, n);
+            let (d, s) = named_files(n);
             (s, Some(d))
         }
         None => {
@@ -343,32 +445,34 @@ pub fn create(p: &CreateParams) -> Result<Segments, Error> {
             let pid = sys::pid();
             let start = sys::process_start_time(pid).unwrap_or(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            (p.dir.join(format!("a.{pid}.{start}.{n}.stats")), None)
+            (format!("a.{pid}.{start}.{n}.stats"), None)
         }
     };
 
     // The data file (named) is created first: its O_EXCL is what makes creation exclusive.
-    let data = match &data_path {
-        Some(path) => {
-            let f = create_file(path, &display_name, p.mode, data_len)?;
+    let data = match &data_file {
+        Some(file) => {
+            let f = dir.create_file(file, &display_name, p.mode, data_len)?;
             Mapping::file(&f, data_len, true)
         }
         None => Mapping::anonymous(data_len),
     };
     let cleanup = |e: Error| {
-        if let Some(d) = &data_path {
-            let _ = std::fs::remove_file(d);
+        if let Some(d) = &data_file {
+            let _ = dir.remove(d);
         }
         e
     };
     let data = data.map_err(|e| cleanup(Error::io("mapping the data segment", e)))?;
-    let sfile = create_file(&stats_path, &display_name, p.mode, s_len).map_err(cleanup)?;
+    let sfile = dir
+        .create_file(&stats_file, &display_name, p.mode, s_len)
+        .map_err(cleanup)?;
     let stats = Mapping::file(&sfile, s_len, true).map_err(|e| {
-        let _ = std::fs::remove_file(&stats_path);
+        let _ = dir.remove(&stats_file);
         cleanup(Error::io("mapping the stats segment", e))
     })?;
-    let mut paths: Vec<PathBuf> = data_path.into_iter().collect();
-    paths.push(stats_path);
+    let mut paths: Vec<PathBuf> = data_file.iter().map(|f| dir.path().join(f)).collect();
+    paths.push(dir.path().join(&stats_file));
     let seg = Segments {
         data,
         stats,
@@ -425,16 +529,24 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens both segments of the named queue `name` in `dir`.
-pub fn open(dir: &Path, name: &str) -> Result<Segments, Error> {
+/// Opens both segments of the named queue `name` in `dir`; `group` extends trust to this
+/// user's groups (`group_access`).
+pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     validate_name(name)?;
+    let qdir = match QueueDir::open(dir, false, group) {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::NotFound { name: name.into() });
+        }
+        other => other?,
+    };
+    let (data_file, stats_file) = named_files(name);
     let (data_path, stats_path) = named_paths(dir, name);
-    let (dfile, dlen) = open_file(&data_path, name, true, DATA_HEADER_LEN + 4096)?;
+    let (dfile, dlen) = qdir.open_file(&data_file, name, true, DATA_HEADER_LEN + 4096)?;
     let data = Mapping::file(&dfile, dlen, true)
         .map_err(|e| Error::io(format!("mapping {}", data_path.display()), e))?;
     // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by open_file).
     let dh = unsafe { &*(data.ptr() as *const DataHeader) };
-    await_published(&dh.magic, dh.version.load(Relaxed), DATA_MAGIC, &data_path)?;
+    await_published(&dh.magic, DATA_MAGIC, &data_path)?;
     check_version(dh.version.load(Relaxed), DATA_LAYOUT_MAJOR, &data_path)?;
     let cap = dh.capacity.load(Relaxed);
     if !cap.is_power_of_two()
@@ -448,12 +560,12 @@ pub fn open(dir: &Path, name: &str) -> Result<Segments, Error> {
             reason: "ring capacity does not match the file".into(),
         });
     }
-    let (sfile, slen) = open_file(&stats_path, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
+    let (sfile, slen) = qdir.open_file(&stats_file, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
     let stats = Mapping::file(&sfile, slen, true)
         .map_err(|e| Error::io(format!("mapping {}", stats_path.display()), e))?;
     // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
     let sh = unsafe { &*(stats.ptr() as *const StatsHeader) };
-    await_published(&sh.magic, 0, STATS_MAGIC, &stats_path)?;
+    await_published(&sh.magic, STATS_MAGIC, &stats_path)?;
     validate_stats(sh, slen, &stats_path)?;
     if sh.ring_capacity.load(Relaxed) != cap {
         return Err(Error::Corrupt {
@@ -473,9 +585,15 @@ pub fn open(dir: &Path, name: &str) -> Result<Segments, Error> {
 /// can attach). Returns whether anything was removed.
 pub fn unlink(dir: &Path, name: &str) -> Result<bool, Error> {
     validate_name(name)?;
-    let (data_path, stats_path) = named_paths(dir, name);
+    let qdir = match QueueDir::open(dir, false, false) {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(false);
+        }
+        other => other?,
+    };
+    let (data_file, stats_file) = named_files(name);
     // Mark it unlinked so a racing `open` that already mapped it refuses to attach.
-    if let Ok((f, len)) = open_file(&stats_path, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)
+    if let Ok((f, len)) = qdir.open_file(&stats_file, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)
         && let Ok(m) = Mapping::file(&f, len, true)
     {
         // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
@@ -485,14 +603,21 @@ pub fn unlink(dir: &Path, name: &str) -> Result<bool, Error> {
         }
     }
     let mut removed = false;
-    for path in [data_path, stats_path] {
-        match std::fs::remove_file(&path) {
+    for file in [data_file, stats_file] {
+        match qdir.remove(&file) {
             Ok(()) => removed = true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(Error::PermissionDenied { path });
+            Err(Errno::ENOENT) => {}
+            Err(Errno::EACCES | Errno::EPERM) => {
+                return Err(Error::PermissionDenied {
+                    path: dir.join(file),
+                });
             }
-            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("removing {}", dir.join(file).display()),
+                    e.into(),
+                ));
+            }
         }
     }
     Ok(removed)

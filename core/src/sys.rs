@@ -293,16 +293,6 @@ impl Drop for Mapping {
     }
 }
 
-/// Allocates the first `len` bytes of `file` now (`posix_fallocate`), so that a full
-/// filesystem is an error here rather than a `SIGBUS` when a mapped page is first touched.
-pub fn allocate(file: &File, len: usize) -> io::Result<()> {
-    // SAFETY: the fd is open for the call; posix_fallocate reads no memory of ours.
-    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) } {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
-}
-
 /// This process's id.
 pub fn pid() -> u32 {
     std::process::id()

@@ -5,9 +5,25 @@
 //! - `mpq-helper hold NAME`  — attaches and waits until killed
 //! - `mpq-helper open NAME`  — opens the queue and prints the error if it cannot
 //! - `mpq-helper observe`    — prints one line per queue: its name and snapshot or error
+//! - `mpq-helper plant NAME` — creates the queue, puts 1, makes its files mode 0666, prints
+//!   `ready` and waits until killed (a hostile neighbour's queue)
+//! - `mpq-helper anon`       — creates an anonymous queue and prints the error if it cannot
+//! - `mpq-helper open-or-create NAME` — likewise with `open_or_create`
 
 use mpqueue::Queue;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
+
+/// Prints `ok`, or the error and exits with 3.
+fn report(r: Result<(), mpqueue::Error>) {
+    match r {
+        Ok(()) => println!("ok"),
+        Err(e) => {
+            println!("{e}");
+            std::process::exit(3);
+        }
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +65,27 @@ fn main() -> anyhow::Result<()> {
             }
             println!("opened");
         }
+        (Some("plant"), Some(name)) => {
+            let q: Queue<u64> = Queue::builder().name(name).create()?;
+            q.put(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let dir = mpqueue::queue_dir();
+            for ext in ["data", "stats"] {
+                let path = dir.join(format!("q.{name}.{ext}"));
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+            }
+            println!("ready");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        (Some("anon"), _) => report(Queue::<u64>::new(0).map(drop)),
+        (Some("open-or-create"), Some(name)) => report(
+            Queue::<u64>::builder()
+                .name(name)
+                .open_or_create(true)
+                .create()
+                .map(drop),
+        ),
         (Some("observe"), _) => {
             for q in mpqueue::observe::list()? {
                 match q.snapshot() {
