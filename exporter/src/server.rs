@@ -81,7 +81,7 @@ pub struct Site {
 
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-Content-Length: 36\r\nConnection: close\r\n\r\ntoo many connections, try again soon\n";
+Content-Length: 37\r\nConnection: close\r\n\r\ntoo many connections, try again soon\n";
 
 fn text(
     status: StatusCode,
@@ -398,6 +398,17 @@ mod tests {
         w.shutdown().await.unwrap();
         drop(w);
         assert!(reader.await.unwrap() >= 4096);
+    }
+
+    #[test]
+    fn the_busy_answer_declares_its_length() {
+        let text = std::str::from_utf8(BUSY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let declared = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap();
+        assert_eq!(declared.parse::<usize>().unwrap(), body.len());
     }
 
     #[test]
