@@ -146,22 +146,28 @@ impl Event<'_> {
 
     /// Sleeps until woken or `until`, unless `ready()` holds after registering.
     pub(crate) fn sleep(&self, until: Option<u64>, ready: impl Fn() -> bool) {
-        let slept_on = loop {
+        let slept_on = self.register();
+        // `ready()` loads with SeqCst (see `wake`).
+        if !ready() {
+            sys::futex_wait(self.seq, slept_on, until);
+        }
+    }
+
+    /// Sets the waiter bit on the current value (unless set) and returns the value to sleep
+    /// on: any `wake` after this changes the word, so a sleep on it cannot miss that wake.
+    fn register(&self) -> u32 {
+        loop {
             let v = self.seq.load(SeqCst);
             if v & 1 != 0 {
-                break v; // someone else registered on this value already
+                return v; // someone else registered on this value already
             }
             if self
                 .seq
                 .compare_exchange_weak(v, v | 1, SeqCst, Relaxed)
                 .is_ok()
             {
-                break v | 1;
+                return v | 1;
             }
-        };
-        // `ready()` loads with SeqCst (see `wake`).
-        if !ready() {
-            sys::futex_wait(self.seq, slept_on, until);
         }
     }
 }
@@ -260,13 +266,15 @@ impl Drop for ReadGuard<'_, '_> {
 }
 
 impl<'a> Channel<'a> {
-    pub(crate) fn new(seg: &'a Segments) -> Self {
+    /// The ring of `seg`, for a process whose items are at most `max_item` bytes (its own
+    /// limit, never one read from shared memory unchecked).
+    pub(crate) fn new(seg: &'a Segments, max_item: u64) -> Self {
         let (base, cap) = seg.ring();
         Channel {
             seg,
             base,
             cap,
-            max_item: seg.stats().max_item.load(Relaxed),
+            max_item,
         }
     }
 
@@ -1093,5 +1101,46 @@ impl<'a> Channel<'a> {
         } else {
             Wait::Woken
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interleaving that lost a wake-up with a separate "slept on" word: sleeper A
+    /// registers, sleeper B registers and is woken, B registers again, and only then does A
+    /// (preempted until now) go on. A wake now must still reach B: with one word, every
+    /// registration is in the word a wake changes.
+    #[test]
+    fn a_late_sleeper_never_hides_a_newer_one_from_the_waker() {
+        let seq = AtomicU32::new(0);
+        let ev = Event { seq: &seq };
+        let a = ev.register();
+        let b = ev.register();
+        assert_eq!(a, b, "both sleep on one value");
+        ev.wake();
+        assert_ne!(seq.load(SeqCst), b, "the wake changed the word B sleeps on");
+        let b2 = ev.register(); // B, after taking its item, sleeps again
+        // A resumes: its sleep on its old value returns at once (the word moved on), and it
+        // leaves nothing behind that could hide B from the next wake.
+        assert_eq!(
+            sys::futex_wait(&seq, a, Some(sys::mono_now() + 10_000_000_000)),
+            sys::Wait::Woken
+        );
+        ev.wake();
+        assert_ne!(seq.load(SeqCst), b2, "the next wake reaches B");
+        assert_eq!(
+            sys::futex_wait(&seq, b2, Some(sys::mono_now() + 10_000_000_000)),
+            sys::Wait::Woken
+        );
+    }
+
+    /// A wake with nobody registered makes no system call and leaves the word as it is.
+    #[test]
+    fn a_wake_without_sleepers_changes_nothing() {
+        let seq = AtomicU32::new(4);
+        Event { seq: &seq }.wake();
+        assert_eq!(seq.load(SeqCst), 4);
     }
 }

@@ -79,6 +79,13 @@ pub enum Error {
         /// The major version this build reads for that kind of segment.
         supported: u32,
     },
+    /// The queue's slot lock stayed taken until the deadline: its holder is stopped (or
+    /// very slow). Nothing was changed.
+    #[error("queue {name:?} is busy: another process holds its slot lock (stopped?)")]
+    Busy {
+        /// The queue name.
+        name: String,
+    },
     /// Every process slot of the queue is taken by live processes.
     #[error("queue {name:?} has no free process slot (raise the builder's max_processes)")]
     TooManyProcesses {

@@ -90,7 +90,11 @@ pub struct DataHeader {
     pub capacity: AtomicU64,
     /// Total segment length.
     pub total_len: AtomicU64,
-    _pad0: [u64; 4],
+    /// Random id of the queue, the same in its stats segment: an opener that maps the data
+    /// segment of one queue and the stats segment of another (the name was removed and made
+    /// again in between) tells them apart.
+    pub queue_id: AtomicU64,
+    _pad0: [u64; 3],
 
     /// Held by one writer for a whole item (all its records).
     pub write_lock: RobustMutex,
@@ -111,13 +115,10 @@ pub struct DataHeader {
     // and a journal store on the same line would cost the writer another transfer per item.
     /// Bytes ever published (monotonic); Release-stored after the record's bytes.
     pub write_pos: AtomicU64,
-    /// Bumped to wake readers waiting for data.
+    /// Futex word readers waiting for data sleep on: bit 0 = someone sleeps, the rest
+    /// counts wake-ups (see `channel::Event`).
     pub data_seq: AtomicU32,
-    /// Readers sleeping on `data_seq`.
-    pub data_waiters: AtomicU32,
-    /// The `data_seq` value readers last went to sleep on (wake once per sleep).
-    pub data_slept: AtomicU32,
-    _pad2a: u32,
+    _pad2a: [u32; 3],
     _pad2b: [u64; 5],
 
     /// Held by one reader for a whole item.
@@ -143,13 +144,9 @@ pub struct DataHeader {
 
     /// Bytes ever consumed (monotonic); Release-stored after the bytes were copied out.
     pub read_pos: AtomicU64,
-    /// Bumped to wake writers waiting for space.
+    /// Futex word writers waiting for space sleep on (as `data_seq`).
     pub space_seq: AtomicU32,
-    /// Writers sleeping on `space_seq`.
-    pub space_waiters: AtomicU32,
-    /// The `space_seq` value writers last went to sleep on.
-    pub space_slept: AtomicU32,
-    _pad4a: u32,
+    _pad4a: [u32; 3],
     _pad4b: [u64; 5],
     /// A writer waiting for space sleeps until `read_pos` reaches this.
     pub space_target: AtomicU64,
@@ -197,7 +194,9 @@ pub struct StatsHeader {
     pub name_len: AtomicU64,
     /// Queue name (named queues) or label/generated id (anonymous), UTF-8.
     pub name: [AtomicU64; NAME_MAX / 8],
-    _pad0: [u64; 4],
+    /// Random id of the queue, the same in its data segment (layout 1.1).
+    pub queue_id: AtomicU64,
+    _pad0: [u64; 3],
 
     // -- capacity accounting (offset 256) --
     /// Capacity slots taken by `put` on a bounded queue (monotonic).
@@ -207,19 +206,12 @@ pub struct StatsHeader {
     pub consumed: AtomicU64,
     /// Items accepted by a process that died (or was cancelled) before writing them (monotonic).
     pub lost: AtomicU64,
-    /// Bumped to wake `put`s waiting for capacity.
+    /// Futex word `put`s waiting for capacity sleep on (as the data segment's `data_seq`).
     pub cap_seq: AtomicU32,
-    /// `put`s sleeping on `cap_seq`.
-    pub cap_waiters: AtomicU32,
-    /// Process slots in use (claimed or reserved).
-    pub attached: AtomicU64,
-    /// The `cap_seq` value `put`s last went to sleep on.
-    pub cap_slept: AtomicU32,
     _pad2a: u32,
-    /// Children forked (by `process::fork`) that inherited the queue and have neither
-    /// attached nor exited yet: the files are kept for them.
-    pub pending_children: AtomicU64,
-    _pad2: [u64; 2],
+    /// Process slots in use (claimed, or reserved for a child being forked).
+    pub attached: AtomicU64,
+    _pad2: [u64; 4],
 
     // -- queue-wide events (offset 384) --
     /// Locks taken over from a dead owner.
@@ -228,7 +220,15 @@ pub struct StatsHeader {
     pub frames_discarded: AtomicU64,
     /// Even when no retirement is in progress; readers retry while odd or changed.
     pub retire_seq: AtomicU64,
-    _pad3: [u64; 5],
+    /// Retirement journal: the slot being folded into slot 0 (0 = none).
+    pub retire_slot: AtomicU64,
+    /// Retirement journal: the index + 1 of the counter word being folded (0 = none).
+    pub retire_word: AtomicU64,
+    /// Retirement journal: slot 0's value of that word before the fold.
+    pub retire_before: AtomicU64,
+    /// Retirement journal: the amount being folded.
+    pub retire_value: AtomicU64,
+    _pad3: [u64; 1],
 
     /// Serialises slot claims and retirements (robust).
     pub slot_lock: RobustMutex,

@@ -62,22 +62,31 @@ pub struct Child {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
+    // Flushed here, in the parent, so the child does not write the parent's output again;
+    // the child itself never takes the stdout or stderr lock (another thread of the parent
+    // may have held it at the fork, for ever in the child).
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // Every queue of this process is inherited: the child holds a claim on each until it
-    // attaches or exits, so the files stay even if everyone else detaches first.
-    let queues = registry::live();
-    for q in &queues {
-        q.claim_for_child();
-    }
+    // Every queue of this process is inherited: a slot is reserved in each for the child,
+    // so the queue stays while the child lives even if everyone else detaches first. The
+    // slot is the child's (and freed when it dies) before it runs any code of the caller.
+    let queues: Vec<_> = registry::live()
+        .into_iter()
+        .map(|q| {
+            let slot = q.reserve_for_child();
+            (q, slot)
+        })
+        .collect();
     // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
     // depend on locks held by other threads (registry hooks release its lock in the child;
     // each queue builds a fresh per-process state for the new fork generation).
     let forked = unsafe { sys::fork() };
     match forked {
         Ok(None) => {
-            for q in &queues {
-                q.hold_claim();
+            for (q, slot) in &queues {
+                if let Some(i) = slot {
+                    q.hold_claim(*i);
+                }
             }
             drop(queues);
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
@@ -85,14 +94,21 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
             for q in registry::live() {
                 q.shutdown_process();
             }
-            let _ = std::io::stdout().flush();
-            let _ = std::io::stderr().flush();
             sys::exit_now(code)
         }
-        Ok(Some(pid)) => Ok(Child { pid, status: None }),
+        Ok(Some(pid)) => {
+            for (q, slot) in &queues {
+                if let Some(i) = slot {
+                    q.assign_child(*i, pid);
+                }
+            }
+            Ok(Child { pid, status: None })
+        }
         Err(e) => {
-            for q in &queues {
-                q.unclaim();
+            for (q, slot) in &queues {
+                if let Some(i) = slot {
+                    q.unreserve(*i);
+                }
             }
             Err(e)
         }

@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
 pub const DEFAULT_MAX_PROCESSES: usize = 64;
 /// Default time the exit flush waits for a reader to make room before dropping what is left.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest `max_item_size` accepted from a builder or a segment.
+const MAX_ITEM_LIMIT: usize = 1 << 40;
+/// Times `open` (and `open_or_create`) looks a name up again when the queue went away
+/// under it.
+const RETRIES: u32 = 100;
 /// Environment variable: `off` (or `0`) turns the per-operation counters off by default.
 pub const STATS_ENV: &str = "MPQUEUE_STATS";
 
@@ -71,9 +76,10 @@ pub(crate) struct Core {
     local: AtomicPtr<Local>,
     /// The generation (process) that created or opened this handle.
     origin: u64,
-    /// The generation whose process holds a `pending_children` claim on this queue (set in
-    /// a child by `process::fork`; given back on attach or at exit).
-    pending_gen: AtomicU64,
+    /// A slot reserved for this process when `process::fork` made it: (the generation of
+    /// the process it is for, the slot index + 1), packed as `generation << 16 | slot`;
+    /// taken over on attach, given back at exit.
+    claim: AtomicU64,
 }
 
 /// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
@@ -164,15 +170,16 @@ impl Core {
             opts,
             local: AtomicPtr::new(std::ptr::null_mut()),
             origin: registry::generation(),
-            pending_gen: AtomicU64::new(0),
+            claim: AtomicU64::new(0),
         });
-        core.local()?;
+        core.local(None)?;
         registry::register(&core);
         Ok(core)
     }
 
-    /// This process's `Local`, attaching the process on first use (and in forked children).
-    fn local(&self) -> Result<&Local, Error> {
+    /// This process's `Local`, attaching the process on first use (and in forked children),
+    /// waiting for the slot lock at most until `deadline` (`None`: 10 s).
+    fn local(&self, deadline: Option<u64>) -> Result<&Local, Error> {
         let generation = registry::generation();
         let p = self.local.load(Acquire);
         // SAFETY: a non-null pointer was produced by Box::into_raw below and is freed only in
@@ -185,8 +192,16 @@ impl Core {
         }
         // Only the process that opened the handle attaches "by name"; forked children
         // inherited it and keep working even if the name is gone.
-        let slot = procs::attach(&self.seg, generation == self.origin)?;
-        self.release_pending_claim();
+        let reserved = self.take_claim();
+        let slot = match procs::attach(&self.seg, generation == self.origin, reserved, deadline) {
+            Ok(slot) => slot,
+            Err(e) => {
+                if let Some(i) = reserved {
+                    self.restore_claim(i); // still ours, for the next try or for exit
+                }
+                return Err(e);
+            }
+        };
         let fresh = Box::into_raw(Box::new(Local {
             generation,
             slot,
@@ -207,8 +222,8 @@ impl Core {
                 // Another thread attached first: give our slot back and use theirs.
                 // SAFETY: `fresh` was never shared; we still own it.
                 drop(unsafe { Box::from_raw(fresh) });
-                procs::detach(&self.seg, slot);
-                self.local()
+                procs::detach(&self.seg, slot, || self.remove_files());
+                self.local(deadline)
             }
         }
     }
@@ -306,7 +321,7 @@ impl Core {
             return Ok(());
         }
         let start = sys::mono_now();
-        let ch = Channel::new(&self.seg);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
         let result = loop {
             if channel::spin_for(|| self.has_capacity()) && self.try_reserve(slot) {
                 break Ok(());
@@ -322,7 +337,7 @@ impl Core {
             }
             if woke == Wait::TimedOut {
                 // Capacity held by dead processes comes back when they are reaped.
-                procs::reap(&self.seg);
+                procs::reap(&self.seg, deadline);
             }
         };
         self.observe_wait(slot, &slot.put_blocked, start);
@@ -335,8 +350,10 @@ impl Core {
         frame: &[u8],
         deadline: Option<u64>,
     ) -> Result<(), PutError<T>> {
-        let local = match self.local() {
+        let local = match self.local(deadline) {
             Ok(l) => l,
+            // The deadline passed waiting to attach: as for a full queue.
+            Err(Error::Busy { .. }) if deadline.is_some() => return Err(PutError::Full(item)),
             Err(e) => {
                 return Err(PutError::Broken {
                     item,
@@ -422,7 +439,7 @@ impl Core {
     /// with the two doing the work. A reader that makes no room within [`DIRECT_WAIT_NS`]
     /// gets the item through the feeder, so `put` never waits longer than that for it.
     fn write_direct(&self, frame: &[u8], slot: usize) -> bool {
-        let ch = Channel::new(&self.seg);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
         if layout::record_size(frame.len() as u64) > ch.capacity() {
             return false; // streamed in pieces by the feeder
         }
@@ -471,7 +488,7 @@ impl Core {
         let Some(local) = self.current_local() else {
             return;
         };
-        let ch = Channel::new(&self.seg);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
         loop {
             let batch: Vec<Vec<u8>> = {
                 let mut st = local.lock();
@@ -554,11 +571,7 @@ impl Core {
         }
         let n = frames.len() as u64;
         let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
-        let slot = self.my_slot(local);
-        slot.dropped.fetch_add(n, Relaxed);
-        slot.dropped_bytes.fetch_add(bytes, Relaxed);
-        self.seg.stats().lost.fetch_add(n, SeqCst);
-        procs::wake_capacity(&self.seg);
+        procs::count_dropped(&self.seg, local.slot, n, bytes);
         n
     }
 
@@ -569,13 +582,16 @@ impl Core {
         nowait: bool,
         buf: &mut Vec<u8>,
     ) -> Result<(), GetError> {
-        let local = self.local().map_err(|e| GetError::Broken(e.to_string()))?;
+        let local = self.local(deadline).map_err(|e| match e {
+            Error::Busy { .. } if deadline.is_some() => GetError::Empty,
+            e => GetError::Broken(e.to_string()),
+        })?;
         if local.closed.load(Relaxed) {
             return Err(GetError::Closed);
         }
         let slot = self.my_slot(local);
         self.touch(slot, role::CONSUMER, slot.gets.load(Relaxed));
-        let ch = Channel::new(&self.seg);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
         let mut waited_since: Option<u64> = None;
         let mut found_empty = false;
         let outcome = loop {
@@ -661,7 +677,7 @@ impl Core {
             local.stopping.store(true, Relaxed);
             local.lock().stop = true;
             local.work.notify_all();
-        } else if let Ok(local) = self.local() {
+        } else if let Ok(local) = self.local(None) {
             local.closed.store(true, Relaxed);
         }
     }
@@ -705,7 +721,7 @@ impl Core {
         if parked.is_none() {
             return;
         }
-        let ch = Channel::new(&self.seg);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
         let wait = self.opts.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT);
         let deadline = sys::mono_now().saturating_add(wait.as_nanos().min(u64::MAX as u128) as u64);
         if let Ok(guard) = ch.lock_read(Some(deadline)) {
@@ -720,7 +736,10 @@ impl Core {
     /// Ends this process's use of the queue: flush (unless cancelled), stop the feeder,
     /// retire the stats slot, and remove the files if this was the last process.
     pub(crate) fn shutdown_process(&self) {
-        self.release_pending_claim();
+        if let Some(i) = self.take_claim() {
+            // Forked, and never used the queue: give back the slot reserved for it.
+            procs::detach(&self.seg, i, || self.remove_files());
+        }
         let Some(local) = self.current_local() else {
             return;
         };
@@ -730,44 +749,52 @@ impl Core {
         local.closed.store(true, Relaxed);
         let _ = self.join_feeder(local);
         self.abandon_parked(local);
-        if procs::detach(&self.seg, local.slot) {
-            for path in &self.seg.paths {
-                let _ = std::fs::remove_file(path);
-            }
+        procs::detach(&self.seg, local.slot, || self.remove_files());
+    }
+
+    /// Removes the queue's files (the last process detached; the slot lock is held).
+    fn remove_files(&self) {
+        for path in &self.seg.paths {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
 
 impl Core {
-    /// Before `fork` (in the parent): the child about to be made will hold a claim.
-    pub(crate) fn claim_for_child(&self) {
-        self.seg.stats().pending_children.fetch_add(1, SeqCst);
+    /// Before `fork` (in the parent): reserves a slot for the child about to be made, so
+    /// the queue stays while the child lives even if every other process detaches first.
+    pub(crate) fn reserve_for_child(&self) -> Option<usize> {
+        procs::reserve_for_child(&self.seg)
     }
 
-    /// After `fork` failed: take the claim back.
-    pub(crate) fn unclaim(&self) {
-        let _ = procs::release_pending(&self.seg);
+    /// After `fork`, in the parent: the reserved slot is the child's.
+    pub(crate) fn assign_child(&self, slot: usize, child: u32) {
+        procs::assign_child(&self.seg, slot, child);
     }
 
-    /// In the child after `fork`: this process holds the claim made for it.
-    pub(crate) fn hold_claim(&self) {
-        self.pending_gen.store(registry::generation(), SeqCst);
+    /// After `fork` failed: gives the reserved slot back.
+    pub(crate) fn unreserve(&self, slot: usize) {
+        procs::unreserve(&self.seg, slot);
     }
 
-    /// Gives back this process's claim, if it holds one; removes the files if that leaves
-    /// nobody.
-    fn release_pending_claim(&self) {
-        let generation = registry::generation();
-        if self
-            .pending_gen
-            .compare_exchange(generation, 0, SeqCst, Relaxed)
-            .is_ok()
-            && procs::release_pending(&self.seg)
-        {
-            for path in &self.seg.paths {
-                let _ = std::fs::remove_file(path);
-            }
-        }
+    /// In the child after `fork`: this process holds the slot reserved for it.
+    pub(crate) fn hold_claim(&self, slot: usize) {
+        procs::assign_child(&self.seg, slot, sys::pid());
+        self.restore_claim(slot);
+    }
+
+    fn restore_claim(&self, slot: usize) {
+        self.claim
+            .store(registry::generation() << 16 | slot as u64, SeqCst);
+    }
+
+    /// Takes this process's reserved slot, if it holds one.
+    fn take_claim(&self) -> Option<usize> {
+        let c = self.claim.load(SeqCst);
+        (c != 0
+            && c >> 16 == registry::generation()
+            && self.claim.compare_exchange(c, 0, SeqCst, Relaxed).is_ok())
+        .then_some((c & 0xffff) as usize)
     }
 }
 
@@ -1151,7 +1178,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Lets this process exit without flushing its buffer: at exit (or when the last handle
     /// drops) buffered items are dropped and counted (`dropped` in the stats) instead.
     pub fn cancel_join_thread(&self) {
-        if let Ok(l) = self.core().local() {
+        if let Ok(l) = self.core().local(None) {
             l.cancel_join.store(true, Relaxed);
         }
     }
@@ -1165,6 +1192,8 @@ pub struct Builder<T> {
     maxsize: usize,
     capacity: usize,
     max_item: usize,
+    /// `max_item_size` as set by the caller (an opener's own limit).
+    max_item_set: Option<usize>,
     max_processes: usize,
     mode: u32,
     dir: Option<PathBuf>,
@@ -1182,6 +1211,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
             maxsize: 0,
             capacity: DEFAULT_CAPACITY_BYTES,
             max_item: DEFAULT_MAX_ITEM,
+            max_item_set: None,
             max_processes: DEFAULT_MAX_PROCESSES,
             mode: 0o600,
             dir: None,
@@ -1220,6 +1250,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// Largest encoded item accepted (default 64 MiB).
     pub fn max_item_size(mut self, bytes: usize) -> Self {
         self.max_item = bytes;
+        self.max_item_set = Some(bytes);
         self
     }
 
@@ -1295,7 +1326,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
             .checked_next_power_of_two()
             .filter(|&c| c <= 1 << 30)
             .ok_or_else(|| Error::InvalidOption("capacity_bytes must be at most 1 GiB".into()))?;
-        if self.max_item == 0 || self.max_item > 1 << 40 {
+        if self.max_item == 0 || self.max_item > MAX_ITEM_LIMIT {
             return Err(Error::InvalidOption(
                 "max_item_size must be 1 byte to 1 TiB".into(),
             ));
@@ -1330,11 +1361,20 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
             mode: self.mode,
             dir: self.dir.clone().unwrap_or_else(segment::queue_dir),
         };
-        let seg = match segment::create(&params) {
-            Err(Error::AlreadyExists { name }) if self.open_existing => {
-                return self.open(&name);
+        let mut tries = 0;
+        let seg = loop {
+            match segment::create(&params) {
+                Err(Error::AlreadyExists { name }) if self.open_existing => {
+                    match self.open_ref(&name) {
+                        // It went away between the two: create it after all.
+                        Err(Error::NotFound { .. } | Error::Removed { .. }) if tries < RETRIES => {
+                            tries += 1;
+                        }
+                        other => return other,
+                    }
+                }
+                other => break other?,
             }
-            other => other?,
         };
         let opts = self.opts(params.maxsize, params.max_item);
         let core = Core::new(seg, opts)?;
@@ -1349,15 +1389,39 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// # Errors
     /// As for [`Queue::open`].
     pub fn open(self, name: &str) -> Result<Queue<T>, Error> {
+        self.open_ref(name)
+    }
+
+    fn open_ref(&self, name: &str) -> Result<Queue<T>, Error> {
         let dir = self.dir.clone().unwrap_or_else(segment::queue_dir);
-        let seg = segment::open(&dir, name, self.mode & 0o070 != 0)?;
-        let h = seg.stats();
-        let opts = self.opts(h.maxsize.load(Relaxed), h.max_item.load(Relaxed));
-        let core = Core::new(seg, opts)?;
-        Ok(Queue {
-            handle: Arc::new(Handle { core }),
-            _items: PhantomData,
-        })
+        let mut tries = 0;
+        loop {
+            let seg = segment::open(&dir, name, self.mode & 0o070 != 0)?;
+            let h = seg.stats();
+            // The item limit is read from shared memory: bounded by this process's own.
+            let max_item = h.max_item.load(Relaxed);
+            if max_item == 0 || max_item > MAX_ITEM_LIMIT as u64 {
+                return Err(Error::Corrupt {
+                    path: seg.paths.last().cloned().unwrap_or_default(),
+                    reason: format!("item limit {max_item} is out of range"),
+                });
+            }
+            let max_item = self
+                .max_item_set
+                .map_or(max_item, |m| max_item.min(m as u64));
+            let opts = self.opts(h.maxsize.load(Relaxed), max_item);
+            match Core::new(seg, opts) {
+                // The last process detached as we attached: look the name up again.
+                Err(Error::Removed { .. }) if tries < RETRIES => tries += 1,
+                Err(e) => return Err(e),
+                Ok(core) => {
+                    return Ok(Queue {
+                        handle: Arc::new(Handle { core }),
+                        _items: PhantomData,
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -16,10 +16,9 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -313,37 +312,6 @@ fn open_error(path: &Path, name: &str, e: io::Error) -> Error {
     }
 }
 
-/// Opens an existing segment file without following symlinks and checks it is a regular file
-/// of at least `min_len` bytes. Returns the file and its length.
-pub(crate) fn open_file(
-    path: &Path,
-    name: &str,
-    writable: bool,
-    min_len: usize,
-) -> Result<(File, usize), Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| open_error(path, name, e))?;
-    let md = file
-        .metadata()
-        .map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
-    let corrupt = |reason: String| Error::Corrupt {
-        path: path.into(),
-        reason,
-    };
-    if !md.file_type().is_file() {
-        return Err(corrupt("not a regular file".into()));
-    }
-    let len = usize::try_from(md.len()).map_err(|_| corrupt("too large".into()))?;
-    if len < min_len {
-        return Err(corrupt(format!("{len} bytes is too short")));
-    }
-    Ok((file, len))
-}
-
 /// Waits (bounded) for the creator to publish `magic`, then checks magic and version.
 fn await_published(magic: &AtomicU64, want: u64, path: &Path) -> Result<(), Error> {
     let deadline = sys::mono_now() + 2_000_000_000;
@@ -422,6 +390,13 @@ fn write_name(h: &StatsHeader, name: &str) {
         word.store(u64::from_le_bytes(b), Relaxed);
     }
     h.name_len.store(bytes.len() as u64, Relaxed);
+}
+
+/// A queue id that no other queue made on this machine shares (time, pid and a counter).
+fn queue_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Relaxed);
+    sys::realtime_now().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(sys::pid()) << 40) ^ n
 }
 
 /// File names of a named queue's data and stats segments.
@@ -503,6 +478,9 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
         .store(sys::process_start_time(pid).unwrap_or(0), Relaxed);
     h.created_unix_ns.store(sys::realtime_now(), Relaxed);
     h.flags.store(u64::from(p.name.is_some()), Relaxed);
+    let id = queue_id();
+    h.queue_id.store(id, Relaxed);
+    seg.data().queue_id.store(id, Relaxed);
     write_name(h, p.name.as_deref().unwrap_or(&p.label));
     // SAFETY: the segment is not published yet (magic is 0), so nobody else uses the mutex.
     unsafe { h.slot_lock.init() }.map_err(|e| Error::io("initialising the slot lock", e))?;
@@ -567,6 +545,10 @@ pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     let sh = unsafe { &*(stats.ptr() as *const StatsHeader) };
     await_published(&sh.magic, STATS_MAGIC, &stats_path)?;
     validate_stats(sh, slen, &stats_path)?;
+    if sh.queue_id.load(Relaxed) != dh.queue_id.load(Relaxed) {
+        // The name was removed and made again while we opened its two files.
+        return Err(Error::Removed { name: name.into() });
+    }
     if sh.ring_capacity.load(Relaxed) != cap {
         return Err(Error::Corrupt {
             path: stats_path,

@@ -409,6 +409,7 @@ pub fn liveness(pid: u32, start_time: u64, pid_ns: u64) -> Liveness {
 
 /// Whether the process `pid` that started at `start_time` is still running in this pid
 /// namespace (a quick check for processes this process itself made or saw).
+#[cfg(test)]
 pub fn process_alive(pid: u32, start_time: u64) -> bool {
     pid != 0 && process_start_time(pid) == Some(start_time)
 }
@@ -514,6 +515,63 @@ mod tests {
         let w = AtomicU32::new(1);
         assert_eq!(futex_wait(&w, 0, None), Wait::Woken);
         w.store(2, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn liveness_is_unknown_outside_our_pid_namespace() {
+        let (me, st, ns) = (pid(), process_start_time(pid()).unwrap(), pid_namespace());
+        assert_ne!(ns, 0, "this test needs /proc of its own pid namespace");
+        assert_eq!(liveness(me, st, ns), Liveness::Alive);
+        assert_eq!(
+            liveness(me, st, ns + 1),
+            Liveness::Unknown,
+            "another namespace"
+        );
+        assert_eq!(
+            liveness(me, st, 0),
+            Liveness::Unknown,
+            "namespace not recorded"
+        );
+        assert_eq!(liveness(me, st + 1, ns), Liveness::Dead, "pid reused");
+        assert_eq!(liveness(0, st, ns), Liveness::Unknown);
+    }
+
+    #[test]
+    fn an_exited_process_is_dead_and_unreadable_proc_is_unknown() {
+        // SAFETY: the child only calls _exit, which is async-signal-safe.
+        let child = match unsafe { libc::fork() } {
+            // SAFETY: _exit never returns and has no preconditions.
+            0 => unsafe { libc::_exit(0) },
+            pid => pid as u32,
+        };
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(child as i32, &mut status, 0) };
+        assert_eq!(liveness(child, 1, pid_namespace()), Liveness::Dead);
+        // With no descriptor left, /proc cannot be read: unknown, never dead. (A low limit
+        // keeps the test cheap; nextest runs each test in a process of its own.)
+        let (me, st, ns) = (pid(), process_start_time(pid()).unwrap(), pid_namespace());
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid rlimit pointers; lowering the soft limit has no memory effects.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_cur.min(256);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut fds = Vec::new();
+                while let Ok(f) = std::fs::File::open("/dev/null") {
+                    fds.push(f);
+                }
+                let seen = liveness(me, st + 1, ns);
+                drop(fds);
+                assert_eq!(seen, Liveness::Unknown);
+            });
+        });
     }
 
     #[test]

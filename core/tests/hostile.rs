@@ -327,3 +327,121 @@ fn other_layout_versions_are_refused_by_name() {
     let again = Queue::<u64>::open("versions").unwrap();
     assert_eq!(again.get_timeout(LONG), Ok(1));
 }
+
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+/// Issue 11: attaching (a forked child's first `put_timeout`) honours the caller's deadline
+/// even when a stopped process holds the slot lock; it used to wait 10 s whatever the
+/// deadline was.
+#[test]
+fn put_timeout_honours_its_deadline_while_the_slot_lock_holder_is_stopped() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<u64> = Queue::builder().name("busy-attach").create().unwrap();
+    let flags = SharedBytes::new(4096);
+    let waiter = process::fork(|| {
+        while flags.byte(0).load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t = std::time::Instant::now();
+        let code = match q.put_timeout(7, Duration::from_secs(1)) {
+            // Honoured: well before the 10 s the lock wait used to take.
+            Err(mpqueue::PutError::Full(7)) if t.elapsed() < Duration::from_secs(8) => 1,
+            Err(mpqueue::PutError::Full(7)) => 2,
+            _ => 3,
+        };
+        flags
+            .byte(1)
+            .store(code, std::sync::atomic::Ordering::SeqCst);
+        0
+    })
+    .unwrap();
+    let stats = dir.join("q.busy-attach.stats");
+    let mut holder = process::fork(move || {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&stats)
+            .unwrap();
+        // SAFETY: maps the whole stats file shared; the robust mutex `slot_lock` lives at
+        // offset 448 (pinned in layout.rs) and is initialised by the queue's creator.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            libc::pthread_mutex_lock(p.cast::<u8>().add(448).cast());
+            libc::raise(libc::SIGSTOP);
+        }
+        0
+    })
+    .unwrap();
+    assert!(eventually(LONG, || stopped(holder.pid())));
+    flags.byte(0).store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(60), || {
+        flags.byte(1).load(std::sync::atomic::Ordering::SeqCst) != 0
+    }));
+    let code = flags.byte(1).load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    unsafe { libc::kill(holder.pid() as i32, libc::SIGKILL) };
+    let _ = holder.join_timeout(LONG);
+    let _ = waiter.join();
+    assert_eq!(
+        code, 1,
+        "1: Full within the deadline, 2: Full too late, 3: other"
+    );
+}
+
+/// Issue 11: a hostile `max_item` in the stats header is refused when opening, and a
+/// streamed item announcing a huge length is an error for that item, never a panic or an
+/// abort on allocation.
+#[test]
+fn hostile_item_limits_and_lengths_are_errors_not_panics() {
+    let dir = setup();
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("huge-len")
+        .capacity_bytes(64 << 10)
+        .create()
+        .unwrap();
+    let (data, stats) = (dir.join("q.huge-len.data"), dir.join("q.huge-len.stats"));
+    // max_item (stats header offset 48) out of any sane range.
+    scribble(&stats, 48, &u64::MAX.to_le_bytes());
+    assert!(matches!(
+        Queue::<Vec<u8>>::open("huge-len"),
+        Err(Error::Corrupt { .. })
+    ));
+    // A legal but enormous limit, and a FIRST record (kind 2) announcing 2^39 bytes, then
+    // one announcing 2^62: both consumers get an error for the item and go on.
+    scribble(&stats, 48, &(1u64 << 40).to_le_bytes());
+    let consumer = Queue::<Vec<u8>>::open("huge-len").unwrap();
+    for (n, total) in [(0u64, 1u64 << 39), (1, 1 << 62)] {
+        let at = 4096 + 24 * n;
+        scribble(
+            &data,
+            at,
+            &[16u32.to_le_bytes(), 2u32.to_le_bytes()].concat(),
+        );
+        scribble(&data, at + 8, &total.to_le_bytes());
+        scribble(&data, at + 16, &[0; 8]);
+        scribble(&data, 192, &(24 * (n + 1)).to_le_bytes());
+        assert!(
+            consumer.get_timeout(Duration::from_millis(200)).is_err(),
+            "an item of {total} bytes cannot be read"
+        );
+    }
+    q.put(vec![5; 10]).unwrap();
+    assert_eq!(consumer.get_timeout(LONG), Ok(vec![5; 10]));
+}

@@ -276,3 +276,94 @@ fn decode_errors_report_length_and_the_queue_goes_on() {
     assert_eq!(s.get().unwrap(), "x");
     assert!(r.empty());
 }
+
+/// Issue 11: a child killed before it ever used an inherited queue does not keep the
+/// queue's files for ever (its claim was a counter that only the child could give back).
+#[test]
+fn a_child_killed_before_attaching_does_not_keep_the_files() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: Queue<u8> = Queue::builder().name("killed-claim").create().unwrap();
+    let mut child = process::fork(|| {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.pid() as i32, libc::SIGKILL) };
+    assert!(child.join().is_err(), "killed");
+    drop(q);
+    let left: Vec<_> = leftovers()
+        .into_iter()
+        .filter(|f| f.contains("killed-claim"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Issue 11: the last process detaching races with another opening the queue. The opener
+/// either attaches first (and the files stay) or finds the queue gone and looks the name up
+/// again; it never keeps a queue that no one else can find.
+#[test]
+fn the_last_detach_never_strands_a_racing_opener() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let flags = SharedBytes::new(4096);
+    let stop = || flags.byte(0).load(std::sync::atomic::Ordering::SeqCst) != 0;
+    // An unrelated-looking opener: a child that never touches the parent's handles.
+    let opener = process::fork(|| {
+        let mut met = 0u32;
+        for round in 0..20_000u64 {
+            if stop() && met > 50 {
+                break;
+            }
+            let Ok(first) = Queue::<u64>::open("race") else {
+                continue;
+            };
+            met += 1;
+            match Queue::<u64>::open("race") {
+                Ok(second) => {
+                    first.put(round).unwrap();
+                    if second.get_timeout(LONG) != Ok(round) {
+                        return 2; // two queues under one name
+                    }
+                }
+                Err(Error::NotFound { .. }) => return 1, // attached to a queue with no name
+                Err(_) => {}
+            }
+        }
+        0
+    })
+    .unwrap();
+    let mut rounds = 0;
+    while rounds < 20_000 {
+        let q: Queue<u64> = Queue::builder()
+            .name("race")
+            .open_or_create(true)
+            .create()
+            .unwrap();
+        drop(q);
+        rounds += 1;
+        if rounds == 2000 {
+            flags.byte(0).store(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if rounds > 2000 && process_exited(&opener) {
+            break;
+        }
+    }
+    flags.byte(0).store(1, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        opener.join().unwrap(),
+        0,
+        "1: stranded opener, 2: two queues"
+    );
+}
+
+fn process_exited(c: &process::Child) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", c.pid()))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}

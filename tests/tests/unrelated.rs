@@ -88,3 +88,44 @@ fn killed_program_shows_dead_and_its_counts_stay() {
     assert_eq!(s.puts, 1);
     assert!(s.alive, "the creator is still alive");
 }
+
+/// Issue 11, item 6: a process in another pid namespace (a container sharing `/dev/shm`)
+/// cannot tell whether this namespace's processes live, so it never takes their slots for
+/// dead: with every slot taken it gets `TooManyProcesses`, and the holder keeps its slot.
+#[test]
+fn another_pid_namespace_never_reaps_live_processes() {
+    let dir = tempfile::Builder::new()
+        .prefix("mpqueue-e2e-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let q: Queue<u64> = Queue::builder()
+        .name("nsq")
+        .dir(dir.path())
+        .max_processes(1)
+        .create()
+        .unwrap();
+    q.put(1).unwrap();
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_mpq-helper"))
+        .args(["open", "nsq"])
+        .env("MPQUEUE_DIR", dir.path())
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("no free process slot"), "{text}");
+    let s = observe::list_in(dir.path()).unwrap()[0].snapshot().unwrap();
+    assert_eq!(s.processes.len(), 1);
+    assert_eq!(
+        s.processes[0].pid,
+        std::process::id(),
+        "the live holder keeps its slot"
+    );
+    assert_eq!(q.get_nowait(), Ok(1));
+}
