@@ -45,11 +45,15 @@ pub struct Child {
 /// The child never returns into the caller's code and runs no destructors or exit handlers
 /// of the parent.
 ///
-/// The child attaches to a queue (and shows in its stats) when it first uses it.
+/// A stats slot is reserved for the child in every queue of this process (and freed when
+/// the child ends, even if it is killed); the child takes it over when it first uses the
+/// queue.
 ///
 /// Like any `fork` of a multi-threaded process, only the calling thread exists in the
 /// child: `f` should not rely on locks that other threads of the parent may hold (the
-/// queues themselves are safe: they reset their per-process state in the child).
+/// queues themselves are safe: they reset their per-process state in the child). For the
+/// same reason the child does not flush stdout at exit (its lock may be held for ever):
+/// output `f` writes without a final newline must be flushed by `f`.
 ///
 /// # Errors
 /// The OS error if `fork` fails (e.g. `EAGAIN` at the process limit).
