@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+mod capacity;
 mod channel;
 mod codec;
 mod error;
@@ -61,6 +62,7 @@ mod queue;
 mod registry;
 mod segment;
 mod stats;
+mod sync;
 mod sys;
 
 pub use error::{Error, GetError, JoinError, PutError};

@@ -13,7 +13,7 @@
 use crate::error::Error;
 use crate::layout::{HIST_BUCKETS, Histogram, ProcSlot, slot_state};
 use crate::segment::{FLAG_UNLINKED, Segments};
-use crate::sys::{self, LockFailed, Locked};
+use crate::sys::{self, LockFailed, Locked, MutexGuard};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 const DEFAULT_WAIT_NS: u64 = 10_000_000_000;
 
 /// Holds the slot lock; unlocks on drop.
-pub(crate) struct SlotLock<'a>(&'a Segments);
+pub(crate) struct SlotLock<'a>(&'a Segments, MutexGuard<'a>);
 
 impl<'a> SlotLock<'a> {
     /// Takes the slot lock, waiting at most until `deadline` (monotonic ns; `None`: 10 s).
@@ -29,13 +29,13 @@ impl<'a> SlotLock<'a> {
     pub(crate) fn take(seg: &'a Segments, deadline: Option<u64>) -> Result<Self, Error> {
         let h = seg.stats();
         let deadline = deadline.unwrap_or_else(|| sys::mono_now() + DEFAULT_WAIT_NS);
-        match h.slot_lock.lock(Some(deadline)) {
-            Ok(Locked::Clean) => Ok(SlotLock(seg)),
-            Ok(Locked::OwnerDied) => {
-                let lock = SlotLock(seg);
+        match h.slot_lock.lock(deadline) {
+            Ok(Locked::Clean(guard)) => Ok(SlotLock(seg, guard)),
+            Ok(Locked::OwnerDied(guard)) => {
+                let lock = SlotLock(seg, guard);
                 h.lock_recoveries.fetch_add(1, Relaxed);
                 lock.recover();
-                h.slot_lock.mark_consistent();
+                lock.1.mark_consistent();
                 Ok(lock)
             }
             Err(LockFailed::TimedOut) => Err(Error::Busy {
@@ -183,12 +183,6 @@ impl<'a> SlotLock<'a> {
         let _ = h
             .attached
             .fetch_update(SeqCst, SeqCst, |a| Some(a.saturating_sub(1)));
-    }
-}
-
-impl Drop for SlotLock<'_> {
-    fn drop(&mut self) {
-        self.0.stats().slot_lock.unlock();
     }
 }
 
@@ -365,10 +359,7 @@ pub(crate) fn count_dropped(seg: &Segments, i: usize, n: u64, bytes: u64) {
 
 /// Wakes `put`s waiting for capacity (after capacity was given back).
 pub(crate) fn wake_capacity(seg: &Segments) {
-    crate::channel::Event {
-        seq: &seg.stats().cap_seq,
-    }
-    .wake();
+    seg.capacity_event().wake();
 }
 
 #[cfg(test)]

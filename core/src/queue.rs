@@ -1,6 +1,7 @@
 //! `Queue<T>`: Python's `multiprocessing.Queue` over the shared channel, with a per-process
 //! buffer and feeder thread, capacity accounting for `maxsize`, and live counters.
 
+use crate::capacity::Capacity;
 use crate::channel::{self, Channel, Partial, ReadStop, Reader, WriteLimits};
 use crate::codec::{self, EncodeError};
 use crate::error::{Error, GetError, JoinError, PutError};
@@ -8,7 +9,8 @@ use crate::layout::{self, Histogram, ProcSlot, role};
 use crate::procs;
 use crate::registry;
 use crate::segment::{self, CreateParams, Segments};
-use crate::sys::{self, Wait};
+use crate::sync;
+use crate::sys;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -264,84 +266,29 @@ impl Core {
         }
     }
 
+    fn capacity(&self) -> Capacity<'_> {
+        Capacity::new(&self.seg, self.opts.maxsize)
+    }
+
     /// Items committed-and-unread plus items buffered in any process.
     fn size(&self) -> u64 {
-        let h = self.seg.stats();
-        let accepted = if self.opts.maxsize > 0 {
-            h.reserved.load(Acquire)
-        } else {
-            crate::stats::total_puts(&self.seg)
-        };
-        accepted
-            .saturating_sub(h.consumed.load(Acquire))
-            .saturating_sub(h.lost.load(Acquire))
+        self.capacity().size()
     }
 
-    fn has_capacity(&self) -> bool {
-        self.size() < self.opts.maxsize
-    }
-
-    /// Takes one capacity slot now if there is room. On success `slot.reserving` stays
-    /// raised until the caller counts the item in `puts`: if the process dies in between,
-    /// the reaper gives the slot back. (Between raising `reserving` and the CAS, a death
-    /// counts one slot too many as lost: the queue then holds one more, never one less.)
-    fn try_reserve(&self, slot: &ProcSlot) -> bool {
-        let h = self.seg.stats();
-        loop {
-            let r = h.reserved.load(SeqCst);
-            let used = r
-                .saturating_sub(h.consumed.load(SeqCst))
-                .saturating_sub(h.lost.load(SeqCst));
-            if used >= self.opts.maxsize {
-                return false;
-            }
-            slot.reserving.fetch_add(1, SeqCst);
-            if h.reserved
-                .compare_exchange_weak(r, r + 1, SeqCst, Relaxed)
-                .is_ok()
-            {
-                return true;
-            }
-            slot.reserving.fetch_sub(1, SeqCst);
-        }
-    }
-
-    /// Takes one capacity slot of a bounded queue. `Err(())` = full at the deadline.
+    /// Takes one capacity unit of a bounded queue, counting what happened. `Err(())` = full
+    /// at the deadline.
     fn reserve(&self, slot: &ProcSlot, deadline: Option<u64>) -> Result<(), ()> {
-        if self.try_reserve(slot) {
-            return Ok(());
-        }
-        if self.opts.stats {
+        let r = self.capacity().take(slot, deadline);
+        if r.found_full && self.opts.stats {
             slot.full_events.fetch_add(1, Relaxed);
         }
-        if deadline.is_some_and(|d| d <= sys::mono_now()) {
-            return Err(());
+        if r.timed_out && r.waited_since.is_some() && self.opts.stats {
+            slot.put_timeouts.fetch_add(1, Relaxed);
         }
-        if channel::spin_briefly(|| self.has_capacity()) && self.try_reserve(slot) {
-            return Ok(());
+        if let Some(start) = r.waited_since {
+            self.observe_wait(slot, &slot.put_blocked, start);
         }
-        let start = sys::mono_now();
-        let ch = Channel::new(&self.seg, self.opts.max_item);
-        let result = loop {
-            if channel::spin_for(|| self.has_capacity()) && self.try_reserve(slot) {
-                break Ok(());
-            }
-            let until = (sys::mono_now() + 100_000_000).min(deadline.unwrap_or(u64::MAX));
-            let woke = ch.wait_capacity(until, || self.has_capacity());
-            if self.try_reserve(slot) {
-                break Ok(());
-            }
-            if deadline.is_some_and(|d| sys::mono_now() >= d) {
-                slot.put_timeouts.fetch_add(1, Relaxed);
-                break Err(());
-            }
-            if woke == Wait::TimedOut {
-                // Capacity held by dead processes comes back when they are reaped.
-                procs::reap(&self.seg, deadline);
-            }
-        };
-        self.observe_wait(slot, &slot.put_blocked, start);
-        result
+        if r.taken { Ok(()) } else { Err(()) }
     }
 
     fn put_frame<T>(
@@ -603,7 +550,7 @@ impl Core {
                     break Err(GetError::Empty);
                 }
                 // Time only waits longer than a brief spin (no clock read on the fast path).
-                if !channel::spin_briefly(|| ch.has_data()) {
+                if !sync::spin_briefly(|| ch.has_data()) {
                     waited_since.get_or_insert_with(sys::mono_now);
                     if !ch.wait_data(deadline) {
                         slot.get_timeouts.fetch_add(1, Relaxed);

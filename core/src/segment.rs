@@ -11,6 +11,7 @@ use crate::layout::{
     LAYOUT_VERSION, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader,
     stats_len,
 };
+use crate::sync::Event;
 use crate::sys::{self, Mapping};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -255,6 +256,13 @@ impl Segments {
         // SAFETY: DATA_HEADER_LEN < mapping length (validated); the result stays inside it.
         let p = unsafe { self.data.ptr().add(DATA_HEADER_LEN) };
         (p, (self.data.len() - DATA_HEADER_LEN) as u64)
+    }
+
+    /// The futex event `put`s waiting for capacity sleep on (`cap_seq`).
+    pub(crate) fn capacity_event(&self) -> Event<'_> {
+        Event {
+            seq: &self.stats().cap_seq,
+        }
     }
 
     /// The stats segment header.

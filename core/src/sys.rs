@@ -109,14 +109,23 @@ pub struct RobustMutex(UnsafeCell<libc::pthread_mutex_t>);
 // processes at once; all access goes through pthread calls.
 unsafe impl Sync for RobustMutex {}
 
-/// The outcome of taking a [`RobustMutex`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Locked {
+/// The outcome of taking a [`RobustMutex`]: a guard either way.
+pub enum Locked<'a> {
     /// Taken normally.
-    Clean,
+    Clean(MutexGuard<'a>),
     /// Taken, but the previous owner died holding it: the protected state must be repaired,
-    /// then [`RobustMutex::mark_consistent`] called before unlocking.
-    OwnerDied,
+    /// then [`MutexGuard::mark_consistent`] called before the guard drops.
+    OwnerDied(MutexGuard<'a>),
+}
+
+impl<'a> Locked<'a> {
+    /// The guard, and whether the previous owner died.
+    pub fn into_parts(self) -> (MutexGuard<'a>, bool) {
+        match self {
+            Locked::Clean(g) => (g, false),
+            Locked::OwnerDied(g) => (g, true),
+        }
+    }
 }
 
 /// Why a [`RobustMutex`] could not be taken.
@@ -126,6 +135,29 @@ pub enum LockFailed {
     TimedOut,
     /// The mutex is unusable (`ENOTRECOVERABLE`, or a corrupt segment): an errno.
     Broken(i32),
+}
+
+/// Holds a [`RobustMutex`]; unlocks it on drop. Only the thread that took the lock may
+/// unlock it, so the guard is neither `Send` nor `Sync`.
+pub struct MutexGuard<'a> {
+    mutex: &'a RobustMutex,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl MutexGuard<'_> {
+    /// Declares the state repaired after [`Locked::OwnerDied`].
+    pub fn mark_consistent(&self) {
+        // SAFETY: the guard proves this thread holds the mutex; an error (not robust, not
+        // inconsistent) leaves the mutex as it was.
+        unsafe { libc::pthread_mutex_consistent(self.mutex.0.get()) };
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard was made by a successful lock in this thread (it is not Send).
+        unsafe { libc::pthread_mutex_unlock(self.mutex.0.get()) };
+    }
 }
 
 impl RobustMutex {
@@ -157,53 +189,39 @@ impl RobustMutex {
         }
     }
 
-    /// Takes the mutex, waiting at most until `deadline` (monotonic ns; `None` = for ever).
-    /// Signals do not cut the wait short.
-    pub fn lock(&self, deadline: Option<u64>) -> Result<Locked, LockFailed> {
-        loop {
-            let rc = match deadline {
-                // SAFETY: the mutex was initialised by its creator before the segment was
-                // published; pthread calls are the only access.
-                None => unsafe { libc::pthread_mutex_lock(self.0.get()) },
-                Some(d) => {
-                    let ts = timespec(d);
-                    // SAFETY: as above; `ts` outlives the call.
-                    unsafe { pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, &ts) }
-                }
-            };
-            return match rc {
-                0 => Ok(Locked::Clean),
-                libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-                libc::ETIMEDOUT => Err(LockFailed::TimedOut),
-                libc::EINTR | libc::EAGAIN => continue,
-                e => Err(LockFailed::Broken(e)),
-            };
-        }
-    }
-
-    /// Takes the mutex only if it is free now.
-    pub fn try_lock(&self) -> Result<Locked, LockFailed> {
-        // SAFETY: see `lock`.
-        match unsafe { libc::pthread_mutex_trylock(self.0.get()) } {
-            0 => Ok(Locked::Clean),
-            libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-            libc::EBUSY | libc::EAGAIN => Err(LockFailed::TimedOut),
+    fn guard(&self, rc: libc::c_int) -> Result<Locked<'_>, LockFailed> {
+        let g = || MutexGuard {
+            mutex: self,
+            _not_send: std::marker::PhantomData,
+        };
+        match rc {
+            0 => Ok(Locked::Clean(g())),
+            libc::EOWNERDEAD => Ok(Locked::OwnerDied(g())),
+            libc::ETIMEDOUT | libc::EBUSY => Err(LockFailed::TimedOut),
             e => Err(LockFailed::Broken(e)),
         }
     }
 
-    /// Declares the state repaired after [`Locked::OwnerDied`]. Must be called by the holder.
-    pub fn mark_consistent(&self) {
-        // SAFETY: called by the current holder after EOWNERDEAD (caller's contract); an error
-        // (not robust, not owner) leaves the mutex as it was.
-        unsafe { libc::pthread_mutex_consistent(self.0.get()) };
+    /// Takes the mutex, waiting at most until `deadline` (monotonic ns). Signals do not cut
+    /// the wait short. (Robust locks are only taken with a deadline: an owner that is alive
+    /// but stopped must not wedge the caller.)
+    pub fn lock(&self, deadline: u64) -> Result<Locked<'_>, LockFailed> {
+        let ts = timespec(deadline);
+        loop {
+            // SAFETY: the mutex was initialised by its creator before the segment was
+            // published; pthread calls are the only access; `ts` outlives the call.
+            let rc = unsafe { pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, &ts) };
+            if rc != libc::EINTR && rc != libc::EAGAIN {
+                return self.guard(rc);
+            }
+        }
     }
 
-    /// Releases the mutex. Must be called by the holder.
-    pub fn unlock(&self) {
-        // SAFETY: only the thread that took the lock calls this (every caller pairs it with a
-        // successful `lock`/`try_lock`).
-        unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+    /// Takes the mutex only if it is free now.
+    pub fn try_lock(&self) -> Result<Locked<'_>, LockFailed> {
+        // SAFETY: see `lock`.
+        let rc = unsafe { libc::pthread_mutex_trylock(self.0.get()) };
+        self.guard(if rc == libc::EAGAIN { libc::EBUSY } else { rc })
     }
 }
 
@@ -589,25 +607,25 @@ mod tests {
         let m = unsafe { &*(map.ptr() as *const RobustMutex) };
         // SAFETY: no other user yet.
         unsafe { m.init().unwrap() };
+        let soon = || mono_now() + 1_000_000_000;
         // A thread that exits holding the lock counts as a dead owner.
         std::thread::scope(|s| {
-            s.spawn(|| assert_eq!(m.lock(None), Ok(Locked::Clean)));
+            s.spawn(|| std::mem::forget(m.lock(soon())));
         });
-        assert_eq!(
-            m.lock(Some(mono_now() + 1_000_000_000)),
-            Ok(Locked::OwnerDied)
-        );
-        m.mark_consistent();
-        m.unlock();
-        assert_eq!(m.try_lock(), Ok(Locked::Clean));
+        let (g, died) = m.lock(soon()).unwrap().into_parts();
+        assert!(died);
+        g.mark_consistent();
+        drop(g);
+        let (g, died) = m.try_lock().unwrap().into_parts();
+        assert!(!died);
         std::thread::scope(|s| {
             s.spawn(|| {
                 assert_eq!(
-                    m.lock(Some(mono_now() + 10_000_000)),
+                    m.lock(mono_now() + 10_000_000).map(|_| ()),
                     Err(LockFailed::TimedOut)
                 )
             });
         });
-        m.unlock();
+        drop(g);
     }
 }

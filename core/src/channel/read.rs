@@ -1,0 +1,414 @@
+//! The read side: taking the read lock, reading an item record by record, parking a
+//! streamed item whose reader's deadline passed, and skipping what dead processes left.
+
+use super::{Channel, passed, slice};
+use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::sync::spin_for;
+use crate::sys::{self, LockFailed, Locked, MutexGuard};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+
+/// What a read produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadStop {
+    /// The deadline passed with no item.
+    Deadline,
+    /// Another live reader parked a streamed item: the records at the head of the ring are
+    /// its, and nothing can be read until it comes back for them (or dies).
+    Parked,
+    /// Bytes in the ring were not valid records; they were skipped.
+    Corrupt(String),
+    /// The segment is unusable.
+    Broken(String),
+}
+
+/// A streamed item this process was reading when its `get` timed out while the writer
+/// still lived: the bytes read so far, kept for this process's next `get`.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+/// The reading process: its stats slot and the item it parked, if any.
+pub(crate) struct Reader<'r> {
+    /// Its stats slot.
+    pub slot: usize,
+    /// The item it parked (see [`Partial`]).
+    pub parked: &'r mut Option<Partial>,
+}
+
+/// The streamed item a read is inside of, if any.
+#[derive(Debug, Default)]
+struct Item {
+    /// Between its FIRST and LAST record.
+    open: bool,
+    /// Its announced length.
+    total: u64,
+}
+
+/// A record at the head of the ring.
+struct Record {
+    /// Where it starts.
+    rp: u64,
+    /// The published end of the ring (for skipping after corruption).
+    wp: u64,
+    /// Its data length.
+    len: u32,
+    /// Ring bytes it takes.
+    size: u64,
+}
+
+/// What a reader found parked at the head of the ring.
+enum Unpark {
+    /// Its own item, resumed.
+    Resumed(Partial),
+    /// A dead parker's item, now being skipped.
+    Skipped,
+    /// A live reader's item: not for this one.
+    Theirs,
+}
+
+/// Holds the read lock; unlocks on drop.
+pub(crate) struct ReadGuard<'c>(#[allow(dead_code)] MutexGuard<'c>);
+
+impl<'a> Channel<'a> {
+    /// Waits (without the read lock) until the ring has unread bytes or `deadline` passes.
+    pub(crate) fn wait_data(&self, deadline: Option<u64>) -> bool {
+        if self.has_data() || spin_for(|| self.has_data()) {
+            return true;
+        }
+        loop {
+            self.data_event().sleep(deadline, || self.has_data());
+            if self.has_data() {
+                return true;
+            }
+            if passed(deadline) {
+                return false;
+            }
+        }
+    }
+
+    /// Takes the read lock (repairing after a dead holder).
+    pub(crate) fn lock_read(&self, deadline: Option<u64>) -> Result<ReadGuard<'a>, ReadStop> {
+        match self.seg.data().read_lock.lock(deadline.unwrap_or(u64::MAX)) {
+            Ok(state) => Ok(self.enter_read(state)),
+            Err(LockFailed::TimedOut) => Err(ReadStop::Deadline),
+            Err(LockFailed::Broken(e)) => Err(ReadStop::Broken(format!("read lock: errno {e}"))),
+        }
+    }
+
+    pub(super) fn enter_read(&self, state: Locked<'a>) -> ReadGuard<'a> {
+        let d = self.seg.data();
+        let (guard, died) = state.into_parts();
+        if died {
+            self.seg.stats().lock_recoveries.fetch_add(1, Relaxed);
+            guard.mark_consistent();
+        }
+        if d.rj_active.load(Relaxed) != 0 {
+            self.repair_read();
+        }
+        ReadGuard(guard)
+    }
+
+    /// Reads one item into `out`. Caller holds the read lock. Returns `Ok(false)` if there
+    /// was no complete item to start (the caller waits again without the lock).
+    ///
+    /// If `deadline` passes in the middle of a streamed item whose writer still holds the
+    /// write lock (it is slow, or stopped), the item is parked: the bytes read so far go to
+    /// `me.parked`, the data header records the parker, and this process's next `get`
+    /// resumes it. Other readers wait for a live parker; a dead parker's item is skipped
+    /// (counted in `frames_discarded`). A dead writer's item ends with an ABORT record and
+    /// is dropped.
+    pub(crate) fn read(
+        &self,
+        _g: &ReadGuard<'_>,
+        out: &mut Vec<u8>,
+        deadline: Option<u64>,
+        me: &mut Reader<'_>,
+    ) -> Result<bool, ReadStop> {
+        let d = self.seg.data();
+        d.rj_consumed
+            .store(self.seg.stats().consumed.load(Relaxed), Relaxed);
+        d.rj_final.store(0, Relaxed);
+        d.rj_active.store(1, Relaxed);
+        let mut item = Item::default();
+        if d.parked_slot.load(Relaxed) != 0 {
+            match self.unpark(me) {
+                Unpark::Resumed(p) => {
+                    *out = p.bytes;
+                    item = Item {
+                        open: true,
+                        total: p.total,
+                    };
+                }
+                Unpark::Skipped => {}
+                Unpark::Theirs => {
+                    d.rj_active.store(0, Relaxed);
+                    return Err(ReadStop::Parked);
+                }
+            }
+        }
+        loop {
+            let Some((rp, wp)) = self.next_record(&mut item, out, deadline, me)? else {
+                return Ok(false);
+            };
+            let (len, kind) = self.read_header(rp);
+            let size = record_size(len as u64);
+            if size > wp - rp {
+                return Err(self.corrupt(wp, format!("record of {len} bytes overruns the data")));
+            }
+            let rec = Record { rp, wp, len, size };
+            let skipping = d.skip_item.load(Relaxed) != 0;
+            let done = match kind {
+                kind::WHOLE | kind::FIRST if item.open => {
+                    Err(self.corrupt(wp, "new item inside an unfinished one".into()))
+                }
+                kind::WHOLE | kind::FIRST if skipping => {
+                    // A reader died after the skipped item ended but before clearing the
+                    // flag: the flag is stale.
+                    d.skip_item.store(0, Relaxed);
+                    Ok(false)
+                }
+                kind::WHOLE => self.on_whole(&rec, out),
+                kind::FIRST => self.on_first(&rec, out, &mut item),
+                kind::MORE | kind::LAST if item.open => self.on_piece(&rec, kind, out, &item),
+                kind::MORE | kind::LAST => Ok(self.on_orphan(&rec, kind)),
+                kind::ABORT => Ok(self.on_abort(&rec, out, &mut item, skipping)),
+                _ => Err(self.corrupt(wp, format!("record of unknown kind {kind}"))),
+            };
+            if done? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The position of the next published record and the write position, waiting inside
+    /// an item for its next record. `None`: no item to start. Parks the item (and ends the
+    /// read with `Deadline`) if the deadline passes while its live writer publishes nothing.
+    fn next_record(
+        &self,
+        item: &mut Item,
+        out: &mut Vec<u8>,
+        deadline: Option<u64>,
+        me: &mut Reader<'_>,
+    ) -> Result<Option<(u64, u64)>, ReadStop> {
+        let d = self.seg.data();
+        loop {
+            let rp = d.read_pos.load(Relaxed);
+            let mut wp = d.reader_write_pos.load(Relaxed);
+            if wp.wrapping_sub(rp) == 0 || wp.wrapping_sub(rp) > self.cap {
+                wp = d.write_pos.load(SeqCst);
+                d.reader_write_pos.store(wp, Relaxed);
+            }
+            let avail = wp.wrapping_sub(rp);
+            if avail > self.cap || !rp.is_multiple_of(8) || (avail != 0 && avail < RECORD_HEADER) {
+                return Err(self.corrupt(wp, format!("ring positions {rp}..{wp} are invalid")));
+            }
+            if avail != 0 {
+                return Ok(Some((rp, wp)));
+            }
+            if !item.open && d.skip_item.load(Relaxed) == 0 {
+                d.rj_active.store(0, Relaxed);
+                return Ok(None);
+            }
+            // Inside an item: wait for its next record while holding the lock.
+            if spin_for(|| self.has_data()) {
+                continue;
+            }
+            self.data_event()
+                .sleep(Some(slice(deadline)), || self.has_data());
+            if self.has_data() {
+                continue;
+            }
+            self.probe_writer();
+            if passed(deadline) && !self.has_data() {
+                if item.open {
+                    // The writer lives (a dead one's lock would have been repaired with an
+                    // ABORT by `probe_writer`): keep the item for later.
+                    self.park(me, std::mem::take(out), item.total);
+                }
+                d.rj_active.store(0, Relaxed);
+                return Err(ReadStop::Deadline);
+            }
+        }
+    }
+
+    /// A whole item in one record.
+    fn on_whole(&self, rec: &Record, out: &mut Vec<u8>) -> Result<bool, ReadStop> {
+        if rec.len as u64 > self.max_item {
+            let len = rec.len;
+            return Err(self.corrupt(rec.wp, format!("item of {len} bytes over the limit")));
+        }
+        self.copy_out_to_vec(rec.rp + RECORD_HEADER, rec.len as usize, out);
+        self.finish_item(rec.rp + rec.size);
+        Ok(true)
+    }
+
+    /// The first piece of a streamed item: its total length, then data.
+    fn on_first(&self, rec: &Record, out: &mut Vec<u8>, item: &mut Item) -> Result<bool, ReadStop> {
+        let data_at = rec.rp + RECORD_HEADER;
+        if rec.len < 8 {
+            return Err(self.corrupt(rec.wp, "streamed item without a length".into()));
+        }
+        let mut t = [0u8; 8];
+        self.copy_out(data_at, &mut t);
+        let total = u64::from_le_bytes(t);
+        if total > self.max_item || total < (rec.len - 8) as u64 {
+            let why = format!("streamed item of {total} bytes is invalid");
+            return Err(self.corrupt(rec.wp, why));
+        }
+        out.clear();
+        // The length comes from shared memory: an allocation failure is an error for this
+        // item, never an abort.
+        if out.try_reserve_exact(total as usize).is_err() {
+            let why = format!("no memory for an item of {total} bytes");
+            return Err(self.corrupt(rec.wp, why));
+        }
+        self.append(out, data_at + 8, rec.len as usize - 8);
+        *item = Item { open: true, total };
+        self.seg.data().rj_in_item.store(1, Relaxed);
+        self.publish_read(rec.rp + rec.size);
+        Ok(false)
+    }
+
+    /// A middle or last piece of the item being read.
+    fn on_piece(
+        &self,
+        rec: &Record,
+        kind: u32,
+        out: &mut Vec<u8>,
+        item: &Item,
+    ) -> Result<bool, ReadStop> {
+        if out.len() as u64 + rec.len as u64 > item.total {
+            return Err(self.corrupt(rec.wp, "streamed item longer than announced".into()));
+        }
+        self.append(out, rec.rp + RECORD_HEADER, rec.len as usize);
+        if kind != kind::LAST {
+            self.publish_read(rec.rp + rec.size);
+            return Ok(false);
+        }
+        if out.len() as u64 != item.total {
+            return Err(self.corrupt(rec.wp, "streamed item shorter than announced".into()));
+        }
+        self.finish_item(rec.rp + rec.size);
+        Ok(true)
+    }
+
+    /// A piece of an item whose reader died or parked and went (skip flag), or an orphan
+    /// left when one died just as the flag changed: dropped.
+    fn on_orphan(&self, rec: &Record, kind: u32) -> bool {
+        let d = self.seg.data();
+        let h = self.seg.stats();
+        if kind == kind::LAST {
+            // The skipped item was published in full: it leaves the queue now.
+            d.skip_item.store(0, Relaxed);
+            self.finish_item(rec.rp + rec.size);
+            h.frames_discarded.fetch_add(1, Relaxed);
+            d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
+            d.rj_active.store(1, Relaxed);
+        } else {
+            self.publish_read(rec.rp + rec.size);
+        }
+        false
+    }
+
+    /// The writer of the current item died: drop what was read of it.
+    fn on_abort(&self, rec: &Record, out: &mut Vec<u8>, item: &mut Item, skipping: bool) -> bool {
+        let d = self.seg.data();
+        if item.open || skipping {
+            self.seg.stats().frames_discarded.fetch_add(1, Relaxed);
+        }
+        *item = Item::default();
+        out.clear();
+        d.skip_item.store(0, Relaxed);
+        d.rj_in_item.store(0, Relaxed);
+        self.publish_read(rec.rp + rec.size);
+        false
+    }
+
+    /// Keeps a streamed item whose reader's deadline passed for the reader's next `get`.
+    /// The journal stays consistent at every step: a death before `parked_slot` is stored
+    /// leaves `rj_in_item` set (the next reader skips the item), a death after it leaves a
+    /// dead parker (likewise).
+    fn park(&self, me: &mut Reader<'_>, bytes: Vec<u8>, total: u64) {
+        let d = self.seg.data();
+        let slot = self.seg.slot(me.slot);
+        *me.parked = Some(Partial { bytes, total });
+        d.parked_pid.store(slot.pid.load(Relaxed), Relaxed);
+        d.parked_start.store(slot.start_time.load(Relaxed), Relaxed);
+        d.parked_slot.store(me.slot as u64, Relaxed);
+        d.rj_in_item.store(0, Relaxed);
+    }
+
+    /// A parked item is at the head of the ring: resume it if it is ours, skip it if its
+    /// parker is gone, or leave it to its live parker.
+    fn unpark(&self, me: &mut Reader<'_>) -> Unpark {
+        let d = self.seg.data();
+        let parker = d.parked_slot.load(Relaxed) as usize;
+        let (pid, start) = (d.parked_pid.load(Relaxed), d.parked_start.load(Relaxed));
+        let mine = parker == me.slot && {
+            let s = self.seg.slot(me.slot);
+            s.pid.load(Relaxed) == pid && s.start_time.load(Relaxed) == start
+        };
+        if mine && let Some(p) = me.parked.take() {
+            // In the item again before the parker mark goes (see `park`).
+            d.rj_in_item.store(1, Relaxed);
+            d.parked_slot.store(0, Relaxed);
+            return Unpark::Resumed(p);
+        }
+        let alive = !mine && parker <= self.seg.slot_count() && {
+            let s = self.seg.slot(parker);
+            s.pid.load(Relaxed) == pid
+                && s.start_time.load(Relaxed) == start
+                && sys::liveness(pid as u32, start, s.pid_ns.load(Relaxed)) != sys::Liveness::Dead
+        };
+        if alive {
+            return Unpark::Theirs;
+        }
+        // The parker is gone (or lost its bytes): the rest of its item is skipped.
+        d.skip_item.store(1, Relaxed);
+        d.parked_slot.store(0, Relaxed);
+        Unpark::Skipped
+    }
+
+    /// Gives up this process's parked item (it detaches without coming back for it): the
+    /// rest of the item is skipped by the next reader and counted in `frames_discarded`.
+    pub(crate) fn abandon_parked(&self, _g: &ReadGuard<'_>, me: &mut Reader<'_>) {
+        let d = self.seg.data();
+        if me.parked.take().is_some() && d.parked_slot.load(Relaxed) == me.slot as u64 {
+            d.skip_item.store(1, Relaxed);
+            d.parked_slot.store(0, Relaxed);
+        }
+    }
+
+    pub(super) fn append(&self, out: &mut Vec<u8>, pos: u64, len: usize) {
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.copy_out(pos, &mut out[start..]);
+    }
+
+    /// Consumes up to `end` and counts the item; journal first so a death here is repairable.
+    pub(super) fn finish_item(&self, end: u64) {
+        let d = self.seg.data();
+        let h = self.seg.stats();
+        d.rj_final.store(end, Relaxed);
+        self.publish_read(end);
+        h.consumed.store(d.rj_consumed.load(Relaxed) + 1, Release);
+        d.rj_in_item.store(0, Relaxed);
+        d.rj_active.store(0, Relaxed);
+        if h.maxsize.load(Relaxed) != 0 {
+            self.seg.capacity_event().wake();
+        }
+    }
+
+    /// Skips every published byte after corrupt data and counts one discarded frame.
+    pub(super) fn corrupt(&self, wp: u64, reason: String) -> ReadStop {
+        let d = self.seg.data();
+        self.publish_read(wp);
+        d.skip_item.store(0, Relaxed);
+        d.rj_in_item.store(0, Relaxed);
+        d.rj_active.store(0, Relaxed);
+        self.seg.stats().frames_discarded.fetch_add(1, Relaxed);
+        ReadStop::Corrupt(reason)
+    }
+}
