@@ -1,0 +1,279 @@
+//! Options for a new queue or for opening a named one, and the two ways to get a handle:
+//! `create` and `open`.
+
+use super::core::{Core, Opts};
+use super::{Handle, Queue};
+use crate::error::Error;
+use crate::layout;
+use crate::segment::{self, CreateParams};
+use crate::sys;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// Default ring size of the shared channel.
+pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 20;
+/// Default largest item (encoded bytes).
+pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
+/// Default number of processes that can be attached at once.
+pub const DEFAULT_MAX_PROCESSES: usize = 64;
+/// Default time the exit flush waits for a reader to make room before dropping what is left.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest `max_item_size` accepted from a builder or a segment.
+const MAX_ITEM_LIMIT: usize = 1 << 40;
+/// Times `open` (and `open_or_create`) looks a name up again when the queue went away
+/// under it.
+const RETRIES: u32 = 100;
+/// Environment variable: `off` (or `0`) turns the per-operation counters off by default.
+pub const STATS_ENV: &str = "MPQUEUE_STATS";
+
+/// Options for a new queue, or for opening a named one. See [`Queue::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder<T> {
+    name: Option<String>,
+    label: Option<String>,
+    maxsize: usize,
+    capacity: usize,
+    max_item: usize,
+    /// `max_item_size` as set by the caller (an opener's own limit).
+    max_item_set: Option<usize>,
+    max_processes: usize,
+    mode: u32,
+    dir: Option<PathBuf>,
+    stats: Option<bool>,
+    flush_timeout: Option<Duration>,
+    open_existing: bool,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Builder<T> {
+    pub(super) fn new() -> Self {
+        Builder {
+            name: None,
+            label: None,
+            maxsize: 0,
+            capacity: DEFAULT_CAPACITY_BYTES,
+            max_item: DEFAULT_MAX_ITEM,
+            max_item_set: None,
+            max_processes: DEFAULT_MAX_PROCESSES,
+            mode: 0o600,
+            dir: None,
+            stats: None,
+            flush_timeout: Some(DEFAULT_FLUSH_TIMEOUT),
+            open_existing: false,
+            _items: PhantomData,
+        }
+    }
+
+    /// Makes a named queue that unrelated processes can [`Queue::open`].
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A label shown by the observers for an anonymous queue (default: a generated id).
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Capacity in items; 0 (the default) means unbounded.
+    pub fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = maxsize;
+        self
+    }
+
+    /// Bytes of the shared ring (rounded up to a power of two, at least 4 KiB; default
+    /// 1 MiB). Larger items stream through it.
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Largest encoded item accepted (default 64 MiB).
+    pub fn max_item_size(mut self, bytes: usize) -> Self {
+        self.max_item = bytes;
+        self.max_item_set = Some(bytes);
+        self
+    }
+
+    /// How many processes can be attached at once (default 64).
+    pub fn max_processes(mut self, n: usize) -> Self {
+        self.max_processes = n;
+        self
+    }
+
+    /// Gives the owner's group read/write access to the queue's files (mode 0660 instead of
+    /// 0600), and creates the directory 0750 (not 0700) if this queue is the first in it.
+    ///
+    /// Without it, the directory and every segment must belong to this user (the effective
+    /// uid) and be writable by no one else, checked on the opened descriptors; anything else
+    /// is refused with [`Error::Untrusted`]. With it, a directory or segment owned by another
+    /// user is trusted when its group is one of this user's, but never one that others
+    /// (outside the group) may write.
+    pub fn group_access(mut self, yes: bool) -> Self {
+        self.mode = if yes { 0o660 } else { 0o600 };
+        self
+    }
+
+    /// The segment directory (default `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Turns this process's per-operation counters on or off (default on, or
+    /// `MPQUEUE_STATS=off`). Sizes, liveness and capacity accounting are always kept.
+    pub fn stats(mut self, on: bool) -> Self {
+        self.stats = Some(on);
+        self
+    }
+
+    /// How long closing (or exiting) waits for a reader to make room before it drops what
+    /// is still buffered; `None` waits for ever, like Python. Default 10 s.
+    pub fn flush_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// With a name: open the queue if it exists instead of failing with `AlreadyExists`.
+    pub fn open_or_create(mut self, yes: bool) -> Self {
+        self.open_existing = yes;
+        self
+    }
+
+    fn opts(&self, maxsize: u64, max_item: u64) -> Opts {
+        let stats = self.stats.unwrap_or_else(|| {
+            !matches!(
+                std::env::var(STATS_ENV).as_deref(),
+                Ok("off" | "0" | "false")
+            )
+        });
+        Opts {
+            maxsize,
+            max_item,
+            stats,
+            flush_timeout: self.flush_timeout,
+        }
+    }
+
+    /// Creates the queue (or opens it, with [`open_or_create`](Self::open_or_create)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`], [`Error::InvalidName`], [`Error::AlreadyExists`],
+    /// [`Error::PermissionDenied`], [`Error::Io`] (e.g. `/dev/shm` full).
+    pub fn create(self) -> Result<Queue<T>, Error> {
+        let capacity = self
+            .capacity
+            .max(4096)
+            .checked_next_power_of_two()
+            .filter(|&c| c <= 1 << 30)
+            .ok_or_else(|| Error::InvalidOption("capacity_bytes must be at most 1 GiB".into()))?;
+        if self.max_item == 0 || self.max_item > MAX_ITEM_LIMIT {
+            return Err(Error::InvalidOption(
+                "max_item_size must be 1 byte to 1 TiB".into(),
+            ));
+        }
+        if self.max_processes == 0 || self.max_processes > 4096 {
+            return Err(Error::InvalidOption(
+                "max_processes must be 1 to 4096".into(),
+            ));
+        }
+        if self.maxsize > i64::MAX as usize {
+            return Err(Error::InvalidOption("maxsize is too large".into()));
+        }
+        if let Some(n) = &self.name {
+            segment::validate_name(n)?;
+        }
+        let label = match &self.label {
+            Some(l) if l.len() > layout::NAME_MAX => {
+                return Err(Error::InvalidOption(
+                    "label is longer than 128 bytes".into(),
+                ));
+            }
+            Some(l) => l.clone(),
+            None => format!("anon-{}-{}", sys::pid(), next_anon_id()),
+        };
+        let params = CreateParams {
+            name: self.name.clone(),
+            label,
+            maxsize: self.maxsize as u64,
+            ring_capacity: capacity,
+            max_item: self.max_item as u64,
+            slots: self.max_processes,
+            mode: self.mode,
+            dir: self.dir.clone().unwrap_or_else(segment::queue_dir),
+        };
+        let mut tries = 0;
+        let seg = loop {
+            match segment::create(&params) {
+                Err(Error::AlreadyExists { name }) if self.open_existing => {
+                    match self.open_ref(&name) {
+                        // It went away between the two: create it after all.
+                        Err(Error::NotFound { .. } | Error::Removed { .. }) if tries < RETRIES => {
+                            tries += 1;
+                        }
+                        other => return other,
+                    }
+                }
+                other => break other?,
+            }
+        };
+        let opts = self.opts(params.maxsize, params.max_item);
+        let core = Core::new(seg, opts)?;
+        Ok(Queue {
+            handle: Arc::new(Handle { core }),
+            _items: PhantomData,
+        })
+    }
+
+    /// Attaches to the existing named queue `name` (its size limits come from the segment).
+    ///
+    /// # Errors
+    /// As for [`Queue::open`].
+    pub fn open(self, name: &str) -> Result<Queue<T>, Error> {
+        self.open_ref(name)
+    }
+
+    fn open_ref(&self, name: &str) -> Result<Queue<T>, Error> {
+        let dir = self.dir.clone().unwrap_or_else(segment::queue_dir);
+        let mut tries = 0;
+        loop {
+            let seg = segment::open(&dir, name, self.mode & 0o070 != 0)?;
+            let h = seg.stats();
+            // The item limit is read from shared memory: bounded by this process's own.
+            let max_item = h.max_item.load(Relaxed);
+            if max_item == 0 || max_item > MAX_ITEM_LIMIT as u64 {
+                return Err(Error::Corrupt {
+                    path: seg.paths.last().cloned().unwrap_or_default(),
+                    reason: format!("item limit {max_item} is out of range"),
+                });
+            }
+            let max_item = self
+                .max_item_set
+                .map_or(max_item, |m| max_item.min(m as u64));
+            let opts = self.opts(h.maxsize.load(Relaxed), max_item);
+            match Core::new(seg, opts) {
+                // The last process detached as we attached: look the name up again.
+                Err(Error::Removed { .. }) if tries < RETRIES => tries += 1,
+                Err(e) => return Err(e),
+                Ok(core) => {
+                    return Ok(Queue {
+                        handle: Arc::new(Handle { core }),
+                        _items: PhantomData,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn next_anon_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}

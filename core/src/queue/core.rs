@@ -1,0 +1,528 @@
+//! One queue's state in one process: the shared segments, this process's slot, buffer and
+//! feeder (replaced in a forked child), and the put and get paths down to the channel.
+
+use super::builder::DEFAULT_FLUSH_TIMEOUT;
+use crate::capacity::Capacity;
+use crate::channel::{Channel, Partial, ReadStop, Reader};
+use crate::error::{Error, GetError, JoinError, PutError};
+use crate::layout::{self, Histogram, ProcSlot, role};
+use crate::procs;
+use crate::registry;
+use crate::segment::Segments;
+use crate::sync;
+use crate::sys;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A `get` that finds another process's parked item at the head of the ring looks again
+/// this often.
+const PARKED_POLL: Duration = Duration::from_millis(5);
+
+/// `get_nowait` still waits this long for another reader to finish copying an item out.
+const LOCK_GRACE_NS: u64 = 50_000_000;
+
+/// Per-process settings of a queue handle.
+#[derive(Debug, Clone)]
+pub(super) struct Opts {
+    pub(super) maxsize: u64,
+    pub(super) max_item: u64,
+    pub(super) stats: bool,
+    pub(super) flush_timeout: Option<Duration>,
+}
+
+/// State shared by all clones of a queue in one process (and by its feeder thread).
+pub(crate) struct Core {
+    pub(crate) seg: Segments,
+    pub(super) opts: Opts,
+    pub(super) local: AtomicPtr<Local>,
+    /// The generation (process) that created or opened this handle.
+    pub(super) origin: u64,
+    /// A slot reserved for this process when `process::fork` made it: (the generation of
+    /// the process it is for, the slot index + 1), packed as `generation << 16 | slot`;
+    /// taken over on attach, given back at exit.
+    pub(super) claim: AtomicU64,
+}
+
+/// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
+/// in a forked child, where the parent's copy may be locked by a thread that does not exist.
+pub(super) struct Local {
+    pub(super) generation: u64,
+    pub(super) slot: usize,
+    pub(super) state: Mutex<LocalState>,
+    /// Feeder: items or stop arrived.
+    pub(super) work: Condvar,
+    /// Flushers: the feeder went idle or exited.
+    pub(super) idle: Condvar,
+    pub(super) closed: AtomicBool,
+    /// Set by close/exit: the feeder exits once the buffer is empty, and stalls count.
+    pub(super) stopping: AtomicBool,
+    pub(super) cancel_join: AtomicBool,
+    /// Set at exit after cancel_join_thread: the feeder drops everything at once.
+    pub(super) abort: AtomicBool,
+    pub(super) detached: AtomicBool,
+    /// A streamed item this process's `get` timed out in (see `Channel::read`).
+    pub(super) parked: Mutex<Option<Partial>>,
+}
+
+/// Encoded frames waiting for the feeder, oldest first, with their total size.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) frames: VecDeque<Vec<u8>>,
+    pub(super) bytes: u64,
+}
+
+impl Pending {
+    pub(super) fn push(&mut self, frame: &[u8]) {
+        self.frames.push_back(frame.to_vec());
+        self.bytes += frame.len() as u64;
+    }
+
+    /// Removes and returns the oldest `n` frames (all of them if there are fewer).
+    pub(super) fn take(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let taken: Vec<Vec<u8>> = self.frames.drain(..n.min(self.frames.len())).collect();
+        self.bytes -= taken.iter().map(|f| f.len() as u64).sum::<u64>();
+        taken
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+#[derive(Default)]
+pub(super) struct LocalState {
+    pub(super) buffer: Pending,
+    /// The feeder holds a batch taken from `buffer`.
+    pub(super) busy: bool,
+    /// Batches the feeder has finished with (written or dropped).
+    pub(super) fed: u64,
+    /// `fed` when a `put` last waited a whole slice for the feeder in vain.
+    pub(super) stalled_at: Option<u64>,
+    pub(super) feeder: Option<JoinHandle<()>>,
+    pub(super) feeder_started: bool,
+    /// The feeder should exit once the buffer is empty.
+    pub(super) stop: bool,
+    /// The feeder sleeps on `work` (so a put must notify it).
+    pub(super) feeder_idle: bool,
+    /// Items the feeder dropped (stall, abort or broken segment).
+    pub(super) dropped: u64,
+}
+
+impl Local {
+    pub(super) fn lock(&self) -> MutexGuard<'_, LocalState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The parked item. Only taken while holding the channel's read lock (or briefly to
+    /// look), so it is never contended for long.
+    pub(super) fn parked(&self) -> MutexGuard<'_, Option<Partial>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Core {
+    pub(super) fn new(seg: Segments, opts: Opts) -> Result<Arc<Self>, Error> {
+        let core = Arc::new(Core {
+            seg,
+            opts,
+            local: AtomicPtr::new(std::ptr::null_mut()),
+            origin: registry::generation(),
+            claim: AtomicU64::new(0),
+        });
+        core.local(None)?;
+        registry::register(&core);
+        Ok(core)
+    }
+
+    /// This process's `Local`, attaching the process on first use (and in forked children),
+    /// waiting for the slot lock at most until `deadline` (`None`: 10 s).
+    pub(super) fn local(&self, deadline: Option<u64>) -> Result<&Local, Error> {
+        let generation = registry::generation();
+        let p = self.local.load(Acquire);
+        // SAFETY: a non-null pointer was produced by Box::into_raw below and is freed only in
+        // Core::drop; a Local of another generation is leaked, never freed, so the reference
+        // is valid for as long as `self`.
+        if let Some(l) = unsafe { p.as_ref() }
+            && l.generation == generation
+        {
+            return Ok(l);
+        }
+        // Only the process that opened the handle attaches "by name"; forked children
+        // inherited it and keep working even if the name is gone.
+        let reserved = self.take_claim();
+        let slot = match procs::attach(&self.seg, generation == self.origin, reserved, deadline) {
+            Ok(slot) => slot,
+            Err(e) => {
+                if let Some(i) = reserved {
+                    self.restore_claim(i); // still ours, for the next try or for exit
+                }
+                return Err(e);
+            }
+        };
+        let fresh = Box::into_raw(Box::new(Local {
+            generation,
+            slot,
+            state: Mutex::new(LocalState::default()),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            cancel_join: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+            parked: Mutex::new(None),
+        }));
+        match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
+            // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
+            Ok(_) => Ok(unsafe { &*fresh }),
+            Err(_) => {
+                // Another thread attached first: give our slot back and use theirs.
+                // SAFETY: `fresh` was never shared; we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                procs::detach(&self.seg, slot, || self.remove_files());
+                self.local(deadline)
+            }
+        }
+    }
+
+    /// The current `Local` if this process has one (no attach).
+    pub(super) fn current_local(&self) -> Option<&Local> {
+        // SAFETY: see `local`.
+        unsafe { self.local.load(Acquire).as_ref() }
+            .filter(|l| l.generation == registry::generation())
+    }
+
+    pub(super) fn my_slot(&self, l: &Local) -> &ProcSlot {
+        self.seg.slot(l.slot)
+    }
+
+    /// Marks this process's role and, on every 32nd operation (and on the first), its
+    /// heartbeat: a clock read per operation would cost more than all the counters.
+    /// Operations that block also refresh it (`observe_wait`).
+    pub(super) fn touch(&self, slot: &ProcSlot, role_bit: u64, ops: u64) {
+        if self.opts.stats {
+            if slot.role.load(Relaxed) & role_bit == 0 {
+                slot.role.fetch_or(role_bit, Relaxed);
+                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+            } else if ops.is_multiple_of(32) {
+                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+            }
+        }
+    }
+
+    pub(super) fn observe_wait(&self, slot: &ProcSlot, h: &Histogram, start: u64) {
+        if self.opts.stats {
+            let now = sys::mono_now();
+            slot.heartbeat_ns.store(now, Relaxed);
+            let ns = now.saturating_sub(start);
+            h.count.fetch_add(1, Relaxed);
+            h.sum_ns.fetch_add(ns, Relaxed);
+            h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(super) fn capacity(&self) -> Capacity<'_> {
+        Capacity::new(&self.seg, self.opts.maxsize)
+    }
+
+    /// Items committed-and-unread plus items buffered in any process.
+    pub(super) fn size(&self) -> u64 {
+        self.capacity().size()
+    }
+
+    /// Takes one capacity unit of a bounded queue, counting what happened. `Err(())` = full
+    /// at the deadline.
+    pub(super) fn reserve(&self, slot: &ProcSlot, deadline: Option<u64>) -> Result<(), ()> {
+        let r = self.capacity().take(slot, deadline);
+        if r.found_full && self.opts.stats {
+            slot.full_events.fetch_add(1, Relaxed);
+        }
+        if r.timed_out && r.waited_since.is_some() && self.opts.stats {
+            slot.put_timeouts.fetch_add(1, Relaxed);
+        }
+        if let Some(start) = r.waited_since {
+            self.observe_wait(slot, &slot.put_blocked, start);
+        }
+        if r.taken { Ok(()) } else { Err(()) }
+    }
+
+    pub(super) fn put_frame<T>(
+        self: &Arc<Self>,
+        item: T,
+        frame: &[u8],
+        deadline: Option<u64>,
+    ) -> Result<(), PutError<T>> {
+        let local = match self.local(deadline) {
+            Ok(l) => l,
+            // The deadline passed waiting to attach: as for a full queue.
+            Err(Error::Busy { .. }) if deadline.is_some() => return Err(PutError::Full(item)),
+            Err(e) => {
+                return Err(PutError::Broken {
+                    item,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if local.closed.load(Relaxed) {
+            return Err(PutError::Closed(item));
+        }
+        let slot = self.my_slot(local);
+        if self.opts.maxsize > 0 && self.reserve(slot, deadline).is_err() {
+            return Err(PutError::Full(item));
+        }
+        // From here the item is accepted: counted before it can be read, so gets <= puts.
+        let ops = slot.puts.fetch_add(1, SeqCst);
+        if self.opts.maxsize > 0 {
+            slot.reserving.fetch_sub(1, SeqCst);
+        }
+        slot.bytes_put.fetch_add(frame.len() as u64, Relaxed);
+        self.touch(slot, role::PRODUCER, ops);
+        drop(item);
+        self.enqueue(local, frame);
+        Ok(())
+    }
+
+    /// Takes the next item's bytes into `buf`.
+    pub(super) fn get_frame(
+        &self,
+        deadline: Option<u64>,
+        nowait: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), GetError> {
+        let local = self.local(deadline).map_err(|e| match e {
+            Error::Busy { .. } if deadline.is_some() => GetError::Empty,
+            e => GetError::Broken(e.to_string()),
+        })?;
+        if local.closed.load(Relaxed) {
+            return Err(GetError::Closed);
+        }
+        let slot = self.my_slot(local);
+        self.touch(slot, role::CONSUMER, slot.gets.load(Relaxed));
+        let ch = Channel::new(&self.seg, self.opts.max_item);
+        let mut waited_since: Option<u64> = None;
+        let mut found_empty = false;
+        let outcome = loop {
+            // With an item of ours parked, go straight to the lock: its writer may be gone
+            // with nothing more to publish, and the read repairs that.
+            if !ch.has_data() && local.parked().is_none() {
+                found_empty = true;
+                if nowait {
+                    break Err(GetError::Empty);
+                }
+                // Time only waits longer than a brief spin (no clock read on the fast path).
+                if !sync::spin_briefly(|| ch.has_data()) {
+                    waited_since.get_or_insert_with(sys::mono_now);
+                    if !ch.wait_data(deadline) {
+                        slot.get_timeouts.fetch_add(1, Relaxed);
+                        break Err(GetError::Empty);
+                    }
+                }
+            }
+            let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
+            let guard = match ch.lock_read(lock_deadline) {
+                Ok(g) => g,
+                Err(ReadStop::Deadline | ReadStop::Parked) => break Err(GetError::Empty),
+                Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
+            };
+            let read = {
+                let mut parked = local.parked();
+                let mut me = Reader {
+                    slot: local.slot,
+                    parked: &mut parked,
+                };
+                ch.read(&guard, buf, deadline, &mut me)
+            };
+            match read {
+                Ok(true) => {
+                    // Counted under the read lock, after `consumed` (so gets <= puts in any
+                    // snapshot: the Release here, after the Acquire of `write_pos` that
+                    // followed the producer's count, orders it for a reader that loads
+                    // `gets` first). Only the lock's holder writes a live slot's `gets`: a
+                    // load and a store, no locked instruction or fence.
+                    let gets = slot.gets.load(Relaxed);
+                    slot.gets.store(gets + 1, Release);
+                    let bytes = slot.bytes_got.load(Relaxed);
+                    slot.bytes_got.store(bytes + buf.len() as u64, Relaxed);
+                    break Ok(());
+                }
+                Ok(false) => {
+                    if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
+                        break Err(GetError::Empty);
+                    }
+                }
+                Err(ReadStop::Parked) => {
+                    // Another live process's item is at the head: wait for it to come back.
+                    drop(guard);
+                    found_empty = true;
+                    let now = sys::mono_now();
+                    if nowait || deadline.is_some_and(|d| now >= d) {
+                        break Err(GetError::Empty);
+                    }
+                    waited_since.get_or_insert(now);
+                    let left = deadline.map_or(PARKED_POLL, |d| {
+                        PARKED_POLL.min(Duration::from_nanos(d - now))
+                    });
+                    std::thread::sleep(left);
+                }
+                Err(ReadStop::Deadline) => break Err(GetError::Empty),
+                Err(ReadStop::Corrupt(r)) => break Err(GetError::Corrupt(r)),
+                Err(ReadStop::Broken(r)) => break Err(GetError::Broken(r)),
+            }
+        };
+        if found_empty && self.opts.stats {
+            slot.empty_events.fetch_add(1, Relaxed);
+        }
+        if let Some(start) = waited_since {
+            self.observe_wait(slot, &slot.get_blocked, start);
+        }
+        outcome
+    }
+
+    pub(super) fn close(&self) {
+        if let Some(local) = self.current_local() {
+            local.closed.store(true, Relaxed);
+            local.stopping.store(true, Relaxed);
+            local.lock().stop = true;
+            local.work.notify_all();
+        } else if let Ok(local) = self.local(None) {
+            local.closed.store(true, Relaxed);
+        }
+    }
+
+    /// Waits until the feeder has written everything and exited (after `close`).
+    pub(super) fn join_feeder(&self, local: &Local) -> Result<(), JoinError> {
+        if !local.closed.load(Relaxed) {
+            return Err(JoinError::NotClosed);
+        }
+        if local.cancel_join.load(Relaxed) {
+            local.abort.store(true, Relaxed);
+        }
+        local.stopping.store(true, Relaxed);
+        let handle = {
+            let mut st = local.lock();
+            st.stop = true;
+            local.work.notify_all();
+            st.feeder.take()
+        };
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        let mut st = local.lock();
+        // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
+        let rest = st.buffer.take(usize::MAX);
+        st.dropped += self.count_dropped(local, &rest);
+        // What was dropped is counted in the stats (`dropped` of this process, `lost` of
+        // the queue); after `cancel_join_thread` dropping is what the caller asked for.
+        match std::mem::take(&mut st.dropped) {
+            0 => Ok(()),
+            _ if local.cancel_join.load(Relaxed) => Ok(()),
+            dropped => Err(JoinError::Stalled { dropped }),
+        }
+    }
+
+    /// A process that detaches with an item parked gives it up: the next reader skips the
+    /// rest of it (counted in `frames_discarded`). Waits for the read lock as long as exit
+    /// flushing may wait.
+    pub(super) fn abandon_parked(&self, local: &Local) {
+        let mut parked = local.parked();
+        if parked.is_none() {
+            return;
+        }
+        let ch = Channel::new(&self.seg, self.opts.max_item);
+        let wait = self.opts.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT);
+        let deadline = sys::mono_now().saturating_add(wait.as_nanos().min(u64::MAX as u128) as u64);
+        if let Ok(guard) = ch.lock_read(Some(deadline)) {
+            let mut me = Reader {
+                slot: local.slot,
+                parked: &mut parked,
+            };
+            ch.abandon_parked(&guard, &mut me);
+        }
+    }
+
+    /// Ends this process's use of the queue: flush (unless cancelled), stop the feeder,
+    /// retire the stats slot, and remove the files if this was the last process.
+    pub(crate) fn shutdown_process(&self) {
+        if let Some(i) = self.take_claim() {
+            // Forked, and never used the queue: give back the slot reserved for it.
+            procs::detach(&self.seg, i, || self.remove_files());
+        }
+        let Some(local) = self.current_local() else {
+            return;
+        };
+        if local.detached.swap(true, SeqCst) {
+            return;
+        }
+        local.closed.store(true, Relaxed);
+        let _ = self.join_feeder(local);
+        self.abandon_parked(local);
+        procs::detach(&self.seg, local.slot, || self.remove_files());
+    }
+
+    /// Removes the queue's files (the last process detached; the slot lock is held).
+    pub(super) fn remove_files(&self) {
+        for path in &self.seg.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Core {
+    /// Before `fork` (in the parent): reserves a slot for the child about to be made, so
+    /// the queue stays while the child lives even if every other process detaches first.
+    pub(crate) fn reserve_for_child(&self) -> Option<usize> {
+        procs::reserve_for_child(&self.seg)
+    }
+
+    /// After `fork`, in the parent: the reserved slot is the child's.
+    pub(crate) fn assign_child(&self, slot: usize, child: u32) {
+        procs::assign_child(&self.seg, slot, child);
+    }
+
+    /// After `fork` failed: gives the reserved slot back.
+    pub(crate) fn unreserve(&self, slot: usize) {
+        procs::unreserve(&self.seg, slot);
+    }
+
+    /// In the child after `fork`: this process holds the slot reserved for it.
+    pub(crate) fn hold_claim(&self, slot: usize) {
+        procs::assign_child(&self.seg, slot, sys::pid());
+        self.restore_claim(slot);
+    }
+
+    pub(super) fn restore_claim(&self, slot: usize) {
+        self.claim
+            .store(registry::generation() << 16 | slot as u64, SeqCst);
+    }
+
+    /// Takes this process's reserved slot, if it holds one.
+    pub(super) fn take_claim(&self) -> Option<usize> {
+        let c = self.claim.load(SeqCst);
+        (c != 0
+            && c >> 16 == registry::generation()
+            && self.claim.compare_exchange(c, 0, SeqCst, Relaxed).is_ok())
+        .then_some((c & 0xffff) as usize)
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        let p = self.local.load(Acquire);
+        // SAFETY: see `Core::local`; only a Local of this process's generation is freed, and
+        // no feeder uses it any more (the feeder holds an Arc<Core>, so it has exited).
+        if let Some(l) = unsafe { p.as_ref() }
+            && l.generation == registry::generation()
+        {
+            // SAFETY: `p` came from Box::into_raw and is freed exactly once, here.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
