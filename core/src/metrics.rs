@@ -95,8 +95,8 @@ fn publish(s: &Snapshot) {
 
 /// Reports every queue open in this process, once.
 pub fn report() {
-    for core in registry::live() {
-        let seg = &core.seg;
+    for queue in registry::live() {
+        let seg = queue.segments();
         let id = seg
             .stats_path()
             .file_stem()

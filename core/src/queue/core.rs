@@ -475,30 +475,35 @@ impl Core {
     }
 }
 
-impl Core {
-    /// Before `fork` (in the parent): reserves a slot for the child about to be made, so
-    /// the queue stays while the child lives even if every other process detaches first.
-    pub(crate) fn reserve_for_child(&self) -> Option<usize> {
+impl registry::Member for Core {
+    fn reserve_for_child(&self) -> Option<usize> {
         procs::reserve_for_child(&self.seg)
     }
 
-    /// After `fork`, in the parent: the reserved slot is the child's.
-    pub(crate) fn assign_child(&self, slot: usize, child: u32) {
+    fn assign_child(&self, slot: usize, child: u32) {
         procs::assign_child(&self.seg, slot, child);
     }
 
-    /// After `fork` failed: gives the reserved slot back.
-    pub(crate) fn unreserve(&self, slot: usize) {
+    fn unreserve(&self, slot: usize) {
         procs::unreserve(&self.seg, slot);
     }
 
-    /// In the child after `fork`: this process holds the slot reserved for it.
-    pub(crate) fn hold_claim(&self, slot: usize) {
+    fn hold_claim(&self, slot: usize) {
         procs::assign_child(&self.seg, slot, sys::pid());
         self.restore_claim(slot);
     }
 
-    pub(super) fn restore_claim(&self, slot: usize) {
+    fn shutdown_process(&self) {
+        Core::shutdown_process(self);
+    }
+
+    fn segments(&self) -> &Segments {
+        &self.seg
+    }
+}
+
+impl Core {
+    fn restore_claim(&self, slot: usize) {
         self.claim
             .store(registry::generation() << 16 | slot as u64, SeqCst);
     }
@@ -508,7 +513,10 @@ impl Core {
         let c = self.claim.load(SeqCst);
         (c != 0
             && c >> 16 == registry::generation()
-            && self.claim.compare_exchange(c, 0, SeqCst, Relaxed).is_ok())
+            && self
+                .claim
+                .compare_exchange(c, 0, SeqCst, Relaxed)
+                .is_ok())
         .then_some((c & 0xffff) as usize)
     }
 }
