@@ -1,10 +1,18 @@
 //! Read-only observation of every queue on the machine, from its stats segment alone: the
 //! API behind `mpqueue-top` and `mpqueue-exporter`.
 //!
-//! Observers never open a queue's data segment and never take a queue's locks. Every stats
-//! file is treated as hostile: it is opened without following symlinks, mapped read-only,
-//! checked against its own length, and parsed with bounds-checked reads; a bad file is an
-//! error for that entry only.
+//! Observers never open a queue's data segment, never map a segment and never take a
+//! queue's locks. Every stats file is treated as hostile: only a regular file is opened
+//! (never through a symlink, never a FIFO or device), its size must be that of a stats
+//! segment with 1 to 4096 process slots, and it is read with `pread` into buffers of the
+//! observer's own, so a file that another process truncates meanwhile is an error for that
+//! entry, never a `SIGBUS`. The copies are parsed with bounds-checked reads; a bad file is an
+//! error for that entry only. A snapshot retries for at most a few milliseconds while
+//! retirements move counters between slots (see [`QueueRef::snapshot`]).
+//!
+//! Whether an attached process lives is [`Liveness`]: known alive, known dead, or unknown
+//! (recorded in another pid namespace, or `/proc` unreadable). Only processes known dead
+//! count as dead, and only a queue whose every process is known dead is stale.
 //!
 //! # Examples
 //! ```
@@ -17,21 +25,27 @@
 //! let s = queues.iter().find(|q| q.name() == "observed").unwrap().snapshot()?;
 //! assert_eq!((s.puts, s.gets, s.size, s.maxsize), (2, 1, 1, 8));
 //! assert!(s.alive);
+//! assert_eq!(s.processes[0].liveness, mpqueue::observe::Liveness::Alive);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::Error;
 use crate::layout::{
     HIST_BUCKETS, Histogram, LAYOUT_MAJOR, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN,
-    STATS_MAGIC, StatsHeader, bucket_upper_ns, role, slot_state,
+    STATS_MAGIC, StatsHeader, bucket_upper_ns, role, slot_state, stats_len,
 };
 use crate::segment::{self, FLAG_NAMED};
-use crate::sys::{self, Mapping};
+use crate::stats::{MAX_SLOTS, RETRY_NS};
+use crate::sys;
+use std::fs::File;
 use std::mem::offset_of;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Acquire;
 use std::time::Duration;
+
+pub use crate::sys::Liveness;
 
 /// A stats file found in the directory; [`QueueRef::snapshot`] reads it.
 #[derive(Debug, Clone)]
@@ -56,13 +70,65 @@ impl QueueRef {
         self.id.starts_with("q.")
     }
 
-    /// Reads the queue's counters now.
+    /// Reads the queue's counters now, from copies of its stats file.
+    ///
+    /// While another process retires a slot (folds a detached or dead process's counters
+    /// into the totals) the copies are taken again, for at most 5 ms; a sequence that never
+    /// settles (a retirer stopped or killed halfway, or a hostile writer) gives the last copy
+    /// as it is, in which the retiring slot's counts may be missing or counted twice.
     ///
     /// # Errors
-    /// [`Error::Corrupt`], [`Error::Incompatible`], [`Error::PermissionDenied`], or
-    /// [`Error::NotFound`] if the queue went away.
+    /// [`Error::Corrupt`] (not a regular file, a symlink, a size or contents no queue has, or
+    /// the file shrank while it was read), [`Error::Incompatible`],
+    /// [`Error::PermissionDenied`], [`Error::Io`], or [`Error::NotFound`] if the queue went
+    /// away.
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
-        snapshot_file(&self.path, &self.id)
+        StatsFile::open(&self.path, &self.id)?.snapshot(&self.id)
+    }
+
+    /// Removes the queue's files if it is stale, and returns the files removed.
+    ///
+    /// A queue is stale when every process attached to it is known to be dead
+    /// ([`Liveness::Dead`]): a process of another pid namespace, or one whose state cannot
+    /// be read, keeps it. A queue with no attached process is stale once it is more than a
+    /// minute old (younger, its creator may be about to attach); a stats file that never got
+    /// initialised likewise. If this process cannot read its own `/proc` (no descriptor
+    /// left, a `/proc` of another pid namespace), nothing is removed. A file that cannot be
+    /// read or parsed is left alone (it may be someone else's).
+    pub fn remove_if_stale(&self) -> Vec<PathBuf> {
+        if !self.is_stale() {
+            return Vec::new();
+        }
+        let mut files = vec![self.path.clone()];
+        if let (Some(name), Some(dir)) = (self.id.strip_prefix("q."), self.path.parent()) {
+            files.insert(0, segment::named_paths(dir, name).0);
+        }
+        files
+            .into_iter()
+            .filter(|f| std::fs::remove_file(f).is_ok())
+            .collect()
+    }
+
+    fn is_stale(&self) -> bool {
+        // Without a readable /proc of this pid namespace nothing can be known dead.
+        if sys::pid_namespace() == 0 {
+            return false;
+        }
+        let Ok(file) = StatsFile::open(&self.path, &self.id) else {
+            return false;
+        };
+        match file.snapshot(&self.id) {
+            Ok(s) if s.processes.is_empty() => {
+                let created = Duration::from_nanos(s.created_unix_ns);
+                let age = std::time::SystemTime::UNIX_EPOCH
+                    .checked_add(created)
+                    .and_then(|t| t.elapsed().ok());
+                age.is_some_and(|a| a > GRACE)
+            }
+            Ok(s) => s.processes.iter().all(|p| p.liveness == Liveness::Dead),
+            Err(Error::Corrupt { .. }) => file.unpublished_and_old(),
+            Err(_) => false,
+        }
     }
 }
 
@@ -187,8 +253,12 @@ pub struct ProcessSnapshot {
     pub pid: u32,
     /// Start time in clock ticks since boot (with the pid, names the process uniquely).
     pub start_time: u64,
-    /// Whether that process (same pid and start time) is still running.
+    /// Whether that process (same pid and start time) may still run: `false` only if it is
+    /// known dead (`liveness == Liveness::Dead`).
     pub alive: bool,
+    /// Whether that process runs: known alive, known dead, or unknown (it was recorded in
+    /// another pid namespace, or its `/proc` entry could not be read).
+    pub liveness: Liveness,
     /// What it has done.
     pub role: Role,
     /// Time since its last put/get; `None` if it never did either.
@@ -219,7 +289,8 @@ pub struct Snapshot {
     pub named: bool,
     /// Capacity in items; 0 = unbounded.
     pub maxsize: u64,
-    /// Items put and not yet got (buffered ones included).
+    /// Items put and not yet got (buffered ones included). Read while the queue runs, it
+    /// never shows more than the queue held; it can come out low while items move.
     pub size: u64,
     /// Items put, by every process that ever attached.
     pub puts: u64,
@@ -257,7 +328,8 @@ pub struct Snapshot {
     pub created_unix_ns: u64,
     /// Ring size in bytes.
     pub ring_capacity: u64,
-    /// Whether any attached process is alive; `false` = stale (see [`cleanup`]).
+    /// Whether any attached process may still run (is not known dead); `false` = stale (see
+    /// [`cleanup`]).
     pub alive: bool,
     /// When the snapshot was taken (monotonic ns), for rates.
     pub taken_ns: u64,
@@ -299,6 +371,20 @@ impl Snapshot {
         }
     }
 
+    /// Alive if an attached process is known alive; dead if every one is known dead (or none
+    /// is attached: stale); unknown otherwise (processes of another pid namespace, or an
+    /// unreadable `/proc`).
+    pub fn liveness(&self) -> Liveness {
+        let any = |l: Liveness| self.processes.iter().any(|p| p.liveness == l);
+        if any(Liveness::Alive) {
+            Liveness::Alive
+        } else if any(Liveness::Unknown) {
+            Liveness::Unknown
+        } else {
+            Liveness::Dead
+        }
+    }
+
     /// Processes that have put.
     pub fn producers(&self) -> usize {
         self.processes
@@ -316,55 +402,201 @@ impl Snapshot {
     }
 }
 
-fn snapshot_file(path: &Path, id: &str) -> Result<Snapshot, Error> {
-    let (file, len) = segment::open_file(path, id, false, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
-    if !len.is_multiple_of(8) || len > 256 << 20 {
-        return Err(Error::Corrupt {
-            path: path.into(),
-            reason: format!("length {len} is not a stats segment's"),
-        });
-    }
-    let map = Mapping::file(&file, len, false)
-        .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-    // SAFETY: the mapping is `len` bytes (a multiple of 8), page-aligned, and only read
-    // through atomic loads; AtomicU64 is valid for any bit pattern.
-    let words = unsafe { std::slice::from_raw_parts(map.ptr() as *const AtomicU64, len / 8) };
-    parse(words, path, id)
-}
+/// The smallest and the largest stats file a queue can have (1 to [`MAX_SLOTS`] slots).
+const MIN_LEN: usize = stats_len(1);
+const MAX_LEN: usize = stats_len(MAX_SLOTS);
 
-/// A bounds-checked view of a stats segment as 64-bit words.
-struct Words<'a>(&'a [AtomicU64]);
+/// How old a never-initialised stats file (or a queue no process ever attached to) must be
+/// before [`cleanup`] takes it for a crashed creator's leftovers.
+const GRACE: Duration = Duration::from_secs(60);
 
-impl Words<'_> {
-    fn at(&self, byte_off: usize) -> u64 {
-        self.0.get(byte_off / 8).map_or(0, |w| w.load(Acquire))
-    }
-}
-
-fn hist(w: &Words<'_>, base: usize) -> HistogramSnapshot {
-    HistogramSnapshot {
-        count: w.at(base + offset_of!(Histogram, count)),
-        sum_ns: w.at(base + offset_of!(Histogram, sum_ns)),
-        buckets: std::array::from_fn(|b| w.at(base + offset_of!(Histogram, buckets) + 8 * b)),
-    }
-}
-
-/// Parses a stats segment given as words; never reads outside `words`. Public for fuzzing.
-#[doc(hidden)]
-pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Error> {
-    let w = Words(words);
-    let corrupt = |reason: String| Error::Corrupt {
+fn corrupt(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
         path: path.into(),
-        reason,
-    };
-    let len = words.len() * 8;
-    if len < STATS_HEADER_LEN + 2 * SLOT_LEN {
-        return Err(corrupt(format!("{len} bytes is too short")));
+        reason: reason.into(),
     }
-    if w.at(offset_of!(StatsHeader, magic)) != STATS_MAGIC {
-        return Err(corrupt("bad magic: not an mpqueue stats segment".into()));
+}
+
+/// A stats file opened for reading: a regular file of a stats segment's size range, never
+/// a symlink, FIFO or device. Observers only ever `pread` it into buffers of their own: a
+/// file that shrinks meanwhile gives a short read (an error), never a `SIGBUS`.
+struct StatsFile {
+    file: File,
+    len: usize,
+    modified: Option<std::time::SystemTime>,
+    path: PathBuf,
+}
+
+impl StatsFile {
+    /// Opens `path` (the stats file of queue `id`): `lstat` first, so nothing but a regular
+    /// file is even opened; then `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY` (a FIFO or device
+    /// swapped in meanwhile neither blocks the open nor becomes a terminal) and `fstat` of
+    /// the descriptor, which is what is read.
+    fn open(path: &Path, id: &str) -> Result<Self, Error> {
+        let os_error = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: id.strip_prefix("q.").unwrap_or(id).into(),
+            },
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { path: path.into() },
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                corrupt(path, "is a symlink (not followed)")
+            }
+            _ => Error::io(format!("opening {}", path.display()), e),
+        };
+        let kind = |t: std::fs::FileType| {
+            if t.is_symlink() {
+                Err(corrupt(path, "is a symlink (not followed)"))
+            } else if !t.is_file() {
+                Err(corrupt(path, "not a regular file"))
+            } else {
+                Ok(())
+            }
+        };
+        kind(
+            std::fs::symlink_metadata(path)
+                .map_err(os_error)?
+                .file_type(),
+        )?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(os_error)?;
+        let md = file
+            .metadata()
+            .map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
+        kind(md.file_type())?;
+        let len = usize::try_from(md.len()).unwrap_or(usize::MAX);
+        if !(MIN_LEN..=MAX_LEN).contains(&len) {
+            return Err(corrupt(
+                path,
+                format!(
+                    "length {len} is not a stats segment's ({MIN_LEN} to {MAX_LEN} bytes: 1 to \
+                     {MAX_SLOTS} process slots)"
+                ),
+            ));
+        }
+        Ok(StatsFile {
+            file,
+            len,
+            modified: md.modified().ok(),
+            path: path.into(),
+        })
     }
-    let vh = w.at(offset_of!(StatsHeader, version));
+
+    /// Fills `buf` from the start of the file.
+    fn read_into(&self, buf: &mut [u8]) -> Result<(), Error> {
+        self.file.read_exact_at(buf, 0).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                corrupt(&self.path, "the file shrank while it was read")
+            } else {
+                Error::io(format!("reading {}", self.path.display()), e)
+            }
+        })
+    }
+
+    /// The word at byte `off`.
+    fn word(&self, off: usize) -> Result<u64, Error> {
+        let mut b = [0u8; 8];
+        self.file
+            .read_exact_at(&mut b, off as u64)
+            .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// A consistent snapshot from copies of the file.
+    ///
+    /// Each attempt reads `retire_seq`, copies the file twice, and reads `retire_seq` again;
+    /// it counts if the sequence was even and did not move. `gets` comes from the first copy
+    /// and `puts` from the second, so that every item counted as got was counted as put
+    /// (`gets <= puts`), as the counters' store order promises; `size` takes the puts of the
+    /// first copy and `consumed` of the second, so it never shows more than the queue held. Attempts go on for at most [`RETRY_NS`], after which the last copies are
+    /// used as they are (see [`crate::stats::RETRY_NS`]).
+    fn snapshot(&self, id: &str) -> Result<Snapshot, Error> {
+        let mut head = [0u8; STATS_HEADER_LEN];
+        self.read_into(&mut head)?;
+        // A foreign or broken file is refused at once, before any retry.
+        validate(&Copy(&head), self.len, &self.path)?;
+        let (mut early, mut late) = (vec![0u8; self.len], vec![0u8; self.len]);
+        let seq_at = offset_of!(StatsHeader, retire_seq);
+        let deadline = sys::mono_now().saturating_add(RETRY_NS);
+        loop {
+            let before = self.word(seq_at)?;
+            let out_of_time = sys::mono_now() >= deadline;
+            if !before.is_multiple_of(2) && !out_of_time {
+                std::thread::yield_now();
+                continue;
+            }
+            self.read_into(&mut early)?;
+            self.read_into(&mut late)?;
+            let after = self.word(seq_at)?;
+            if (after == before && before.is_multiple_of(2))
+                || out_of_time
+                || sys::mono_now() >= deadline
+            {
+                break;
+            }
+        }
+        let shape = validate(&Copy(&late), self.len, &self.path)?;
+        let raw = read_raw(&Copy(&early), &Copy(&late), &shape, &self.path)?;
+        Ok(finish(raw, shape, id))
+    }
+
+    /// Whether the creator never published the file (its magic is still zero) and it is
+    /// older than [`GRACE`]: a creator that crashed while making it.
+    fn unpublished_and_old(&self) -> bool {
+        let old = self
+            .modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > GRACE);
+        old && self.word(offset_of!(StatsHeader, magic)).ok() == Some(0)
+    }
+}
+
+/// Bounds-checked 64-bit words of a stats segment.
+trait View {
+    /// The word at byte offset `off` (0 outside the segment).
+    fn at(&self, off: usize) -> u64;
+}
+
+/// The live segment, mapped (this process's own queues, and fuzzing).
+struct Live<'a>(&'a [AtomicU64]);
+
+impl View for Live<'_> {
+    fn at(&self, off: usize) -> u64 {
+        self.0.get(off / 8).map_or(0, |w| w.load(Acquire))
+    }
+}
+
+/// A copy of the segment read from its file.
+struct Copy<'a>(&'a [u8]);
+
+impl View for Copy<'_> {
+    fn at(&self, off: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(b) = off.checked_add(8).and_then(|end| self.0.get(off..end)) {
+            w.copy_from_slice(b);
+        }
+        u64::from_le_bytes(w)
+    }
+}
+
+/// What the header says, checked.
+struct Shape {
+    slots: usize,
+    name: String,
+}
+
+/// Checks a segment of `len` bytes whose header `v` shows: magic, version, lengths, slot
+/// count (at most [`MAX_SLOTS`]) and name.
+fn validate(v: &impl View, len: usize, path: &Path) -> Result<Shape, Error> {
+    if len < MIN_LEN {
+        return Err(corrupt(path, format!("{len} bytes is too short")));
+    }
+    if v.at(offset_of!(StatsHeader, magic)) != STATS_MAGIC {
+        return Err(corrupt(path, "bad magic: not an mpqueue stats segment"));
+    }
+    let vh = v.at(offset_of!(StatsHeader, version));
     let version = vh as u32;
     if version >> 16 != LAYOUT_MAJOR {
         return Err(Error::Incompatible {
@@ -374,135 +606,275 @@ pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Err
             supported: LAYOUT_MAJOR,
         });
     }
-    let sl = w.at(offset_of!(StatsHeader, slot_count));
+    let sl = v.at(offset_of!(StatsHeader, slot_count));
     let (slots, slot_len) = ((sl as u32) as usize, (sl >> 32) as usize);
     if (vh >> 32) as usize != STATS_HEADER_LEN || slot_len != SLOT_LEN {
-        return Err(corrupt("unexpected header or slot length".into()));
+        return Err(corrupt(path, "unexpected header or slot length"));
     }
-    if slots == 0
-        || slots > 65_536
-        || crate::layout::stats_len(slots) != len
-        || w.at(offset_of!(StatsHeader, total_len)) != len as u64
-    {
-        return Err(corrupt(format!(
-            "slot count {slots} does not match the file length {len}"
-        )));
+    if slots == 0 || slots > MAX_SLOTS {
+        return Err(corrupt(
+            path,
+            format!("{slots} process slots (a queue has 1 to {MAX_SLOTS})"),
+        ));
     }
-    let name_len = w.at(offset_of!(StatsHeader, name_len)) as usize;
+    if stats_len(slots) != len || v.at(offset_of!(StatsHeader, total_len)) != len as u64 {
+        return Err(corrupt(
+            path,
+            format!("slot count {slots} does not match the file length {len}"),
+        ));
+    }
+    let name_len = v.at(offset_of!(StatsHeader, name_len)) as usize;
     if name_len > NAME_MAX {
-        return Err(corrupt("name too long".into()));
+        return Err(corrupt(path, "name too long"));
     }
     let name_bytes: Vec<u8> = (0..NAME_MAX / 8)
-        .flat_map(|i| w.at(offset_of!(StatsHeader, name) + 8 * i).to_le_bytes())
+        .flat_map(|i| v.at(offset_of!(StatsHeader, name) + 8 * i).to_le_bytes())
         .take(name_len)
         .collect();
-    let name = String::from_utf8(name_bytes).map_err(|_| corrupt("name is not UTF-8".into()))?;
-    let slot_base = |i: usize| STATS_HEADER_LEN + i * SLOT_LEN;
-    let sf = |i: usize, off: usize| w.at(slot_base(i) + off);
-
-    let header = w.0.get(offset_of!(StatsHeader, retire_seq) / 8);
-    let read = || -> Result<Snapshot, Error> {
-        // Order matters for `gets <= puts` and `size >= 0`: every get is counted after its
-        // item's put (Release on the get side), so read gets, then consumed, then puts.
-        let gets: u64 = (0..=slots)
-            .map(|i| sf(i, offset_of!(ProcSlot, gets)))
-            .fold(0, u64::wrapping_add);
-        let consumed = w.at(offset_of!(StatsHeader, consumed));
-        let lost = w.at(offset_of!(StatsHeader, lost));
-        let sum = |off: usize| {
-            (0..=slots)
-                .map(|i| sf(i, off))
-                .fold(0u64, u64::wrapping_add)
-        };
-        let puts = sum(offset_of!(ProcSlot, puts));
-        let mut put_blocked = HistogramSnapshot::default();
-        let mut get_blocked = HistogramSnapshot::default();
-        let mut processes = Vec::new();
-        let now = sys::coarse_now();
-        for i in 0..=slots {
-            put_blocked.add(&hist(&w, slot_base(i) + offset_of!(ProcSlot, put_blocked)));
-            get_blocked.add(&hist(&w, slot_base(i) + offset_of!(ProcSlot, get_blocked)));
-            if i == 0 {
-                continue;
-            }
-            let state = sf(i, offset_of!(ProcSlot, state));
-            match state {
-                slot_state::FREE => continue,
-                slot_state::RESERVED | slot_state::ACTIVE => {}
-                other => return Err(corrupt(format!("slot {i} has unknown state {other}"))),
-            }
-            let pid = sf(i, offset_of!(ProcSlot, pid));
-            let pid = u32::try_from(pid)
-                .ok()
-                .filter(|&p| p <= i32::MAX as u32)
-                .ok_or_else(|| corrupt(format!("slot {i} has an invalid pid {pid}")))?;
-            let start_time = sf(i, offset_of!(ProcSlot, start_time));
-            let slot_words = &words[slot_base(i) / 8..(slot_base(i) + SLOT_LEN) / 8];
-            let (buffered_items, buffered_bytes) = buffered_from(slot_words);
-            let hb = sf(i, offset_of!(ProcSlot, heartbeat_ns));
-            let has_role = sf(i, offset_of!(ProcSlot, role)) != 0;
-            processes.push(ProcessSnapshot {
-                pid,
-                start_time,
-                alive: sys::process_alive(pid, start_time),
-                role: Role::from_bits(sf(i, offset_of!(ProcSlot, role))),
-                heartbeat_age: (has_role && hb != 0)
-                    .then(|| Duration::from_nanos(now.saturating_sub(hb))),
-                buffered_items,
-                buffered_bytes,
-                puts: sf(i, offset_of!(ProcSlot, puts)),
-                gets: sf(i, offset_of!(ProcSlot, gets)),
-                full_events: sf(i, offset_of!(ProcSlot, full_events)),
-                empty_events: sf(i, offset_of!(ProcSlot, empty_events)),
-            });
-        }
-        let alive = processes.iter().any(|p| p.alive);
-        Ok(Snapshot {
-            name: name.clone(),
-            id: id.to_string(),
-            named: w.at(offset_of!(StatsHeader, flags)) & FLAG_NAMED != 0,
-            maxsize: w.at(offset_of!(StatsHeader, maxsize)),
-            size: puts.saturating_sub(consumed).saturating_sub(lost),
-            puts,
-            gets,
-            bytes_put: sum(offset_of!(ProcSlot, bytes_put)),
-            bytes_got: sum(offset_of!(ProcSlot, bytes_got)),
-            full_events: sum(offset_of!(ProcSlot, full_events)),
-            empty_events: sum(offset_of!(ProcSlot, empty_events)),
-            put_timeouts: sum(offset_of!(ProcSlot, put_timeouts)),
-            get_timeouts: sum(offset_of!(ProcSlot, get_timeouts)),
-            decode_errors: sum(offset_of!(ProcSlot, decode_errors)),
-            lost,
-            lock_recoveries: w.at(offset_of!(StatsHeader, lock_recoveries)),
-            frames_discarded: w.at(offset_of!(StatsHeader, frames_discarded)),
-            put_blocked,
-            get_blocked,
-            processes,
-            created_by: w.at(offset_of!(StatsHeader, creator_pid)) as u32,
-            created_unix_ns: w.at(offset_of!(StatsHeader, created_unix_ns)),
-            ring_capacity: w.at(offset_of!(StatsHeader, ring_capacity)),
-            alive,
-            taken_ns: sys::mono_now(),
-        })
-    };
-    // Seqlock: retry while a retirement moves counters between slots (bounded).
-    let idle = AtomicU64::new(0);
-    crate::stats::read_consistent(header.unwrap_or(&idle), read)
+    let name = String::from_utf8(name_bytes).map_err(|_| corrupt(path, "name is not UTF-8"))?;
+    Ok(Shape { slots, name })
 }
 
-fn buffered_from(slot: &[AtomicU64]) -> (u64, u64) {
-    let at = |off: usize| slot.get(off / 8).map_or(0, |w| w.load(Acquire));
-    let items = at(offset_of!(ProcSlot, puts))
-        .saturating_sub(at(offset_of!(ProcSlot, committed)))
-        .saturating_sub(at(offset_of!(ProcSlot, dropped)));
-    let bytes = at(offset_of!(ProcSlot, bytes_put))
-        .saturating_sub(at(offset_of!(ProcSlot, committed_bytes)))
-        .saturating_sub(at(offset_of!(ProcSlot, dropped_bytes)));
-    (items, if items == 0 { 0 } else { bytes })
+/// One attached process as read, before its liveness is looked up.
+struct RawProcess {
+    pid: u32,
+    start_time: u64,
+    pid_ns: u64,
+    role: u64,
+    heartbeat_ns: u64,
+    buffered_items: u64,
+    buffered_bytes: u64,
+    puts: u64,
+    gets: u64,
+    full_events: u64,
+    empty_events: u64,
+}
+
+/// The counters as read, before liveness and clocks.
+struct Raw {
+    gets: u64,
+    size: u64,
+    lost: u64,
+    puts: u64,
+    sums: [u64; 8],
+    put_blocked: HistogramSnapshot,
+    get_blocked: HistogramSnapshot,
+    processes: Vec<RawProcess>,
+    flags: u64,
+    maxsize: u64,
+    lock_recoveries: u64,
+    frames_discarded: u64,
+    created_by: u64,
+    created_unix_ns: u64,
+    ring_capacity: u64,
+}
+
+/// Per-slot counters summed into [`Raw::sums`], in this order.
+const SUMMED: [usize; 8] = [
+    offset_of!(ProcSlot, bytes_put),
+    offset_of!(ProcSlot, bytes_got),
+    offset_of!(ProcSlot, full_events),
+    offset_of!(ProcSlot, empty_events),
+    offset_of!(ProcSlot, put_timeouts),
+    offset_of!(ProcSlot, get_timeouts),
+    offset_of!(ProcSlot, decode_errors),
+    offset_of!(ProcSlot, puts),
+];
+
+fn slot_base(i: usize) -> usize {
+    STATS_HEADER_LEN + i * SLOT_LEN
+}
+
+fn hist(v: &impl View, base: usize) -> HistogramSnapshot {
+    HistogramSnapshot {
+        count: v.at(base + offset_of!(Histogram, count)),
+        sum_ns: v.at(base + offset_of!(Histogram, sum_ns)),
+        buckets: std::array::from_fn(|b| v.at(base + offset_of!(Histogram, buckets) + 8 * b)),
+    }
+}
+
+/// Reads the counters: `gets` and the puts for `size` from `early`, then everything else
+/// from `late`. For a live segment both are the same view and the loads happen in this
+/// order. Every get is counted after its item's put, so `gets` read before `puts` keeps
+/// `gets <= puts`; `size` is the puts read before `consumed` and `lost`, so it never
+/// overshoots what the queue held (capacity bounds it); it can only come out low, and not
+/// below zero.
+fn read_raw(early: &impl View, late: &impl View, shape: &Shape, path: &Path) -> Result<Raw, Error> {
+    let slots = shape.slots;
+    let early_sum = |off: usize| {
+        (0..=slots)
+            .map(|i| early.at(slot_base(i) + off))
+            .fold(0, u64::wrapping_add)
+    };
+    let gets = early_sum(offset_of!(ProcSlot, gets));
+    let early_puts = early_sum(offset_of!(ProcSlot, puts));
+    let consumed = late.at(offset_of!(StatsHeader, consumed));
+    let lost = late.at(offset_of!(StatsHeader, lost));
+    let sf = |i: usize, off: usize| late.at(slot_base(i) + off);
+    let mut sums = [0u64; 8];
+    let mut put_blocked = HistogramSnapshot::default();
+    let mut get_blocked = HistogramSnapshot::default();
+    let mut processes = Vec::new();
+    for i in 0..=slots {
+        for (sum, off) in sums.iter_mut().zip(SUMMED) {
+            *sum = sum.wrapping_add(sf(i, off));
+        }
+        put_blocked.add(&hist(
+            late,
+            slot_base(i) + offset_of!(ProcSlot, put_blocked),
+        ));
+        get_blocked.add(&hist(
+            late,
+            slot_base(i) + offset_of!(ProcSlot, get_blocked),
+        ));
+        if i == 0 {
+            continue;
+        }
+        match sf(i, offset_of!(ProcSlot, state)) {
+            slot_state::FREE => continue,
+            slot_state::RESERVED | slot_state::ACTIVE => {}
+            other => return Err(corrupt(path, format!("slot {i} has unknown state {other}"))),
+        }
+        let pid = sf(i, offset_of!(ProcSlot, pid));
+        let pid = u32::try_from(pid)
+            .ok()
+            .filter(|&p| p <= i32::MAX as u32)
+            .ok_or_else(|| corrupt(path, format!("slot {i} has an invalid pid {pid}")))?;
+        let puts = sf(i, offset_of!(ProcSlot, puts));
+        let buffered_items = puts
+            .saturating_sub(sf(i, offset_of!(ProcSlot, committed)))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped)));
+        let buffered_bytes = sf(i, offset_of!(ProcSlot, bytes_put))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, committed_bytes)))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped_bytes)));
+        processes.push(RawProcess {
+            pid,
+            start_time: sf(i, offset_of!(ProcSlot, start_time)),
+            pid_ns: sf(i, offset_of!(ProcSlot, pid_ns)),
+            role: sf(i, offset_of!(ProcSlot, role)),
+            heartbeat_ns: sf(i, offset_of!(ProcSlot, heartbeat_ns)),
+            buffered_items,
+            buffered_bytes: if buffered_items == 0 {
+                0
+            } else {
+                buffered_bytes
+            },
+            puts,
+            gets: sf(i, offset_of!(ProcSlot, gets)),
+            full_events: sf(i, offset_of!(ProcSlot, full_events)),
+            empty_events: sf(i, offset_of!(ProcSlot, empty_events)),
+        });
+    }
+    Ok(Raw {
+        gets,
+        size: early_puts.saturating_sub(consumed).saturating_sub(lost),
+        lost,
+        puts: sums[7],
+        sums,
+        put_blocked,
+        get_blocked,
+        processes,
+        flags: late.at(offset_of!(StatsHeader, flags)),
+        maxsize: late.at(offset_of!(StatsHeader, maxsize)),
+        lock_recoveries: late.at(offset_of!(StatsHeader, lock_recoveries)),
+        frames_discarded: late.at(offset_of!(StatsHeader, frames_discarded)),
+        created_by: late.at(offset_of!(StatsHeader, creator_pid)),
+        created_unix_ns: late.at(offset_of!(StatsHeader, created_unix_ns)),
+        ring_capacity: late.at(offset_of!(StatsHeader, ring_capacity)),
+    })
+}
+
+/// The snapshot of what was read: each process's liveness is looked up now, once.
+fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
+    let now = sys::coarse_now();
+    let processes: Vec<ProcessSnapshot> = raw
+        .processes
+        .into_iter()
+        .map(|p| {
+            let liveness = sys::liveness(p.pid, p.start_time, p.pid_ns);
+            ProcessSnapshot {
+                pid: p.pid,
+                start_time: p.start_time,
+                alive: liveness != Liveness::Dead,
+                liveness,
+                role: Role::from_bits(p.role),
+                heartbeat_age: (p.role != 0 && p.heartbeat_ns != 0)
+                    .then(|| Duration::from_nanos(now.saturating_sub(p.heartbeat_ns))),
+                buffered_items: p.buffered_items,
+                buffered_bytes: p.buffered_bytes,
+                puts: p.puts,
+                gets: p.gets,
+                full_events: p.full_events,
+                empty_events: p.empty_events,
+            }
+        })
+        .collect();
+    let [
+        bytes_put,
+        bytes_got,
+        full_events,
+        empty_events,
+        put_timeouts,
+        get_timeouts,
+        decode_errors,
+        _,
+    ] = raw.sums;
+    Snapshot {
+        name: shape.name,
+        id: id.to_string(),
+        named: raw.flags & FLAG_NAMED != 0,
+        maxsize: raw.maxsize,
+        size: raw.size,
+        puts: raw.puts,
+        gets: raw.gets,
+        bytes_put,
+        bytes_got,
+        full_events,
+        empty_events,
+        put_timeouts,
+        get_timeouts,
+        decode_errors,
+        lost: raw.lost,
+        lock_recoveries: raw.lock_recoveries,
+        frames_discarded: raw.frames_discarded,
+        put_blocked: raw.put_blocked,
+        get_blocked: raw.get_blocked,
+        alive: processes.iter().any(|p| p.alive),
+        processes,
+        created_by: raw.created_by as u32,
+        created_unix_ns: raw.created_unix_ns,
+        ring_capacity: raw.ring_capacity,
+        taken_ns: sys::mono_now(),
+    }
+}
+
+/// Parses a stats segment given as live words (a mapping of this process's own queue);
+/// never reads outside `words`. Public for fuzzing and for the `metrics` feature.
+#[doc(hidden)]
+pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Error> {
+    let v = Live(words);
+    let shape = validate(&v, words.len() * 8, path)?;
+    // Seqlock: retry while a retirement moves counters between slots (bounded in time).
+    let idle = AtomicU64::new(0);
+    let seq = words
+        .get(offset_of!(StatsHeader, retire_seq) / 8)
+        .unwrap_or(&idle);
+    let raw = crate::stats::read_consistent(seq, || read_raw(&v, &v, &shape, path))?;
+    Ok(finish(raw, shape, id))
+}
+
+/// Parses a copy of a stats segment, as observers read it from its file; never reads
+/// outside `bytes`. Public for fuzzing.
+#[doc(hidden)]
+pub fn parse_bytes(bytes: &[u8], path: &Path, id: &str) -> Result<Snapshot, Error> {
+    let v = Copy(bytes);
+    let shape = validate(&v, bytes.len(), path)?;
+    let raw = read_raw(&v, &v, &shape, path)?;
+    Ok(finish(raw, shape, id))
 }
 
 /// Removes the files of stale queues in `$MPQUEUE_DIR` (or the default directory): queues
-/// no live process is attached to. Returns the files removed.
+/// every attached process of which is known to be dead. Returns the files removed.
 ///
 /// # Errors
 /// As for [`list`].
@@ -510,50 +882,16 @@ pub fn cleanup() -> Result<Vec<PathBuf>, Error> {
     cleanup_in(&segment::queue_dir())
 }
 
-/// Removes the files of stale queues in `dir`. A stats file that cannot be parsed is left
-/// alone (it may be someone else's); one that never got initialised is removed once it is
-/// older than a minute.
+/// Removes the files of stale queues in `dir` (see [`QueueRef::remove_if_stale`]).
 ///
 /// # Errors
 /// As for [`list`].
 pub fn cleanup_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut removed = Vec::new();
     for q in list_in(dir)? {
-        let stale = match q.snapshot() {
-            Ok(s) => !s.alive,
-            Err(Error::Corrupt { .. }) => uninitialised_and_old(&q.path),
-            Err(_) => false,
-        };
-        if !stale {
-            continue;
-        }
-        let mut files = vec![q.path.clone()];
-        if let Some(name) = q.id.strip_prefix("q.") {
-            files.insert(0, segment::named_paths(dir, name).0);
-        }
-        for f in files {
-            if std::fs::remove_file(&f).is_ok() {
-                removed.push(f);
-            }
-        }
+        removed.extend(q.remove_if_stale());
     }
     Ok(removed)
-}
-
-fn uninitialised_and_old(path: &Path) -> bool {
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
-    let old = md
-        .modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > Duration::from_secs(60));
-    // A file whose magic is still zero was never published by its creator.
-    let zero_magic = std::fs::read(path)
-        .ok()
-        .is_some_and(|b| b.len() >= 8 && b[..8] == [0; 8]);
-    md.is_file() && old && zero_magic
 }
 
 #[cfg(test)]

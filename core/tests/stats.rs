@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use mpqueue::observe::{self, HistogramSnapshot, Role, Snapshot};
+use mpqueue::observe::{self, HistogramSnapshot, Liveness, Role, Snapshot};
 use mpqueue::{GetError, Queue, process};
 use std::time::{Duration, Instant};
 
@@ -435,4 +435,319 @@ fn counters_off_keeps_sizes_and_liveness() {
     assert_eq!((s.puts, s.gets, s.size), (1, 1, 0));
     assert_eq!(s.empty_events, 0, "per-operation counters are off");
     assert!(s.alive);
+}
+
+/// Runs `f` in a child process (exit code 0 = passed) and fails if it does not end within
+/// `limit`: observers that hang on a hostile file are killed, and the test says what hung.
+fn in_child_within(what: &str, limit: Duration, f: impl FnOnce() -> i32) {
+    let mut child = process::fork(f).unwrap();
+    match child.join_timeout(limit) {
+        Ok(Some(0)) => {}
+        Ok(Some(code)) => panic!("{what}: the child failed with exit code {code}"),
+        Ok(None) => {
+            let _ = child.kill(libc::SIGKILL);
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?}");
+        }
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// Writes `bytes` at `offset` of `path` (as another process of the same user could).
+fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+#[test]
+fn fifos_devices_and_oversized_files_are_refused_without_reading_them() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let _q: Queue<u8> = Queue::builder().name("beside").create().unwrap();
+    let fifo = dir.join("q.f.stats");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", dir.join("q.z.stats")).unwrap();
+    // Sparse, so it costs nothing unless someone reads it all.
+    std::fs::File::create(dir.join("q.huge.stats"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // Bounded: reading the FIFO blocks for ever, reading /dev/zero never ends.
+    in_child_within(
+        "observing a FIFO, a symlink to /dev/zero and a 64 MiB file",
+        Duration::from_secs(30),
+        || {
+            let list = observe::list().unwrap();
+            for r in &list {
+                match (r.name(), r.snapshot()) {
+                    ("beside", Ok(s)) if s.alive => {}
+                    ("f" | "z" | "huge", Err(mpqueue::Error::Corrupt { .. })) => {}
+                    _ => return 2,
+                }
+            }
+            if list.len() != 4 {
+                return 3;
+            }
+            match observe::cleanup() {
+                Ok(removed) if removed.is_empty() => 0,
+                _ => 4,
+            }
+        },
+    );
+    // Not theirs to remove: the files are still there.
+    for f in ["q.f.stats", "q.z.stats", "q.huge.stats", "q.beside.stats"] {
+        assert!(
+            std::fs::symlink_metadata(dir.join(f)).is_ok(),
+            "{f} removed"
+        );
+    }
+    for f in ["q.f.stats", "q.z.stats", "q.huge.stats"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn a_stats_file_shrinking_under_observers_is_an_error_not_a_crash() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<u32> = Queue::builder().name("original").create().unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    // A copy no queue process maps, so only the observers are exposed to the truncation.
+    let copy = dir.join("q.shrinking.stats");
+    std::fs::copy(dir.join("q.original.stats"), &copy).unwrap();
+    let bytes = std::fs::read(&copy).unwrap();
+    let progress = SharedBytes::new(4096);
+    let mut observer = process::fork(|| {
+        let r = observe::list()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name() == "shrinking")
+            .unwrap();
+        let (mut ok, mut failed) = (0u64, 0u64);
+        while ok < 200 || failed < 200 {
+            match r.snapshot() {
+                Ok(s) if s.puts == 3 => ok += 1,
+                Ok(_) => return 2,
+                Err(_) => failed += 1,
+            }
+            progress
+                .word(0)
+                .store(ok, std::sync::atomic::Ordering::Relaxed);
+            progress
+                .word(1)
+                .store(failed, std::sync::atomic::Ordering::Relaxed);
+        }
+        0
+    })
+    .unwrap();
+    // Another process of the same user truncates the file and writes it back, again and
+    // again, while the observer reads it.
+    let f = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+    let status = loop {
+        use std::os::unix::fs::FileExt;
+        if let Some(status) = observer.try_wait().unwrap() {
+            break status;
+        }
+        f.set_len(0).unwrap();
+        f.write_all_at(&bytes, 0).unwrap();
+    };
+    assert_eq!(
+        status,
+        process::Status::Code(0),
+        "the observer died (SIGBUS is signal 7) after {} good and {} failed snapshots",
+        progress.word(0).load(std::sync::atomic::Ordering::Relaxed),
+        progress.word(1).load(std::sync::atomic::Ordering::Relaxed)
+    );
+    std::fs::remove_file(&copy).unwrap();
+}
+
+/// A stats file like `q.NAME.stats` of a real queue but with `slots` process slots, every
+/// one ACTIVE and owned by this (live) process.
+fn forged_stats(dir: &std::path::Path, name: &str, slots: usize) -> std::path::PathBuf {
+    use mpqueue::layout_info::{SLOT_LEN, STATS_HEADER_LEN};
+    let _q: Queue<u8> = Queue::builder().name("template").create().unwrap();
+    let header = std::fs::read(dir.join("q.template.stats")).unwrap();
+    let len = STATS_HEADER_LEN + (slots + 1) * SLOT_LEN;
+    let mut bytes = vec![0u8; len];
+    bytes[..STATS_HEADER_LEN].copy_from_slice(&header[..STATS_HEADER_LEN]);
+    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut bytes, 16, len as u64); // total_len
+    put(&mut bytes, 24, slots as u64 | (SLOT_LEN as u64) << 32); // slot_count, slot_len
+    // Name: the real one's with the same length ("template" and the forged names are 8 bytes).
+    assert_eq!(name.len(), 8);
+    bytes[96..104].copy_from_slice(name.as_bytes());
+    let own = &header[STATS_HEADER_LEN + SLOT_LEN..STATS_HEADER_LEN + 2 * SLOT_LEN];
+    for i in 1..=slots {
+        let at = STATS_HEADER_LEN + i * SLOT_LEN;
+        bytes[at..at + SLOT_LEN].copy_from_slice(own);
+    }
+    let path = dir.join(format!("q.{name}.stats"));
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+#[test]
+fn huge_slot_counts_and_a_toggling_retire_sequence_do_not_stall_observers() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(300));
+    let many = forged_stats(dir, "slots64k", 65_536);
+    let max = forged_stats(dir, "slots4k_", 4096);
+    // A writer keeps a retirement "in progress" and changes the sequence all the time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toggler = {
+        let stop = stop.clone();
+        let (many, max) = (many.clone(), max.clone());
+        std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seq += 1;
+                poke(&many, 400, &seq.to_le_bytes());
+                poke(&max, 400, &seq.to_le_bytes());
+            }
+        })
+    };
+    // Bounded: before the fix one snapshot of either file took minutes.
+    in_child_within("snapshots of forged files", Duration::from_secs(60), || {
+        let list = observe::list().unwrap();
+        let find = |n: &str| list.iter().find(|r| r.name() == n).unwrap().snapshot();
+        // More slots than any queue can have (Builder's max_processes <= 4096).
+        if !matches!(find("slots64k"), Err(mpqueue::Error::Corrupt { .. })) {
+            return 2;
+        }
+        // The largest legal file, its sequence never settling: a best-effort read.
+        match find("slots4k_") {
+            Ok(s) if s.processes.len() == 4096 && s.alive => 0,
+            _ => 3,
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    toggler.join().unwrap();
+    for p in [many, max] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn processes_of_another_pid_namespace_are_never_taken_for_dead() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(60));
+    // A child makes a named queue and is killed: nobody detaches it.
+    let child = process::fork(|| {
+        let q: Queue<u8> = Queue::builder().name("elsewhere").create().unwrap();
+        std::mem::forget(q);
+        // SAFETY: dies without clean-up, as a crash would.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        0
+    })
+    .unwrap();
+    assert!(child.join().is_err());
+    let stats = dir.join("q.elsewhere.stats");
+    // Its slot says it ran in another pid namespace (a container sharing /dev/shm): its
+    // pid means nothing here, so it may be alive.
+    let ns_at = (1024 + 1024 + 48) as u64;
+    let own_ns = std::fs::read(&stats).unwrap()[ns_at as usize..ns_at as usize + 8].to_vec();
+    poke(&stats, ns_at, &0x7fff_fff0u64.to_le_bytes());
+    let r = observe::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name() == "elsewhere")
+        .unwrap();
+    let s = r.snapshot().unwrap();
+    assert!(s.alive, "a process of another namespace is not known dead");
+    assert!(s.processes.iter().all(|p| p.alive));
+    assert_eq!(s.processes[0].liveness, Liveness::Unknown);
+    assert_eq!(s.liveness(), Liveness::Unknown);
+    assert!(observe::cleanup().unwrap().is_empty());
+    assert!(stats.exists());
+    // Recorded in this namespace, the same slot is known dead: the queue is stale.
+    poke(&stats, ns_at, &own_ns);
+    let s = r.snapshot().unwrap();
+    assert!(!s.alive);
+    assert_eq!(s.processes[0].liveness, Liveness::Dead);
+    assert_eq!(s.liveness(), Liveness::Dead);
+    assert_eq!(observe::cleanup().unwrap().len(), 2);
+}
+
+#[test]
+fn without_a_readable_proc_nothing_is_known_dead_or_removed() {
+    let dir = setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let child = process::fork(|| {
+        let q: Queue<u8> = Queue::builder().name("dead-owner").create().unwrap();
+        std::mem::forget(q);
+        // SAFETY: dies without clean-up, as a crash would.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        0
+    })
+    .unwrap();
+    assert!(child.join().is_err());
+    let live: Queue<u8> = Queue::builder().name("live-owner").create().unwrap();
+    let r = |name: &str| {
+        observe::list()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name() == name)
+            .unwrap()
+    };
+    assert_eq!(
+        r("dead-owner").snapshot().unwrap().liveness(),
+        Liveness::Dead
+    );
+    // A child in a mount namespace of its own, with an empty /proc (as in a container that
+    // does not mount it, or with no descriptor left to read it): nothing can be known.
+    in_child_within("observing without /proc", Duration::from_secs(30), || {
+        // SAFETY: plain system calls on constant, valid arguments; the child is
+        // single-threaded (only the forking thread exists in it).
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return 10;
+            }
+            // Private first, so the empty /proc below stays in this namespace.
+            let root = c"/".as_ptr();
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(
+                std::ptr::null(),
+                root,
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return 11;
+            }
+            let (tmpfs, proc_) = (c"tmpfs".as_ptr(), c"/proc".as_ptr());
+            if libc::mount(tmpfs, proc_, tmpfs, 0, std::ptr::null()) != 0 {
+                return 12;
+            }
+        }
+        let (dead, alive) = (r("dead-owner").snapshot(), r("live-owner").snapshot());
+        let unknown = |s: &Result<Snapshot, mpqueue::Error>| {
+            s.as_ref().is_ok_and(|s| {
+                s.alive
+                    && s.liveness() == Liveness::Unknown
+                    && s.processes.iter().all(|p| p.liveness == Liveness::Unknown)
+            })
+        };
+        if !unknown(&dead) || !unknown(&alive) {
+            return 2;
+        }
+        match observe::cleanup() {
+            Ok(removed) if removed.is_empty() => 0,
+            _ => 3,
+        }
+    });
+    assert!(dir.join("q.dead-owner.stats").exists() && dir.join("q.dead-owner.data").exists());
+    // With /proc, the dead owner's queue is stale and goes; the live one stays.
+    assert_eq!(observe::cleanup().unwrap().len(), 2);
+    assert!(r("live-owner").snapshot().unwrap().alive);
+    drop(live);
 }

@@ -376,6 +376,7 @@ mod tests {
                 pid: 7,
                 start_time: 1,
                 alive: true,
+                liveness: mpqueue::observe::Liveness::Alive,
                 role: Role::Producer,
                 heartbeat_age: Some(Duration::from_millis(1500)),
                 buffered_items: 3,

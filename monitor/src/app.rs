@@ -57,13 +57,10 @@ impl QueueRow {
         self.snap.as_ref().map_or(&self.id, |s| &s.name)
     }
 
-    /// `live`, `stale` (no live process attached) or `error`.
+    /// `live`, `stale` (every attached process is dead), `unknown` (none is known alive,
+    /// some cannot be told: another pid namespace, or `/proc` unreadable) or `error`.
     pub fn state(&self) -> &'static str {
-        match &self.snap {
-            Some(s) if s.alive => "live",
-            Some(_) => "stale",
-            None => "error",
-        }
+        self.snap.as_ref().map_or("error", crate::fmt::queue_state)
     }
 }
 
@@ -90,7 +87,7 @@ pub enum SortKey {
     GetP99,
     /// Attached processes.
     Processes,
-    /// live / stale / error.
+    /// live / unknown / stale / error.
     State,
 }
 
@@ -150,8 +147,9 @@ impl SortKey {
             SortKey::Processes => s.map_or(0.0, |s| s.processes.len() as f64),
             SortKey::State => match r.state() {
                 "live" => 0.0,
-                "stale" => 1.0,
-                _ => 2.0,
+                "unknown" => 1.0,
+                "stale" => 2.0,
+                _ => 3.0,
             },
         }
     }

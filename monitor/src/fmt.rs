@@ -24,6 +24,26 @@ fn is_invisible(c: char) -> bool {
     matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0xFEFF)
 }
 
+/// How a process's liveness is shown: `yes`, `dead`, or `unknown` (another pid namespace,
+/// or `/proc` unreadable).
+pub fn liveness(l: mpqueue::observe::Liveness) -> &'static str {
+    match l {
+        mpqueue::observe::Liveness::Alive => "yes",
+        mpqueue::observe::Liveness::Dead => "dead",
+        mpqueue::observe::Liveness::Unknown => "unknown",
+    }
+}
+
+/// A queue's state: `live` (a process attached to it is alive), `stale` (every one is
+/// dead), `unknown` (none known alive, some that cannot be told).
+pub fn queue_state(s: &mpqueue::observe::Snapshot) -> &'static str {
+    match s.liveness() {
+        mpqueue::observe::Liveness::Alive => "live",
+        mpqueue::observe::Liveness::Dead => "stale",
+        mpqueue::observe::Liveness::Unknown => "unknown",
+    }
+}
+
 /// `1234567` → `1.23M`; small numbers as they are.
 pub fn count(n: f64) -> String {
     let a = n.abs();

@@ -31,7 +31,7 @@ pub fn table(snaps: &[Snapshot], errors: &[(String, String)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:<5} {:<5} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>6} {:>8} {:>8} {:>5}",
+        "{:<24} {:<5} {:<7} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>6} {:>8} {:>8} {:>5}",
         "NAME",
         "KIND",
         "STATE",
@@ -49,10 +49,10 @@ pub fn table(snaps: &[Snapshot], errors: &[(String, String)]) -> String {
     for s in snaps {
         let _ = writeln!(
             out,
-            "{:<24} {:<5} {:<5} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>6} {:>8} {:>8} {:>5}",
+            "{:<24} {:<5} {:<7} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>6} {:>8} {:>8} {:>5}",
             escape(&s.name),
             if s.named { "named" } else { "anon" },
-            if s.alive { "live" } else { "stale" },
+            crate::fmt::queue_state(s),
             s.size,
             s.maxsize,
             s.puts,
@@ -93,6 +93,11 @@ pub fn json(dir: &Path, snaps: &[Snapshot], errors: &[(String, String)]) -> Valu
                         "pid": p.pid,
                         "start_time": p.start_time,
                         "alive": p.alive,
+                        "liveness": match p.liveness {
+                            observe::Liveness::Alive => "alive",
+                            observe::Liveness::Dead => "dead",
+                            observe::Liveness::Unknown => "unknown",
+                        },
                         "role": p.role.as_str(),
                         "heartbeat_age_ns": p.heartbeat_age.map(|d| d.as_nanos() as u64),
                         "buffered_items": p.buffered_items,
@@ -108,7 +113,7 @@ pub fn json(dir: &Path, snaps: &[Snapshot], errors: &[(String, String)]) -> Valu
                 "id": s.id,
                 "name": s.name,
                 "named": s.named,
-                "state": if s.alive { "live" } else { "stale" },
+                "state": crate::fmt::queue_state(s),
                 "maxsize": s.maxsize,
                 "size": s.size,
                 "puts": s.puts,

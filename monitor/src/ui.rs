@@ -37,11 +37,17 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
     let rows = app.visible();
     let live = rows.iter().filter(|r| r.state() == "live").count();
     let stale = rows.iter().filter(|r| r.state() == "stale").count();
-    let errors = rows.len() - live - stale;
+    let unknown = rows.iter().filter(|r| r.state() == "unknown").count();
+    let errors = rows.len() - live - stale - unknown;
+    let unknown = if unknown > 0 {
+        format!(", {unknown} unknown")
+    } else {
+        String::new()
+    };
     let mut spans = vec![
         Span::styled(" mpqueue-top ", theme::TITLE),
         Span::raw(format!(
-            " {} queues: {live} live, {stale} stale, {errors} unreadable · {} · every {}",
+            " {} queues: {live} live, {stale} stale{unknown}, {errors} unreadable · {} · every {}",
             rows.len(),
             escape(&app.dir.display().to_string()),
             fmt::duration(app.interval)
@@ -133,7 +139,7 @@ fn list(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(11),
         Constraint::Length(11),
         Constraint::Length(5),
-        Constraint::Length(5),
+        Constraint::Length(7),
     ];
     let empty = rows.is_empty();
     let table = Table::new(rows, widths)
@@ -258,10 +264,10 @@ fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
             escape(&s.id),
             s.created_by,
             fmt::bytes(s.ring_capacity as f64),
-            if s.alive {
-                "live"
-            } else {
-                "stale: no live process attached"
+            match fmt::queue_state(s) {
+                "live" => "live",
+                "stale" => "stale: every attached process is dead",
+                _ => "unknown: no process known alive (another pid namespace, or /proc unreadable)",
             }
         )),
         Line::from(format!(
@@ -391,7 +397,7 @@ fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
                     format!("{} ago", fmt::duration(d))
                 }
             }),
-            if p.alive { "yes" } else { "dead" }.to_string(),
+            fmt::liveness(p.liveness).to_string(),
         ])
         .style(style)
     });
@@ -405,7 +411,7 @@ fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
         Constraint::Length(7),
         Constraint::Length(7),
         Constraint::Length(11),
-        Constraint::Length(5),
+        Constraint::Length(7),
     ];
     let title = format!(" processes: {} attached ", s.processes.len());
     f.render_widget(
@@ -460,7 +466,7 @@ fn help(f: &mut Frame, area: Rect) {
 mod tests {
     use super::*;
     use crate::input::Action;
-    use mpqueue::observe::{ProcessSnapshot, Role};
+    use mpqueue::observe::{Liveness, ProcessSnapshot, Role};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::path::PathBuf;
@@ -487,6 +493,11 @@ mod tests {
             pid,
             start_time: 1000 + u64::from(pid),
             alive,
+            liveness: if alive {
+                Liveness::Alive
+            } else {
+                Liveness::Dead
+            },
             role,
             heartbeat_age: Some(Duration::from_millis(u64::from(pid % 7) * 100)),
             buffered_items: buffered,
@@ -630,6 +641,46 @@ mod tests {
             .collect();
         assert!(!text.contains('\x1b'));
         assert!(text.contains("evil\\u{1b}[2J\\u{a}name"));
+    }
+
+    #[test]
+    fn processes_that_cannot_be_told_are_unknown_not_dead() {
+        let mut app = fixture();
+        let mut s = snap("elsewhere", true, 0, 5, 5, 3_000_000_000, true);
+        for p in &mut s.processes {
+            p.liveness = Liveness::Unknown;
+        }
+        let mut round: Vec<_> = app
+            .visible()
+            .iter()
+            .map(|r| (r.id.clone(), r.snap.clone().ok_or_else(String::new)))
+            .collect();
+        round.push(("q.elsewhere".into(), Ok(s)));
+        app.ingest(round);
+        let screen = |app: &App| -> String {
+            draw(app, 130, 40)
+                .backend()
+                .buffer()
+                .content()
+                .iter()
+                .map(|c| c.symbol())
+                .collect()
+        };
+        let list = screen(&app);
+        assert!(
+            list.contains("3 live, 1 stale, 1 unknown, 1 unreadable"),
+            "{list}"
+        );
+        app.view = crate::app::View::Detail("q.elsewhere".into());
+        let detail = screen(&app);
+        assert!(
+            detail.contains("unknown: no process known alive"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("unknown") && !detail.contains("dead"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -456,3 +456,310 @@ fn bad_flags_get_clear_errors() {
         .unwrap();
     assert!(out.status.success(), "a missing directory is just empty");
 }
+
+/// Runs `cmd` with its output captured, killing it (and failing) if it has not ended
+/// within `limit`: an observer stuck on a hostile file must not hang the suite.
+fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} could not start: {e}"));
+    // Drained meanwhile, so a chatty child never blocks on a full pipe.
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let status = wait_for(limit, || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {limit:?}");
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// `mpqueue-top ARGS`, bounded; asserts it succeeded and returns its stdout.
+fn top_within(args: &[&str], dir: &Path) -> String {
+    let out = run_within(
+        Command::new(bin("mpqueue-top"))
+            .args(args)
+            .arg("--dir")
+            .arg(dir),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "mpqueue-top {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn cleanup_once_and_json_refuse_fifos_and_links_to_devices() {
+    let dir = queue_dir();
+    let _kept: Queue<u8> = Queue::builder()
+        .name("kept")
+        .dir(dir.path())
+        .create()
+        .unwrap();
+    let fifo = dir.path().join("q.f.stats");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("q.z.stats")).unwrap();
+    // Reading the FIFO blocks for ever; reading /dev/zero never ends (and grows memory).
+    let said = top_within(&["--cleanup"], dir.path());
+    assert!(said.contains("no stale queue segments"), "{said}");
+    let table = top_within(&["--once"], dir.path());
+    assert!(
+        table.contains("q.f.stats unreadable:") && table.contains("not a regular file"),
+        "{table}"
+    );
+    assert!(
+        table.contains("q.z.stats unreadable:") && table.contains("symlink"),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("kept ")), "{table}");
+    let v: Value = serde_json::from_str(&top_within(&["--json"], dir.path())).unwrap();
+    assert_eq!(v["errors"].as_array().unwrap().len(), 2);
+    for f in ["q.f.stats", "q.z.stats", "q.kept.stats", "q.kept.data"] {
+        assert!(
+            std::fs::symlink_metadata(dir.path().join(f)).is_ok(),
+            "{f} was removed"
+        );
+    }
+}
+
+/// A child process that holds the named queues `NAME` and `NAME-reply` in `dir` and answers
+/// every `n` put on the first with `n + 1` on the second, until killed.
+fn echo_workload(dir: &Path, name: &str) -> Child {
+    let requests: Queue<u64> = Queue::builder().name(name).dir(dir).create().unwrap();
+    let replies: Queue<u64> = Queue::builder()
+        .name(&format!("{name}-reply"))
+        .dir(dir)
+        .create()
+        .unwrap();
+    let child = process::fork(|| {
+        die_with_parent();
+        // Attaches to both queues: a hello on the replies, then requests.
+        replies.put(0).unwrap();
+        loop {
+            if let Ok(n) = requests.get_timeout(Duration::from_millis(100)) {
+                replies.put(n + 1).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(replies.get_timeout(Duration::from_secs(20)), Ok(0));
+    let pid = u64::from(child.pid());
+    let attached = wait_for(Duration::from_secs(20), || {
+        let v = json(dir);
+        let held = v["queues"]
+            .as_array()?
+            .iter()
+            .filter(|q| {
+                q["processes"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["pid"] == pid))
+            })
+            .count();
+        (held == 2).then_some(())
+    });
+    assert!(
+        attached.is_some(),
+        "the workload never attached to both queues"
+    );
+    // From here on the child alone holds them.
+    drop((requests, replies));
+    child
+}
+
+/// The workload answers through the queues it holds, opened by name from here.
+fn echo_round_trip(dir: &Path, name: &str) {
+    let requests: Queue<u64> = Queue::builder().dir(dir).open(name).unwrap();
+    let replies: Queue<u64> = Queue::builder()
+        .dir(dir)
+        .open(&format!("{name}-reply"))
+        .unwrap();
+    requests.put(41).unwrap();
+    assert_eq!(replies.get_timeout(Duration::from_secs(20)), Ok(42));
+}
+
+#[test]
+fn cleanup_from_another_pid_namespace_keeps_live_queues() {
+    let dir = queue_dir();
+    let workload = echo_workload(dir.path(), "nsq");
+    let files = [
+        "q.nsq.data",
+        "q.nsq.stats",
+        "q.nsq-reply.data",
+        "q.nsq-reply.stats",
+    ];
+    // A container that shares /dev/shm but has its own pid namespace (and /proc).
+    let top = bin("mpqueue-top");
+    let out = run_within(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(&top)
+            .arg("--cleanup")
+            .arg("--dir")
+            .arg(dir.path()),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "unshare must be installed and work: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("no stale queue segments"), "{said}");
+    for f in files {
+        assert!(dir.path().join(f).exists(), "{f} was removed: {said}");
+    }
+    // Seen from there, the workload's processes are unknown, not dead.
+    let out = run_within(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(&top)
+            .arg("--json")
+            .arg("--dir")
+            .arg(dir.path()),
+        Duration::from_secs(30),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for q in v["queues"].as_array().unwrap() {
+        assert_eq!(q["state"], "unknown", "{q}");
+        assert_eq!(q["processes"][0]["liveness"], "unknown", "{q}");
+    }
+    echo_round_trip(dir.path(), "nsq");
+    stop(vec![workload]);
+}
+
+#[test]
+fn cleanup_without_a_readable_proc_removes_nothing() {
+    let dir = queue_dir();
+    let d = dir.path().to_path_buf();
+    let crashed = process::fork(move || {
+        let q: Queue<u8> = Queue::builder().name("gone").dir(&d).create().unwrap();
+        std::mem::forget(q);
+        // SAFETY: dies without clean-up, as a crash would.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        0
+    })
+    .unwrap();
+    assert!(crashed.join().is_err());
+    let workload = echo_workload(dir.path(), "held");
+    // An empty /proc in a mount namespace of its own: no process can be known dead.
+    let script = format!(
+        "mount -t tmpfs none /proc && exec '{}' --cleanup --dir '{}'",
+        bin("mpqueue-top").display(),
+        dir.path().display()
+    );
+    let out = run_within(
+        Command::new("unshare").args(["--mount", "sh", "-c", &script]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "unshare must be installed and work: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("no stale queue segments"), "{said}");
+    for f in ["q.gone.data", "q.gone.stats", "q.held.data", "q.held.stats"] {
+        assert!(dir.path().join(f).exists(), "{f} was removed: {said}");
+    }
+    echo_round_trip(dir.path(), "held");
+    // With /proc, the crashed creator's queue is known stale and goes; the live one stays.
+    let said = top_within(&["--cleanup"], dir.path());
+    assert!(
+        said.contains("q.gone.stats") && !said.contains("held"),
+        "{said}"
+    );
+    echo_round_trip(dir.path(), "held");
+    stop(vec![workload]);
+}
+
+#[test]
+fn dashboard_survives_stats_files_shrinking_under_it() {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = queue_dir();
+    let q: Queue<u64> = Queue::builder()
+        .name("original")
+        .dir(dir.path())
+        .create()
+        .unwrap();
+    q.put(1).unwrap();
+    // Copies that no queue process maps: only the dashboard is exposed to the truncation.
+    let bytes = std::fs::read(dir.path().join("q.original.stats")).unwrap();
+    let copies: Vec<std::fs::File> = (0..20)
+        .map(|i| {
+            let p = dir.path().join(format!("q.shrink{i}.stats"));
+            std::fs::write(&p, &bytes).unwrap();
+            std::fs::OpenOptions::new().write(true).open(p).unwrap()
+        })
+        .collect();
+    let t = Tmux::start(
+        &format!(
+            "{} --dir {} --interval 50ms",
+            bin("mpqueue-top").display(),
+            dir.path().display()
+        ),
+        130,
+        40,
+    );
+    // The copies keep the original's name (it is in the file), so they are counted.
+    t.wait_screen("the copies listed", |s| s.contains("21 queues: 21 live"));
+    // Another process of the same user truncates them and writes them back, again and again.
+    let stop_flag = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop_flag.load(Ordering::Relaxed) {
+                for f in &copies {
+                    f.set_len(0).unwrap();
+                    f.write_all_at(&bytes, 0).unwrap();
+                }
+            }
+        });
+        // Count the frames drawn after a refresh that caught a copy cut short (its row
+        // shows it unreadable): each such refresh read files that were shrinking.
+        let mut caught = 0;
+        let mut last = String::new();
+        let survived = wait_for(Duration::from_secs(60), || {
+            let s = t.screen();
+            if s.contains("EXITED") {
+                last = s;
+                return Some(false);
+            }
+            // The header names the unreadable count too; a row more is a short copy.
+            if s != last && s.lines().filter(|l| l.contains("unreadable")).count() > 1 {
+                caught += 1;
+            }
+            last = s;
+            (caught >= 10).then_some(true)
+        });
+        stop_flag.store(true, Ordering::Relaxed);
+        assert_eq!(
+            survived,
+            Some(true),
+            "the dashboard died (SIGBUS exits with 135) or never caught a short file:\n{last}"
+        );
+    });
+    t.send(&["q"]);
+    t.wait_screen("clean exit", |s| s.contains("EXITED rc=0"));
+    assert_eq!(t.display("#{alternate_on}"), "0", "terminal restored");
+}
