@@ -217,6 +217,6 @@ pub fn line_round_trip_ns() -> f64 {
         }
         start
     });
-    crate::unpin_all();
+    crate::shared::unpin_all();
     start.elapsed().as_nanos() as f64 / ROUNDS as f64
 }

@@ -36,3 +36,11 @@ pub fn run(peer: &str, args: &[String]) -> anyhow::Result<Vec<f64>> {
         })
         .collect()
 }
+
+/// Runs one scenario for `peer` that prints one figure, and returns it.
+pub fn figure(peer: &str, args: &[String]) -> anyhow::Result<f64> {
+    run(peer, args)?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no output"))
+}

@@ -72,6 +72,18 @@ pub fn pin(cpu: usize) {
     }
 }
 
+/// Back to every CPU after a pinned scenario.
+pub fn unpin_all() {
+    // SAFETY: builds a cpu_set_t with every online CPU and applies it to this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// Which CPUs the two sides run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -180,8 +192,8 @@ pub fn pingpong(
         }
         Ok::<_, anyhow::Error>(())
     });
-    crate::unpin_all();
+    unpin_all();
     result?;
     anyhow::ensure!(child.join()? == 0, "the echo process failed");
-    Ok(crate::percentiles(&mut rtts))
+    Ok(crate::measure::percentiles(&mut rtts))
 }

@@ -1,0 +1,74 @@
+//! The subcommands: one scenario alone, its figure printed to stdout, for profiling with
+//! `perf` or `valgrind --tool=callgrind` and for A/B runs of a change.
+
+use crate::items::{B64, Item};
+use crate::shared::{Placement, unpin_all};
+use crate::{limits, mpq};
+
+/// Whether the queue keeps its counters (`instructions ITEMS on|off`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Counters {
+    On,
+    Off,
+}
+
+/// mpqueue `producers`→`consumers`, 64 B items, `items` in all, unpinned, counters on.
+pub fn profile(
+    items: u64,
+    producers: usize,
+    consumers: usize,
+    maxsize: usize,
+) -> anyhow::Result<()> {
+    let tput = mpq::tput::<B64>(producers, consumers, items, Placement::Free, true, maxsize)?;
+    println!("{tput:.0} items/s");
+    Ok(())
+}
+
+/// `items` 1 MiB items through mpqueue, then through a raw pipe, `reps` times.
+pub fn big(items: u64, reps: usize) -> anyhow::Result<()> {
+    for _ in 0..reps {
+        println!(
+            "mpqueue {:.0} MB/s, raw pipe {:.0} MB/s",
+            mpq::big(items)?,
+            limits::pipe_big(items)?
+        );
+    }
+    Ok(())
+}
+
+/// The shared-memory SPSC ring limit with `items` 64 B items.
+pub fn ring(items: u64) -> anyhow::Result<()> {
+    println!(
+        "{:.0} items/s",
+        limits::shm_ring(items, 64, Placement::Free)?
+    );
+    Ok(())
+}
+
+/// `round_trips` ping-pongs through mpqueue and through a raw pipe, per placement.
+pub fn pingpong(round_trips: usize) -> anyhow::Result<()> {
+    for place in [Placement::Same, Placement::Cross, Placement::Free] {
+        let (m50, m99) = mpq::pingpong(round_trips, place)?;
+        let (p50, p99) = limits::pipe_pingpong(round_trips, place)?;
+        unpin_all();
+        println!(
+            "{}: mpqueue {m50:.1}/{m99:.1} µs, raw pipe {p50:.1}/{p99:.1} µs",
+            place.label()
+        );
+    }
+    Ok(())
+}
+
+/// Puts and gets `items` 64 B items in this process, one by one, and prints nothing: the
+/// program whose instructions the full run counts under callgrind
+/// (`report::counters::count_instructions`).
+pub fn instructions(items: u64, counters: Counters) -> anyhow::Result<()> {
+    let q: mpqueue::Queue<B64> = mpqueue::Queue::builder()
+        .stats(matches!(counters, Counters::On))
+        .create()?;
+    for _ in 0..items {
+        q.put(B64::make())?;
+        q.get()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The targets table: the project's goals as ratios within this run, from the figures of
+//! the sections before it.
+
+use super::Versus;
+use crate::measure::{Fig, Rows};
+use std::fmt::Write as _;
+
+/// What the targets are computed from.
+pub struct Findings<'a> {
+    /// The throughput table.
+    pub rows: &'a Rows,
+    /// Ping-pong medians on the same CPU and across CPUs.
+    pub rtt_same: Versus,
+    pub rtt_cross: Versus,
+    /// 1 MiB items, MB/s.
+    pub big: Versus,
+    /// The counters' cost in instructions per put + get.
+    pub instructions: String,
+    /// The counters' wall-clock cost, 1→1 then 4→4.
+    pub wall: Vec<String>,
+}
+
+/// Writes the table.
+pub fn write(md: &mut String, f: &Findings) -> anyhow::Result<()> {
+    writeln!(md, "\n## Targets (ratios within this run)\n")?;
+    writeln!(
+        md,
+        "Throughput ratios are the median of the ratios round by round (the two figures of a round ran in the same pass over the table, seconds apart), with their range.\n"
+    )?;
+    writeln!(md, "| target | wanted | measured |\n|---|---|---|")?;
+    for (target, wanted, measured) in targets(f) {
+        writeln!(md, "| {target} | {wanted} | {measured} |")?;
+    }
+    Ok(())
+}
+
+/// Each target: what it compares, the wanted figure, the measured one.
+fn targets(f: &Findings) -> [(&'static str, &'static str, String); 12] {
+    let get = |row: &str, col: usize| f.rows.iter().find(|(l, _)| l == row).map(|(_, f)| &f[col]);
+    let one = "1→1, 64 B";
+    let four = "4→4, 64 B";
+    [
+        (
+            "1→1 64 B vs Python multiprocessing.Queue",
+            "≥ 30×",
+            paired(get(one, 0), get(one, 1), "×"),
+        ),
+        (
+            "1→1 64 B vs ipc-channel",
+            "> 1×",
+            paired(get(one, 0), get(one, 3), "×"),
+        ),
+        (
+            "1→1 64 B vs shm SPSC ring limit",
+            "≥ 0.20",
+            paired(get(one, 0), get(one, 5), ""),
+        ),
+        (
+            "4→4 64 B vs Python multiprocessing.Queue",
+            "≥ 20×",
+            paired(get(four, 0), get(four, 1), "×"),
+        ),
+        (
+            "4→4 64 B vs faster-fifo",
+            "≥ 20×",
+            paired(get(four, 0), get(four, 2), "×"),
+        ),
+        (
+            "4→4 64 B vs mpqueue's own 1→1",
+            "≥ 0.50",
+            paired(get(four, 0), get(one, 0), ""),
+        ),
+        (
+            "ping-pong median vs raw pipe, same CPU",
+            "≤ 1",
+            ratio(&f.rtt_same),
+        ),
+        (
+            "ping-pong median vs raw pipe, cross CPU",
+            "≤ 1",
+            ratio(&f.rtt_cross),
+        ),
+        (
+            "1 MiB items vs raw pipe (1 MiB buffer)",
+            "≥ 0.70",
+            ratio(&f.big),
+        ),
+        (
+            "counters on vs off: instructions per put + get (deterministic)",
+            "≤ 5%",
+            f.instructions.clone(),
+        ),
+        (
+            "counters on vs off: 1→1 64 B wall clock (noisy here)",
+            "≤ 5%",
+            f.wall[0].clone(),
+        ),
+        (
+            "counters on vs off: 4→4 64 B wall clock (noisy here)",
+            "≤ 5%",
+            f.wall[1].clone(),
+        ),
+    ]
+}
+
+/// Two cells of the throughput table ran in the same rounds: the median of the ratios
+/// round by round (each round's pair saw the same state of the machine), with their range.
+/// `unit` follows the median ("×" for speed-ups, "" for fractions).
+fn paired(a: Option<&Fig>, b: Option<&Fig>, unit: &str) -> String {
+    match (a, b) {
+        (Some(Fig::Val { runs: x, .. }), Some(Fig::Val { runs: y, .. })) if x.len() == y.len() => {
+            let mut r: Vec<f64> = x.iter().zip(y).map(|(a, b)| a / b).collect();
+            r.sort_by(f64::total_cmp);
+            if r.len() == 1 {
+                format!("{:.2}{unit}", r[0])
+            } else {
+                format!(
+                    "{:.2}{unit} (rounds {:.2}–{:.2})",
+                    r[r.len() / 2],
+                    r[0],
+                    r[r.len() - 1]
+                )
+            }
+        }
+        _ => "n/a".into(),
+    }
+}
+
+/// mpqueue's median over the pipe's.
+fn ratio(v: &Versus) -> String {
+    match (v.mpqueue, v.pipe) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    }
+}
