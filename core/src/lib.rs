@@ -51,6 +51,7 @@
 mod capacity;
 mod channel;
 mod codec;
+mod dir;
 mod error;
 mod layout;
 #[cfg(feature = "metrics")]

@@ -389,7 +389,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for stop_after in 1..40 {
             let seg = queue(dir.path());
-            let i = attach(&seg, false, None, None).unwrap();
+            let i = attach(&seg, false, Some(segment::CREATOR_SLOT), None).unwrap();
             let s = seg.slot(i);
             s.puts.store(10, Relaxed);
             s.committed.store(7, Relaxed);

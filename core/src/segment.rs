@@ -5,184 +5,21 @@
 //! anonymous shared mapping inherited by `fork`). Files are created `O_EXCL|O_NOFOLLOW` with
 //! mode 0600 (or the builder's mode); openers never follow symlinks and validate everything.
 
+use crate::dir::QueueDir;
+pub use crate::dir::{DIR_ENV, queue_dir};
 use crate::error::Error;
 use crate::layout::{
     DATA_HEADER_LEN, DATA_LAYOUT_MAJOR, DATA_LAYOUT_VERSION, DATA_MAGIC, DataHeader, LAYOUT_MAJOR,
     LAYOUT_VERSION, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader,
-    stats_len,
+    slot_state, stats_len,
 };
 use crate::sync::Event;
 use crate::sys::{self, Mapping};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
-use nix::unistd::UnlinkatFlags;
-use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Environment variable naming the directory of queue segments.
-pub const DIR_ENV: &str = "MPQUEUE_DIR";
-
-/// The segment directory: `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`.
-pub fn queue_dir() -> PathBuf {
-    match std::env::var_os(DIR_ENV) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(format!("/dev/shm/mpqueue-{}", sys::uid())),
-    }
-}
-
-/// The queue directory, opened without following symlinks and checked on its descriptor:
-/// it belongs to this user (the effective uid) and no one else can write it. Files are
-/// created and opened relative to the descriptor, so the directory checked is the one used.
-pub(crate) struct QueueDir {
-    fd: OwnedFd,
-    path: PathBuf,
-    /// Trust extends to this user's groups (`group_access`).
-    group: bool,
-}
-
-/// Whether the owner `uid`/`gid` and `mode` of a directory or segment may be trusted.
-fn trusted(uid: u32, gid: u32, mode: u32, group: bool) -> bool {
-    let mine = uid == nix::unistd::geteuid().as_raw();
-    if mode & 0o002 != 0 {
-        return false;
-    }
-    mine || (group && in_my_groups(gid))
-}
-
-fn in_my_groups(gid: u32) -> bool {
-    nix::unistd::getegid().as_raw() == gid
-        || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|g| g.as_raw() == gid))
-}
-
-fn untrusted(path: &Path, st: &nix::sys::stat::FileStat, what: &str) -> Error {
-    Error::Untrusted {
-        path: path.into(),
-        owner: st.st_uid,
-        mode: st.st_mode & 0o7777,
-        advice: format!(
-            "{what} must belong to you (uid {}) and be writable by no one else \
-             (group members too, with group_access): another user may have planted it. \
-             Remove it, or set {DIR_ENV} to a directory of your own",
-            nix::unistd::geteuid()
-        ),
-    }
-}
-
-impl QueueDir {
-    /// Opens `path` (creating it 0700, or 0750 for `group`, if `create`) and checks it.
-    pub(crate) fn open(path: &Path, create: bool, group: bool) -> Result<Self, Error> {
-        if create {
-            let mode = Mode::from_bits_truncate(if group { 0o750 } else { 0o700 });
-            match nix::unistd::mkdir(path, mode) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(Errno::EACCES | Errno::EPERM) => {
-                    return Err(Error::PermissionDenied { path: path.into() });
-                }
-                Err(e) => return Err(Error::io(format!("creating {}", path.display()), e.into())),
-            }
-        }
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| match e {
-            Errno::ELOOP | Errno::ENOTDIR => Error::Corrupt {
-                path: path.into(),
-                reason: "not a directory (symlinks are not followed)".into(),
-            },
-            Errno::EACCES | Errno::EPERM => Error::PermissionDenied { path: path.into() },
-            e => Error::io(format!("opening {}", path.display()), e.into()),
-        })?;
-        let st = nix::sys::stat::fstat(&fd)
-            .map_err(|e| Error::io(format!("checking {}", path.display()), e.into()))?;
-        if !trusted(st.st_uid, st.st_gid, st.st_mode, group) || st.st_mode & 0o020 != 0 && !group {
-            return Err(untrusted(path, &st, "a queue directory"));
-        }
-        Ok(QueueDir {
-            fd,
-            path: path.into(),
-            group,
-        })
-    }
-
-    /// The directory's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Creates `file` (`O_EXCL`, no symlink) with exactly `mode` and `len` allocated bytes.
-    fn create_file(&self, file: &str, name: &str, mode: u32, len: usize) -> Result<File, Error> {
-        let path = self.path.join(file);
-        let flags =
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(&self.fd, file, flags, Mode::from_bits_truncate(mode))
-            .map_err(|e| open_error(&path, name, e.into()))?;
-        let f = File::from(fd);
-        // The umask may have cleared bits the caller asked for: set the mode exactly. The
-        // pages are allocated now, so a full /dev/shm fails here instead of killing a
-        // process with SIGBUS later.
-        let sized = nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(mode))
-            .and_then(|()| nix::unistd::ftruncate(&f, len as libc::off_t))
-            .and_then(|()| nix::fcntl::posix_fallocate(&f, 0, len as libc::off_t));
-        if let Err(e) = sized {
-            let _ = self.remove(file);
-            let what = if e == Errno::ENOSPC {
-                format!(
-                    "no space for the queue's shared memory ({len} bytes) in {}",
-                    self.path.display()
-                )
-            } else {
-                format!("sizing {}", path.display())
-            };
-            return Err(Error::io(what, e.into()));
-        }
-        Ok(f)
-    }
-
-    /// Opens the existing segment `file` (no symlink, regular, at least `min_len` bytes,
-    /// owned by this user or, with `group`, by one of its groups). Returns it and its length.
-    fn open_file(
-        &self,
-        file: &str,
-        name: &str,
-        writable: bool,
-        min_len: usize,
-    ) -> Result<(File, usize), Error> {
-        let path = self.path.join(file);
-        let access = if writable {
-            OFlag::O_RDWR
-        } else {
-            OFlag::O_RDONLY
-        };
-        let flags = access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(&self.fd, file, flags, Mode::empty())
-            .map_err(|e| open_error(&path, name, e.into()))?;
-        let st = nix::sys::stat::fstat(&fd)
-            .map_err(|e| Error::io(format!("checking {}", path.display()), e.into()))?;
-        let corrupt = |reason: String| Error::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(corrupt("not a regular file".into()));
-        }
-        if !trusted(st.st_uid, st.st_gid, st.st_mode, self.group) {
-            return Err(untrusted(&path, &st, "a queue segment"));
-        }
-        let len = usize::try_from(st.st_size).map_err(|_| corrupt("bad length".into()))?;
-        if len < min_len {
-            return Err(corrupt(format!("{len} bytes is too short")));
-        }
-        Ok((File::from(fd), len))
-    }
-
-    /// Removes `file` from the directory.
-    pub(crate) fn remove(&self, file: &str) -> nix::Result<()> {
-        nix::unistd::unlinkat(&self.fd, file, UnlinkatFlags::NoRemoveDir)
-    }
-}
 
 /// Checks a queue name: 1 to 100 bytes of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
@@ -305,19 +142,6 @@ pub(crate) fn slot_in(stats: &Mapping, i: usize) -> &ProcSlot {
     // SAFETY: the offset and length are inside the mapping (asserted); ProcSlot is repr(C)
     // of atomics, valid for any bit pattern, and SLOT_LEN-aligned offsets keep it aligned.
     unsafe { &*(stats.ptr().add(off) as *const ProcSlot) }
-}
-
-fn open_error(path: &Path, name: &str, e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound { name: name.into() },
-        io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.into() },
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path: path.into() },
-        _ if e.raw_os_error() == Some(libc::ELOOP) => Error::Corrupt {
-            path: path.into(),
-            reason: "is a symlink (not followed)".into(),
-        },
-        _ => Error::io(format!("opening {}", path.display()), e),
-    }
 }
 
 /// Waits (bounded) for the creator to publish `magic`, then checks magic and version.
@@ -481,9 +305,18 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
     h.ring_capacity.store(p.ring_capacity as u64, Relaxed);
     h.max_item.store(p.max_item, Relaxed);
     let pid = sys::pid();
+    let start = sys::process_start_time(pid).unwrap_or(0);
     h.creator_pid.store(pid as u64, Relaxed);
-    h.creator_start
-        .store(sys::process_start_time(pid).unwrap_or(0), Relaxed);
+    h.creator_start.store(start, Relaxed);
+    // Slot 1 is reserved for the creator before anyone can see the queue, so the queue
+    // counts as attached from the start: a process that opens and leaves it before the
+    // creator attaches does not remove it (the creator takes the slot over).
+    let first = seg.slot(CREATOR_SLOT);
+    first.pid.store(u64::from(pid), Relaxed);
+    first.start_time.store(start, Relaxed);
+    first.pid_ns.store(sys::pid_namespace(), Relaxed);
+    first.state.store(slot_state::RESERVED, Relaxed);
+    h.attached.store(1, Relaxed);
     h.created_unix_ns.store(sys::realtime_now(), Relaxed);
     h.flags.store(u64::from(p.name.is_some()), Relaxed);
     let id = queue_id();
@@ -612,6 +445,9 @@ pub fn unlink(dir: &Path, name: &str) -> Result<bool, Error> {
     }
     Ok(removed)
 }
+
+/// The slot reserved for the creator of a new queue (see `create`).
+pub(crate) const CREATOR_SLOT: usize = 1;
 
 /// Flag bit: the queue is named.
 pub const FLAG_NAMED: u64 = 1;

@@ -1,7 +1,7 @@
 //! Options for a new queue or for opening a named one, and the two ways to get a handle:
 //! `create` and `open`.
 
-use super::core::{Core, Opts};
+use super::core::{Core, DEFAULT_FLUSH_TIMEOUT, Opts};
 use super::{Handle, Queue};
 use crate::error::Error;
 use crate::layout;
@@ -22,8 +22,6 @@ pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
 /// Default number of processes that can be attached at once.
 pub const DEFAULT_MAX_PROCESSES: usize = 64;
-/// Default time the exit flush waits for a reader to make room before dropping what is left.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest `max_item_size` accepted from a builder or a segment.
 const MAX_ITEM_LIMIT: usize = 1 << 40;
 /// Times `open` (and `open_or_create`) looks a name up again when the queue went away
@@ -225,7 +223,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
             }
         };
         let opts = self.opts(params.maxsize, params.max_item);
-        let core = Core::new(seg, opts)?;
+        let core = Core::new(seg, opts, Some(segment::CREATOR_SLOT))?;
         Ok(Queue {
             handle: Arc::new(Handle { core }),
             _items: PhantomData,
@@ -258,7 +256,7 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
                 .max_item_set
                 .map_or(max_item, |m| max_item.min(m as u64));
             let opts = self.opts(h.maxsize.load(Relaxed), max_item);
-            match Core::new(seg, opts) {
+            match Core::new(seg, opts, None) {
                 // The last process detached as we attached: look the name up again.
                 Err(Error::Removed { .. }) if tries < RETRIES => tries += 1,
                 Err(e) => return Err(e),

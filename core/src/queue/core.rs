@@ -1,7 +1,6 @@
 //! One queue's state in one process: the shared segments, this process's slot, buffer and
 //! feeder (replaced in a forked child), and the put and get paths down to the channel.
 
-use super::builder::DEFAULT_FLUSH_TIMEOUT;
 use crate::capacity::Capacity;
 use crate::channel::{Channel, Partial, ReadStop, Reader};
 use crate::error::{Error, GetError, JoinError, PutError};
@@ -18,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Default time the exit flush waits for a reader to make room before dropping what is left.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `get` that finds another process's parked item at the head of the ring looks again
 /// this often.
 const PARKED_POLL: Duration = Duration::from_millis(5);
@@ -129,7 +130,13 @@ impl Local {
 }
 
 impl Core {
-    pub(super) fn new(seg: Segments, opts: Opts) -> Result<Arc<Self>, Error> {
+    /// A handle on `seg` for this process, attached at once: to the slot reserved for it
+    /// when `reserved` (the creator's), else to a free one.
+    pub(super) fn new(
+        seg: Segments,
+        opts: Opts,
+        reserved: Option<usize>,
+    ) -> Result<Arc<Self>, Error> {
         let core = Arc::new(Core {
             seg,
             opts,
@@ -137,6 +144,9 @@ impl Core {
             origin: registry::generation(),
             claim: AtomicU64::new(0),
         });
+        if let Some(slot) = reserved {
+            core.restore_claim(slot);
+        }
         core.local(None)?;
         registry::register(&core);
         Ok(core)
@@ -513,10 +523,7 @@ impl Core {
         let c = self.claim.load(SeqCst);
         (c != 0
             && c >> 16 == registry::generation()
-            && self
-                .claim
-                .compare_exchange(c, 0, SeqCst, Relaxed)
-                .is_ok())
+            && self.claim.compare_exchange(c, 0, SeqCst, Relaxed).is_ok())
         .then_some((c & 0xffff) as usize)
     }
 }

@@ -5,11 +5,11 @@ mod builder;
 mod core;
 mod feeder;
 
+pub(crate) use self::core::Core;
+pub use self::core::DEFAULT_FLUSH_TIMEOUT;
 pub use builder::{
-    Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, STATS_ENV,
+    Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
-pub(crate) use core::Core;
 
 use crate::codec::{self, EncodeError};
 use crate::error::{Error, GetError, JoinError, PutError};
