@@ -45,7 +45,7 @@ impl<'a> Capacity<'a> {
         let accepted = if self.maxsize > 0 {
             h.reserved.load(Acquire)
         } else {
-            crate::stats::total_puts(self.seg)
+            total_puts(self.seg)
         };
         accepted
             .saturating_sub(h.consumed.load(Acquire))
@@ -122,4 +122,13 @@ impl<'a> Capacity<'a> {
             }
         }
     }
+}
+
+/// Items ever accepted by `put`, over live, dead and retired processes.
+fn total_puts(seg: &Segments) -> u64 {
+    sync::read_consistent(&seg.stats().retire_seq, || {
+        (0..=seg.slot_count())
+            .map(|i| seg.slot(i).puts.load(Acquire))
+            .fold(0u64, u64::wrapping_add)
+    })
 }

@@ -31,6 +31,9 @@ pub const DATA_HEADER_LEN: usize = 4096;
 pub const STATS_HEADER_LEN: usize = 1024;
 /// Bytes per process slot.
 pub const SLOT_LEN: usize = 1024;
+/// Most process slots a stats segment can have: `Builder::max_processes` is at most this.
+/// Observers refuse files that claim more.
+pub(crate) const MAX_SLOTS: usize = 4096;
 /// Longest queue name or label, in bytes.
 pub const NAME_MAX: usize = 128;
 /// Histogram buckets: bucket `i < 27` counts waits up to `2^(10+i)` ns (1.024 µs … 68.7 s);

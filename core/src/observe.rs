@@ -30,12 +30,13 @@
 //! ```
 
 use crate::error::Error;
+use crate::layout::MAX_SLOTS;
 use crate::layout::{
     HIST_BUCKETS, Histogram, LAYOUT_MAJOR, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN,
     STATS_MAGIC, StatsHeader, bucket_upper_ns, role, slot_state, stats_len,
 };
 use crate::segment::{self, FLAG_NAMED};
-use crate::stats::{MAX_SLOTS, RETRY_NS};
+use crate::sync::RETRY_NS;
 use crate::sys;
 use std::fs::File;
 use std::mem::offset_of;
@@ -511,7 +512,7 @@ impl StatsFile {
     /// and `puts` from the second, so that every item counted as got was counted as put
     /// (`gets <= puts`), as the counters' store order promises; `size` takes the puts of the
     /// first copy and `consumed` of the second, so it never shows more than the queue held. Attempts go on for at most [`RETRY_NS`], after which the last copies are
-    /// used as they are (see [`crate::stats::RETRY_NS`]).
+    /// used as they are (see [`crate::sync::RETRY_NS`]).
     fn snapshot(&self, id: &str) -> Result<Snapshot, Error> {
         let mut head = [0u8; STATS_HEADER_LEN];
         self.read_into(&mut head)?;
@@ -859,7 +860,7 @@ pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Err
     let seq = words
         .get(offset_of!(StatsHeader, retire_seq) / 8)
         .unwrap_or(&idle);
-    let raw = crate::stats::read_consistent(seq, || read_raw(&v, &v, &shape, path))?;
+    let raw = crate::sync::read_consistent(seq, || read_raw(&v, &v, &shape, path))?;
     Ok(finish(raw, shape, id))
 }
 

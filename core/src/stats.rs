@@ -1,72 +1,128 @@
-//! Consistent reads of a stats segment: a seqlock over `retire_seq` (odd while a slot is
-//! being folded into the retired totals), bounded by time.
+//! The one writer of a process's counters in its stats slot: every count that `put` and
+//! `get` make goes through [`Counters`], and the on/off switch (`Builder::stats`,
+//! `MPQUEUE_STATS=off`) is applied here and nowhere else.
+//!
+//! Off turns off what only observers read: roles and heartbeats, Full/Empty events,
+//! timeouts, decode errors and the blocked-time histograms. What the queue itself needs is
+//! always kept: `puts` and `gets` (size), `reserving` (capacity), and bytes in and out. The
+//! ring's `committed` counts and `dropped` are written by the channel and by `procs`.
+//! Counter adds are `Relaxed`: each slot is written only by its owner, and observers need
+//! no order between counters except the one noted on `got`.
 
-use crate::segment::Segments;
+use crate::layout::{self, Histogram, ProcSlot, role};
 use crate::sys;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::sync::atomic::{AtomicU64, fence};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
-/// Most process slots a stats segment can have: `Builder::max_processes` is at most this.
-/// Observers refuse files that claim more.
-pub(crate) const MAX_SLOTS: usize = 4096;
+/// Which blocking call waited.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Blocked {
+    /// `put` waited for capacity.
+    Put,
+    /// `get` waited for an item.
+    Get,
+}
 
-/// How long a reader retries while retirements keep moving counters between slots. A real
-/// retirement takes microseconds; a sequence that is still odd or still changing after this
-/// long belongs to a process that died or stopped in the middle of one, or to a hostile
-/// writer. The reader then takes its last read as it is: the counts of the slot being
-/// retired may be missing from it or counted twice.
-pub(crate) const RETRY_NS: u64 = 5_000_000;
+/// This process's counters of one queue.
+pub(crate) struct Counters<'a> {
+    slot: &'a ProcSlot,
+    on: bool,
+}
 
-/// Runs `read` until it saw no retirement in progress, for at most [`RETRY_NS`]; after that
-/// the last result is returned as it is.
-pub(crate) fn read_consistent<R>(seq: &AtomicU64, read: impl Fn() -> R) -> R {
-    let deadline = sys::mono_now() + RETRY_NS;
-    loop {
-        let before = seq.load(Acquire);
-        if !before.is_multiple_of(2) {
-            if sys::mono_now() >= deadline {
-                return read();
-            }
-            std::thread::yield_now();
-            continue;
+impl<'a> Counters<'a> {
+    /// The counters in `slot`, with the optional ones `on` or off.
+    pub(crate) fn new(slot: &'a ProcSlot, on: bool) -> Self {
+        Counters { slot, on }
+    }
+
+    /// An item `put` accepted (`bytes` encoded): counted before it can be read, so that
+    /// `gets <= puts` in any snapshot. On a bounded queue its capacity unit stops being
+    /// "reserving" now.
+    pub(crate) fn accepted(&self, bytes: usize, bounded: bool) {
+        let s = self.slot;
+        let ops = s.puts.fetch_add(1, SeqCst);
+        if bounded {
+            s.reserving.fetch_sub(1, SeqCst);
         }
-        let r = read();
-        fence(Acquire);
-        if seq.load(Relaxed) == before || sys::mono_now() >= deadline {
-            return r;
+        s.bytes_put.fetch_add(bytes as u64, Relaxed);
+        self.touch(role::PRODUCER, ops);
+    }
+
+    /// An item `get` returned. Called under the read lock, after `consumed`: the Release
+    /// orders it after the Acquire of `write_pos` that followed the producer's count, for a
+    /// reader that loads `gets` first. Only the lock's holder writes a live slot's `gets`:
+    /// a load and a store, no locked instruction or fence.
+    pub(crate) fn got(&self, bytes: usize) {
+        let s = self.slot;
+        s.gets.store(s.gets.load(Relaxed) + 1, Release);
+        s.bytes_got
+            .store(s.bytes_got.load(Relaxed) + bytes as u64, Relaxed);
+    }
+
+    /// A `get` started: marks the role (and, now and then, the heartbeat).
+    pub(crate) fn getting(&self) {
+        self.touch(role::CONSUMER, self.slot.gets.load(Relaxed));
+    }
+
+    /// Marks the role and, on every 32nd operation (and the first), the heartbeat: a clock
+    /// read per operation would cost more than all the counters. Calls that block refresh
+    /// it too (`waited`).
+    fn touch(&self, role_bit: u64, ops: u64) {
+        if !self.on {
+            return;
+        }
+        let s = self.slot;
+        if s.role.load(Relaxed) & role_bit == 0 {
+            s.role.fetch_or(role_bit, Relaxed);
+            s.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+        } else if ops.is_multiple_of(32) {
+            s.heartbeat_ns.store(sys::coarse_now(), Relaxed);
         }
     }
-}
 
-/// Items ever accepted by `put`, over live, dead and retired processes.
-pub(crate) fn total_puts(seg: &Segments) -> u64 {
-    read_consistent(&seg.stats().retire_seq, || {
-        (0..=seg.slot_count())
-            .map(|i| seg.slot(i).puts.load(Acquire))
-            .fold(0u64, u64::wrapping_add)
-    })
-}
+    /// A call that found the queue full (`Put`) or empty (`Get`).
+    pub(crate) fn found(&self, which: Blocked) {
+        if self.on {
+            match which {
+                Blocked::Put => &self.slot.full_events,
+                Blocked::Get => &self.slot.empty_events,
+            }
+            .fetch_add(1, Relaxed);
+        }
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// A call whose deadline passed.
+    pub(crate) fn timed_out(&self, which: Blocked) {
+        if self.on {
+            match which {
+                Blocked::Put => &self.slot.put_timeouts,
+                Blocked::Get => &self.slot.get_timeouts,
+            }
+            .fetch_add(1, Relaxed);
+        }
+    }
 
-    #[test]
-    fn a_sequence_that_never_settles_still_gives_a_read() {
-        // Odd for ever (a retirer that died midway): the read happens once the time is up.
-        let stuck = AtomicU64::new(1);
-        let start = sys::mono_now();
-        assert_eq!(read_consistent(&stuck, || 7), 7);
-        assert!(sys::mono_now() >= start + RETRY_NS);
-        // Changing on every read (a hostile writer): the last read is returned.
-        let moving = AtomicU64::new(0);
-        let n = std::cell::Cell::new(0u64);
-        let r = read_consistent(&moving, || {
-            moving.fetch_add(2, Relaxed);
-            n.set(n.get() + 1);
-            n.get()
-        });
-        assert_eq!(r, n.get());
-        assert!(r >= 2);
+    /// An item that could not be decoded.
+    pub(crate) fn decode_error(&self) {
+        if self.on {
+            self.slot.decode_errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A call that blocked from `since` (monotonic ns) until now: one observation in its
+    /// histogram, and a heartbeat.
+    pub(crate) fn waited(&self, which: Blocked, since: u64) {
+        if !self.on {
+            return;
+        }
+        let now = sys::mono_now();
+        self.slot.heartbeat_ns.store(now, Relaxed);
+        let h: &Histogram = match which {
+            Blocked::Put => &self.slot.put_blocked,
+            Blocked::Get => &self.slot.get_blocked,
+        };
+        let ns = now.saturating_sub(since);
+        h.count.fetch_add(1, Relaxed);
+        h.sum_ns.fetch_add(ns, Relaxed);
+        h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
     }
 }

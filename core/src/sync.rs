@@ -1,12 +1,13 @@
-//! Waiting without locks: the futex event that every sleeper in a segment uses, and the
-//! brief spin (then yield) that comes before sleeping.
+//! Waiting without locks: the futex event that every sleeper in a segment uses, the brief
+//! spin (then yield) that comes before sleeping, and consistent reads of counters that a
+//! retirement may be moving (a seqlock over `retire_seq`, bounded by time).
 //!
 //! The robust process-shared lock itself is [`crate::sys::RobustMutex`] (glibc's, with a
 //! guard that alone can unlock it or mark it consistent).
 
 use crate::sys;
-use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, fence};
 
 /// Pauses between the two checks of `spin_briefly`.
 const PAUSES: u32 = 1;
@@ -102,6 +103,34 @@ pub(crate) fn spin_for(ready: impl Fn() -> bool) -> bool {
     ready()
 }
 
+/// How long a reader retries while retirements keep moving counters between slots. A real
+/// retirement takes microseconds; a sequence that is still odd or still changing after this
+/// long belongs to a process that died or stopped in the middle of one, or to a hostile
+/// writer. The reader then takes its last read as it is: the counts of the slot being
+/// retired may be missing from it or counted twice.
+pub(crate) const RETRY_NS: u64 = 5_000_000;
+
+/// Runs `read` until it saw no retirement in progress, for at most [`RETRY_NS`]; after that
+/// the last result is returned as it is.
+pub(crate) fn read_consistent<R>(seq: &AtomicU64, read: impl Fn() -> R) -> R {
+    let deadline = sys::mono_now() + RETRY_NS;
+    loop {
+        let before = seq.load(Acquire);
+        if !before.is_multiple_of(2) {
+            if sys::mono_now() >= deadline {
+                return read();
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        let r = read();
+        fence(Acquire);
+        if seq.load(Relaxed) == before || sys::mono_now() >= deadline {
+            return r;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +169,24 @@ mod tests {
         let seq = AtomicU32::new(4);
         Event { seq: &seq }.wake();
         assert_eq!(seq.load(SeqCst), 4);
+    }
+
+    #[test]
+    fn a_sequence_that_never_settles_still_gives_a_read() {
+        // Odd for ever (a retirer that died midway): the read happens once the time is up.
+        let stuck = AtomicU64::new(1);
+        let start = sys::mono_now();
+        assert_eq!(read_consistent(&stuck, || 7), 7);
+        assert!(sys::mono_now() >= start + RETRY_NS);
+        // Changing on every read (a hostile writer): the last read is returned.
+        let moving = AtomicU64::new(0);
+        let n = std::cell::Cell::new(0u64);
+        let r = read_consistent(&moving, || {
+            moving.fetch_add(2, Relaxed);
+            n.set(n.get() + 1);
+            n.get()
+        });
+        assert_eq!(r, n.get());
+        assert!(r >= 2);
     }
 }

@@ -4,14 +4,15 @@
 use crate::capacity::Capacity;
 use crate::channel::{Channel, Partial, ReadStop, Reader};
 use crate::error::{Error, GetError, JoinError, PutError};
-use crate::layout::{self, Histogram, ProcSlot, role};
+use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
 use crate::segment::Segments;
+use crate::stats::{Blocked, Counters};
 use crate::sync;
 use crate::sys;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -25,6 +26,17 @@ const PARKED_POLL: Duration = Duration::from_millis(5);
 
 /// `get_nowait` still waits this long for another reader to finish copying an item out.
 const LOCK_GRACE_NS: u64 = 50_000_000;
+
+/// How one `get` waited, for its counters.
+#[derive(Default)]
+struct GetWait {
+    /// It found the queue empty.
+    found_empty: bool,
+    /// When a real wait began (monotonic ns).
+    since: Option<u64>,
+    /// Its deadline passed while waiting for data.
+    timed_out: bool,
+}
 
 /// Per-process settings of a queue handle.
 #[derive(Debug, Clone)]
@@ -214,29 +226,9 @@ impl Core {
         self.seg.slot(l.slot)
     }
 
-    /// Marks this process's role and, on every 32nd operation (and on the first), its
-    /// heartbeat: a clock read per operation would cost more than all the counters.
-    /// Operations that block also refresh it (`observe_wait`).
-    pub(super) fn touch(&self, slot: &ProcSlot, role_bit: u64, ops: u64) {
-        if self.opts.stats {
-            if slot.role.load(Relaxed) & role_bit == 0 {
-                slot.role.fetch_or(role_bit, Relaxed);
-                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
-            } else if ops.is_multiple_of(32) {
-                slot.heartbeat_ns.store(sys::coarse_now(), Relaxed);
-            }
-        }
-    }
-
-    pub(super) fn observe_wait(&self, slot: &ProcSlot, h: &Histogram, start: u64) {
-        if self.opts.stats {
-            let now = sys::mono_now();
-            slot.heartbeat_ns.store(now, Relaxed);
-            let ns = now.saturating_sub(start);
-            h.count.fetch_add(1, Relaxed);
-            h.sum_ns.fetch_add(ns, Relaxed);
-            h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
-        }
+    /// This process's counters of the queue.
+    pub(super) fn counters(&self, l: &Local) -> Counters<'_> {
+        Counters::new(self.my_slot(l), self.opts.stats)
     }
 
     pub(super) fn capacity(&self) -> Capacity<'_> {
@@ -250,16 +242,17 @@ impl Core {
 
     /// Takes one capacity unit of a bounded queue, counting what happened. `Err(())` = full
     /// at the deadline.
-    pub(super) fn reserve(&self, slot: &ProcSlot, deadline: Option<u64>) -> Result<(), ()> {
-        let r = self.capacity().take(slot, deadline);
-        if r.found_full && self.opts.stats {
-            slot.full_events.fetch_add(1, Relaxed);
+    fn reserve(&self, local: &Local, deadline: Option<u64>) -> Result<(), ()> {
+        let r = self.capacity().take(self.my_slot(local), deadline);
+        let counters = self.counters(local);
+        if r.found_full {
+            counters.found(Blocked::Put);
         }
-        if r.timed_out && r.waited_since.is_some() && self.opts.stats {
-            slot.put_timeouts.fetch_add(1, Relaxed);
-        }
-        if let Some(start) = r.waited_since {
-            self.observe_wait(slot, &slot.put_blocked, start);
+        if let Some(since) = r.waited_since {
+            if r.timed_out {
+                counters.timed_out(Blocked::Put);
+            }
+            counters.waited(Blocked::Put, since);
         }
         if r.taken { Ok(()) } else { Err(()) }
     }
@@ -284,17 +277,12 @@ impl Core {
         if local.closed.load(Relaxed) {
             return Err(PutError::Closed(item));
         }
-        let slot = self.my_slot(local);
-        if self.opts.maxsize > 0 && self.reserve(slot, deadline).is_err() {
+        let bounded = self.opts.maxsize > 0;
+        if bounded && self.reserve(local, deadline).is_err() {
             return Err(PutError::Full(item));
         }
-        // From here the item is accepted: counted before it can be read, so gets <= puts.
-        let ops = slot.puts.fetch_add(1, SeqCst);
-        if self.opts.maxsize > 0 {
-            slot.reserving.fetch_sub(1, SeqCst);
-        }
-        slot.bytes_put.fetch_add(frame.len() as u64, Relaxed);
-        self.touch(slot, role::PRODUCER, ops);
+        // From here the item is accepted.
+        self.counters(local).accepted(frame.len(), bounded);
         drop(item);
         self.enqueue(local, frame);
         Ok(())
@@ -314,53 +302,17 @@ impl Core {
         if local.closed.load(Relaxed) {
             return Err(GetError::Closed);
         }
-        let slot = self.my_slot(local);
-        self.touch(slot, role::CONSUMER, slot.gets.load(Relaxed));
+        let counters = self.counters(local);
+        counters.getting();
         let ch = Channel::new(&self.seg, self.opts.max_item);
-        let mut waited_since: Option<u64> = None;
-        let mut found_empty = false;
+        let mut wait = GetWait::default();
         let outcome = loop {
-            // With an item of ours parked, go straight to the lock: its writer may be gone
-            // with nothing more to publish, and the read repairs that.
-            if !ch.has_data() && local.parked().is_none() {
-                found_empty = true;
-                if nowait {
-                    break Err(GetError::Empty);
-                }
-                // Time only waits longer than a brief spin (no clock read on the fast path).
-                if !sync::spin_briefly(|| ch.has_data()) {
-                    waited_since.get_or_insert_with(sys::mono_now);
-                    if !ch.wait_data(deadline) {
-                        slot.get_timeouts.fetch_add(1, Relaxed);
-                        break Err(GetError::Empty);
-                    }
-                }
+            if let Err(e) = self.await_item(&ch, local, deadline, nowait, &mut wait) {
+                break Err(e);
             }
-            let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
-            let guard = match ch.lock_read(lock_deadline) {
-                Ok(g) => g,
-                Err(ReadStop::Deadline | ReadStop::Parked) => break Err(GetError::Empty),
-                Err(ReadStop::Broken(r) | ReadStop::Corrupt(r)) => break Err(GetError::Broken(r)),
-            };
-            let read = {
-                let mut parked = local.parked();
-                let mut me = Reader {
-                    slot: local.slot,
-                    parked: &mut parked,
-                };
-                ch.read(&guard, buf, deadline, &mut me)
-            };
-            match read {
+            match self.take_item(&ch, local, buf, deadline) {
                 Ok(true) => {
-                    // Counted under the read lock, after `consumed` (so gets <= puts in any
-                    // snapshot: the Release here, after the Acquire of `write_pos` that
-                    // followed the producer's count, orders it for a reader that loads
-                    // `gets` first). Only the lock's holder writes a live slot's `gets`: a
-                    // load and a store, no locked instruction or fence.
-                    let gets = slot.gets.load(Relaxed);
-                    slot.gets.store(gets + 1, Release);
-                    let bytes = slot.bytes_got.load(Relaxed);
-                    slot.bytes_got.store(bytes + buf.len() as u64, Relaxed);
+                    counters.got(buf.len());
                     break Ok(());
                 }
                 Ok(false) => {
@@ -370,30 +322,79 @@ impl Core {
                 }
                 Err(ReadStop::Parked) => {
                     // Another live process's item is at the head: wait for it to come back.
-                    drop(guard);
-                    found_empty = true;
+                    wait.found_empty = true;
                     let now = sys::mono_now();
                     if nowait || deadline.is_some_and(|d| now >= d) {
                         break Err(GetError::Empty);
                     }
-                    waited_since.get_or_insert(now);
-                    let left = deadline.map_or(PARKED_POLL, |d| {
+                    wait.since.get_or_insert(now);
+                    std::thread::sleep(deadline.map_or(PARKED_POLL, |d| {
                         PARKED_POLL.min(Duration::from_nanos(d - now))
-                    });
-                    std::thread::sleep(left);
+                    }));
                 }
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
                 Err(ReadStop::Corrupt(r)) => break Err(GetError::Corrupt(r)),
                 Err(ReadStop::Broken(r)) => break Err(GetError::Broken(r)),
             }
         };
-        if found_empty && self.opts.stats {
-            slot.empty_events.fetch_add(1, Relaxed);
+        if wait.timed_out {
+            counters.timed_out(Blocked::Get);
         }
-        if let Some(start) = waited_since {
-            self.observe_wait(slot, &slot.get_blocked, start);
+        if wait.found_empty {
+            counters.found(Blocked::Get);
+        }
+        if let Some(since) = wait.since {
+            counters.waited(Blocked::Get, since);
         }
         outcome
+    }
+
+    /// Waits (without the read lock) until the ring has data, unless an item of ours is
+    /// parked: then its writer may be gone with nothing more to publish, and the read
+    /// repairs that. `Err(Empty)` at the deadline, or at once for `nowait`.
+    fn await_item(
+        &self,
+        ch: &Channel<'_>,
+        local: &Local,
+        deadline: Option<u64>,
+        nowait: bool,
+        wait: &mut GetWait,
+    ) -> Result<(), GetError> {
+        if ch.has_data() || local.parked().is_some() {
+            return Ok(());
+        }
+        wait.found_empty = true;
+        if nowait {
+            return Err(GetError::Empty);
+        }
+        // Time only waits longer than a brief spin (no clock read on the fast path).
+        if !sync::spin_briefly(|| ch.has_data()) {
+            wait.since.get_or_insert_with(sys::mono_now);
+            if !ch.wait_data(deadline) {
+                wait.timed_out = true;
+                return Err(GetError::Empty);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the read lock and reads one item (see `Channel::read`).
+    fn take_item(
+        &self,
+        ch: &Channel<'_>,
+        local: &Local,
+        buf: &mut Vec<u8>,
+        deadline: Option<u64>,
+    ) -> Result<bool, ReadStop> {
+        // `get_nowait` still waits a little for another reader to finish copying an item.
+        let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
+        let guard = ch.lock_read(lock_deadline)?;
+        let mut parked = local.parked();
+        let mut me = Reader {
+            slot: local.slot,
+            parked: &mut parked,
+        };
+        ch.read(&guard, buf, deadline, &mut me)
     }
 
     pub(super) fn close(&self) {

@@ -256,7 +256,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 Ok(item) => Ok(item),
                 Err(e) => {
                     if let Some(l) = core.current_local() {
-                        core.my_slot(l).decode_errors.fetch_add(1, Relaxed);
+                        core.counters(l).decode_error();
                     }
                     Err(GetError::Decode {
                         len: bytes.len(),
