@@ -53,6 +53,7 @@ mod channel;
 mod codec;
 mod dir;
 mod error;
+mod header;
 mod layout;
 #[cfg(feature = "metrics")]
 pub mod metrics;

@@ -8,8 +8,9 @@
 use crate::dir::QueueDir;
 pub use crate::dir::{DIR_ENV, queue_dir};
 use crate::error::Error;
+use crate::header;
 use crate::layout::{
-    DATA_HEADER_LEN, DATA_LAYOUT_MAJOR, DATA_LAYOUT_VERSION, DATA_MAGIC, DataHeader, LAYOUT_MAJOR,
+    DATA_HEADER_LEN, DATA_LAYOUT_MAJOR, DATA_LAYOUT_VERSION, DATA_MAGIC, DataHeader,
     LAYOUT_VERSION, NAME_MAX, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, STATS_MAGIC, StatsHeader,
     slot_state, stats_len,
 };
@@ -180,38 +181,6 @@ fn check_version(version: u32, major: u32, path: &Path) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// Validates the fixed fields of a stats header against the mapping length. Shared with the
-/// observers, who treat every byte as hostile.
-pub(crate) fn validate_stats(h: &StatsHeader, len: usize, path: &Path) -> Result<usize, Error> {
-    let corrupt = |reason: String| Error::Corrupt {
-        path: path.into(),
-        reason,
-    };
-    if h.magic.load(Acquire) != STATS_MAGIC {
-        return Err(corrupt("bad magic: not an mpqueue stats segment".into()));
-    }
-    check_version(h.version.load(Relaxed), LAYOUT_MAJOR, path)?;
-    if h.header_len.load(Relaxed) as usize != STATS_HEADER_LEN
-        || h.slot_len.load(Relaxed) as usize != SLOT_LEN
-    {
-        return Err(corrupt("unexpected header or slot length".into()));
-    }
-    let slots = h.slot_count.load(Relaxed) as usize;
-    if slots == 0
-        || slots > 65_536
-        || stats_len(slots) != len
-        || h.total_len.load(Relaxed) != len as u64
-    {
-        return Err(corrupt(format!(
-            "slot count {slots} does not match the file length {len}"
-        )));
-    }
-    if h.name_len.load(Relaxed) as usize > NAME_MAX {
-        return Err(corrupt("name too long".into()));
-    }
-    Ok(slots)
 }
 
 fn write_name(h: &StatsHeader, name: &str) {
@@ -385,7 +354,10 @@ pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
     let sh = unsafe { &*(stats.ptr() as *const StatsHeader) };
     await_published(&sh.magic, STATS_MAGIC, &stats_path)?;
-    validate_stats(sh, slen, &stats_path)?;
+    // SAFETY: the mapping is `slen` bytes, page-aligned; AtomicU64 is valid for any bits,
+    // and the slice ends within the mapping (`slen / 8` whole words).
+    let words = unsafe { std::slice::from_raw_parts(stats.ptr() as *const AtomicU64, slen / 8) };
+    header::validate(&header::Live(words), slen, &stats_path)?;
     if sh.queue_id.load(Relaxed) != dh.queue_id.load(Relaxed) {
         // The name was removed and made again while we opened its two files.
         return Err(Error::Removed { name: name.into() });

@@ -284,7 +284,7 @@ fn a_child_killed_before_attaching_does_not_keep_the_files() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<u8> = Queue::builder().name("killed-claim").create().unwrap();
-    let mut child = process::fork(|| {
+    let child = process::fork(|| {
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }

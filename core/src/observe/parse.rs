@@ -1,0 +1,256 @@
+//! Turning a checked copy of a stats segment into a [`Snapshot`]: summing the slots in an
+//! order that keeps `gets <= puts`, and looking up each process's liveness.
+
+use super::snapshot::*;
+use crate::error::Error;
+use crate::header::{Copied, Live, Shape, View, corrupt, validate};
+use crate::layout::{Histogram, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, StatsHeader, slot_state};
+use crate::segment::FLAG_NAMED;
+use crate::sys::{self, Liveness};
+use std::mem::offset_of;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// One attached process as read, before its liveness is looked up.
+struct RawProcess {
+    pid: u32,
+    start_time: u64,
+    pid_ns: u64,
+    role: u64,
+    heartbeat_ns: u64,
+    buffered_items: u64,
+    buffered_bytes: u64,
+    puts: u64,
+    gets: u64,
+    full_events: u64,
+    empty_events: u64,
+}
+
+/// The counters as read, before liveness and clocks.
+pub(super) struct Raw {
+    gets: u64,
+    size: u64,
+    lost: u64,
+    puts: u64,
+    sums: [u64; 8],
+    put_blocked: HistogramSnapshot,
+    get_blocked: HistogramSnapshot,
+    processes: Vec<RawProcess>,
+    flags: u64,
+    maxsize: u64,
+    lock_recoveries: u64,
+    frames_discarded: u64,
+    created_by: u64,
+    created_unix_ns: u64,
+    ring_capacity: u64,
+}
+
+/// Per-slot counters summed into [`Raw::sums`], in this order.
+const SUMMED: [usize; 8] = [
+    offset_of!(ProcSlot, bytes_put),
+    offset_of!(ProcSlot, bytes_got),
+    offset_of!(ProcSlot, full_events),
+    offset_of!(ProcSlot, empty_events),
+    offset_of!(ProcSlot, put_timeouts),
+    offset_of!(ProcSlot, get_timeouts),
+    offset_of!(ProcSlot, decode_errors),
+    offset_of!(ProcSlot, puts),
+];
+
+fn slot_base(i: usize) -> usize {
+    STATS_HEADER_LEN + i * SLOT_LEN
+}
+
+fn hist(v: &impl View, base: usize) -> HistogramSnapshot {
+    HistogramSnapshot {
+        count: v.at(base + offset_of!(Histogram, count)),
+        sum_ns: v.at(base + offset_of!(Histogram, sum_ns)),
+        buckets: std::array::from_fn(|b| v.at(base + offset_of!(Histogram, buckets) + 8 * b)),
+    }
+}
+
+/// Reads the counters: `gets` and the puts for `size` from `early`, then everything else
+/// from `late`. For a live segment both are the same view and the loads happen in this
+/// order. Every get is counted after its item's put, so `gets` read before `puts` keeps
+/// `gets <= puts`; `size` is the puts read before `consumed` and `lost`, so it never
+/// overshoots what the queue held (capacity bounds it); it can only come out low, and not
+/// below zero.
+pub(super) fn read_raw(
+    early: &impl View,
+    late: &impl View,
+    shape: &Shape,
+    path: &Path,
+) -> Result<Raw, Error> {
+    let slots = shape.slots;
+    let early_sum = |off: usize| {
+        (0..=slots)
+            .map(|i| early.at(slot_base(i) + off))
+            .fold(0, u64::wrapping_add)
+    };
+    let gets = early_sum(offset_of!(ProcSlot, gets));
+    let early_puts = early_sum(offset_of!(ProcSlot, puts));
+    let consumed = late.at(offset_of!(StatsHeader, consumed));
+    let lost = late.at(offset_of!(StatsHeader, lost));
+    let sf = |i: usize, off: usize| late.at(slot_base(i) + off);
+    let mut sums = [0u64; 8];
+    let mut put_blocked = HistogramSnapshot::default();
+    let mut get_blocked = HistogramSnapshot::default();
+    let mut processes = Vec::new();
+    for i in 0..=slots {
+        for (sum, off) in sums.iter_mut().zip(SUMMED) {
+            *sum = sum.wrapping_add(sf(i, off));
+        }
+        put_blocked.add(&hist(
+            late,
+            slot_base(i) + offset_of!(ProcSlot, put_blocked),
+        ));
+        get_blocked.add(&hist(
+            late,
+            slot_base(i) + offset_of!(ProcSlot, get_blocked),
+        ));
+        if i == 0 {
+            continue;
+        }
+        match sf(i, offset_of!(ProcSlot, state)) {
+            slot_state::FREE => continue,
+            slot_state::RESERVED | slot_state::ACTIVE => {}
+            other => return Err(corrupt(path, format!("slot {i} has unknown state {other}"))),
+        }
+        let pid = sf(i, offset_of!(ProcSlot, pid));
+        let pid = u32::try_from(pid)
+            .ok()
+            .filter(|&p| p <= i32::MAX as u32)
+            .ok_or_else(|| corrupt(path, format!("slot {i} has an invalid pid {pid}")))?;
+        let puts = sf(i, offset_of!(ProcSlot, puts));
+        let buffered_items = puts
+            .saturating_sub(sf(i, offset_of!(ProcSlot, committed)))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped)));
+        let buffered_bytes = sf(i, offset_of!(ProcSlot, bytes_put))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, committed_bytes)))
+            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped_bytes)));
+        processes.push(RawProcess {
+            pid,
+            start_time: sf(i, offset_of!(ProcSlot, start_time)),
+            pid_ns: sf(i, offset_of!(ProcSlot, pid_ns)),
+            role: sf(i, offset_of!(ProcSlot, role)),
+            heartbeat_ns: sf(i, offset_of!(ProcSlot, heartbeat_ns)),
+            buffered_items,
+            buffered_bytes: if buffered_items == 0 {
+                0
+            } else {
+                buffered_bytes
+            },
+            puts,
+            gets: sf(i, offset_of!(ProcSlot, gets)),
+            full_events: sf(i, offset_of!(ProcSlot, full_events)),
+            empty_events: sf(i, offset_of!(ProcSlot, empty_events)),
+        });
+    }
+    Ok(Raw {
+        gets,
+        size: early_puts.saturating_sub(consumed).saturating_sub(lost),
+        lost,
+        puts: sums[7],
+        sums,
+        put_blocked,
+        get_blocked,
+        processes,
+        flags: late.at(offset_of!(StatsHeader, flags)),
+        maxsize: late.at(offset_of!(StatsHeader, maxsize)),
+        lock_recoveries: late.at(offset_of!(StatsHeader, lock_recoveries)),
+        frames_discarded: late.at(offset_of!(StatsHeader, frames_discarded)),
+        created_by: late.at(offset_of!(StatsHeader, creator_pid)),
+        created_unix_ns: late.at(offset_of!(StatsHeader, created_unix_ns)),
+        ring_capacity: late.at(offset_of!(StatsHeader, ring_capacity)),
+    })
+}
+
+/// The snapshot of what was read: each process's liveness is looked up now, once.
+pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
+    let now = sys::coarse_now();
+    let processes: Vec<ProcessSnapshot> = raw
+        .processes
+        .into_iter()
+        .map(|p| {
+            let liveness = sys::liveness(p.pid, p.start_time, p.pid_ns);
+            ProcessSnapshot {
+                pid: p.pid,
+                start_time: p.start_time,
+                alive: liveness != Liveness::Dead,
+                liveness,
+                role: Role::from_bits(p.role),
+                heartbeat_age: (p.role != 0 && p.heartbeat_ns != 0)
+                    .then(|| Duration::from_nanos(now.saturating_sub(p.heartbeat_ns))),
+                buffered_items: p.buffered_items,
+                buffered_bytes: p.buffered_bytes,
+                puts: p.puts,
+                gets: p.gets,
+                full_events: p.full_events,
+                empty_events: p.empty_events,
+            }
+        })
+        .collect();
+    let [
+        bytes_put,
+        bytes_got,
+        full_events,
+        empty_events,
+        put_timeouts,
+        get_timeouts,
+        decode_errors,
+        _,
+    ] = raw.sums;
+    Snapshot {
+        name: shape.name,
+        id: id.to_string(),
+        named: raw.flags & FLAG_NAMED != 0,
+        maxsize: raw.maxsize,
+        size: raw.size,
+        puts: raw.puts,
+        gets: raw.gets,
+        bytes_put,
+        bytes_got,
+        full_events,
+        empty_events,
+        put_timeouts,
+        get_timeouts,
+        decode_errors,
+        lost: raw.lost,
+        lock_recoveries: raw.lock_recoveries,
+        frames_discarded: raw.frames_discarded,
+        put_blocked: raw.put_blocked,
+        get_blocked: raw.get_blocked,
+        alive: processes.iter().any(|p| p.alive),
+        processes,
+        created_by: raw.created_by as u32,
+        created_unix_ns: raw.created_unix_ns,
+        ring_capacity: raw.ring_capacity,
+        taken_ns: sys::mono_now(),
+    }
+}
+
+/// Parses a stats segment given as live words (a mapping of this process's own queue);
+/// never reads outside `words`. Public for fuzzing and for the `metrics` feature.
+#[doc(hidden)]
+pub fn parse(words: &[AtomicU64], path: &Path, id: &str) -> Result<Snapshot, Error> {
+    let v = Live(words);
+    let shape = validate(&v, words.len() * 8, path)?;
+    // Seqlock: retry while a retirement moves counters between slots (bounded in time).
+    let idle = AtomicU64::new(0);
+    let seq = words
+        .get(offset_of!(StatsHeader, retire_seq) / 8)
+        .unwrap_or(&idle);
+    let raw = crate::sync::read_consistent(seq, || read_raw(&v, &v, &shape, path))?;
+    Ok(finish(raw, shape, id))
+}
+
+/// Parses a copy of a stats segment, as observers read it from its file; never reads
+/// outside `bytes`. Public for fuzzing.
+#[doc(hidden)]
+pub fn parse_bytes(bytes: &[u8], path: &Path, id: &str) -> Result<Snapshot, Error> {
+    let v = Copied(bytes);
+    let shape = validate(&v, bytes.len(), path)?;
+    let raw = read_raw(&v, &v, &shape, path)?;
+    Ok(finish(raw, shape, id))
+}
