@@ -53,6 +53,7 @@ mod channel;
 mod codec;
 mod dir;
 mod error;
+pub mod families;
 mod header;
 mod layout;
 #[cfg(feature = "metrics")]

@@ -1,17 +1,22 @@
 //! Reports this process's queues through the [`metrics`](https://docs.rs/metrics) facade,
-//! to whatever recorder the application installed (feature `metrics`).
+//! to whatever recorder the application installed (feature `metrics`), from the same table
+//! of families as `mpqueue-exporter` ([`crate::families`]), so names and types agree.
 //!
 //! Each call of [`report`] reads the stats segment of every queue open in this process
-//! and sets, per queue (labels `queue`, `named`, `id`):
-//! counters `mpqueue_puts_total`, `mpqueue_gets_total`, `mpqueue_put_bytes_total`,
-//! `mpqueue_get_bytes_total`, `mpqueue_full_events_total`, `mpqueue_empty_events_total`,
-//! `mpqueue_put_timeouts_total`, `mpqueue_get_timeouts_total`, `mpqueue_lost_items_total`,
-//! `mpqueue_frames_discarded_total`, `mpqueue_lock_recoveries_total`,
-//! `mpqueue_put_blocked_seconds_count`/`_sum`, `mpqueue_get_blocked_seconds_count`/`_sum`;
-//! gauges `mpqueue_size`, `mpqueue_maxsize`, `mpqueue_processes`, and the blocked-time
-//! quantiles `mpqueue_put_blocked_p50_seconds`, `…_p99_seconds` (and `get`). Recorders
-//! take observations, not bucket counts, so the exact histograms are left to
-//! `mpqueue-exporter`, which reads them from shared memory.
+//! and, per queue (labels [`queue_labels`]: `queue`, `named`, `id`):
+//! - sets every per-queue counter of [`FAMILIES`] as a counter (`mpqueue_puts_total`,
+//!   `mpqueue_lost_items_total`, …) and every per-queue gauge as a gauge (`mpqueue_size`,
+//!   `mpqueue_processes`, …), with the family's help text and unit as its description;
+//! - sets each histogram family's [`Family::quantiles`] as gauges of their own names
+//!   (`mpqueue_put_blocked_p50_seconds`, `…_p99_seconds`, and `get`): a recorder takes
+//!   observations, not bucket counts, so the exact histograms
+//!   (`mpqueue_put_blocked_seconds_bucket`/`_sum`/`_count`) are left to `mpqueue-exporter`,
+//!   and nothing is reported under a histogram family's series names;
+//! - leaves out the per-process families (`mpqueue_process_*`, one series per attached
+//!   process): `mpqueue-exporter` serves them, and can leave them out too.
+//!
+//! Descriptions are given again on every call, so a recorder installed after the first
+//! report still gets them.
 //!
 //! # Examples
 //! ```
@@ -22,79 +27,79 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::observe::{self, HistogramSnapshot, Snapshot};
+use crate::families::{FAMILIES, Family, Kind, Source, Unit, queue_labels};
+use crate::observe::{self, Snapshot};
 use crate::registry;
 use std::time::Duration;
 
-fn labels(s: &Snapshot) -> Vec<(&'static str, String)> {
-    vec![
-        ("queue", s.name.clone()),
-        ("named", s.named.to_string()),
-        ("id", s.id.clone()),
-    ]
+fn unit(u: Unit) -> ::metrics::Unit {
+    match u {
+        Unit::Count => ::metrics::Unit::Count,
+        Unit::Bytes => ::metrics::Unit::Bytes,
+        Unit::Seconds => ::metrics::Unit::Seconds,
+    }
 }
 
-fn quantile(h: &HistogramSnapshot, q: f64) -> f64 {
-    h.quantile(q).map_or(0.0, |d| d.as_secs_f64())
+/// Gives the recorder the description of every name [`publish`] sets.
+fn describe() {
+    for f in FAMILIES {
+        match (f.kind(), f.source()) {
+            (Kind::Counter, Source::Queue(_)) => {
+                ::metrics::describe_counter!(f.name(), unit(f.unit()), f.help());
+            }
+            (Kind::Gauge, Source::Queue(_)) => {
+                ::metrics::describe_gauge!(f.name(), unit(f.unit()), f.help());
+            }
+            (_, Source::Histogram(_)) => {
+                for q in f.quantiles() {
+                    ::metrics::describe_gauge!(q.name(), unit(f.unit()), quantile_help(f, q.q()));
+                }
+            }
+            _ => {} // per-process families: left to mpqueue-exporter
+        }
+    }
+}
+
+fn quantile_help(f: &Family, q: f64) -> String {
+    format!(
+        "The {q} quantile (upper bound of its bucket; 0 without observations) of {}: {}",
+        f.name(),
+        f.help()
+    )
 }
 
 fn publish(s: &Snapshot) {
-    let l = labels(s);
-    for (name, v) in [
-        ("mpqueue_puts_total", s.puts),
-        ("mpqueue_gets_total", s.gets),
-        ("mpqueue_put_bytes_total", s.bytes_put),
-        ("mpqueue_get_bytes_total", s.bytes_got),
-        ("mpqueue_full_events_total", s.full_events),
-        ("mpqueue_empty_events_total", s.empty_events),
-        ("mpqueue_put_timeouts_total", s.put_timeouts),
-        ("mpqueue_get_timeouts_total", s.get_timeouts),
-        ("mpqueue_lost_items_total", s.lost),
-        ("mpqueue_frames_discarded_total", s.frames_discarded),
-        ("mpqueue_lock_recoveries_total", s.lock_recoveries),
-        ("mpqueue_put_blocked_seconds_count", s.put_blocked.count),
-        ("mpqueue_get_blocked_seconds_count", s.get_blocked.count),
-    ] {
-        ::metrics::counter!(name, &l).absolute(v);
-    }
-    for (name, v) in [
-        ("mpqueue_size", s.size as f64),
-        ("mpqueue_maxsize", s.maxsize as f64),
-        (
-            "mpqueue_processes",
-            s.processes.iter().filter(|p| p.alive).count() as f64,
-        ),
-        (
-            "mpqueue_put_blocked_seconds_sum",
-            s.put_blocked.sum_ns as f64 / 1e9,
-        ),
-        (
-            "mpqueue_get_blocked_seconds_sum",
-            s.get_blocked.sum_ns as f64 / 1e9,
-        ),
-        (
-            "mpqueue_put_blocked_p50_seconds",
-            quantile(&s.put_blocked, 0.5),
-        ),
-        (
-            "mpqueue_put_blocked_p99_seconds",
-            quantile(&s.put_blocked, 0.99),
-        ),
-        (
-            "mpqueue_get_blocked_p50_seconds",
-            quantile(&s.get_blocked, 0.5),
-        ),
-        (
-            "mpqueue_get_blocked_p99_seconds",
-            quantile(&s.get_blocked, 0.99),
-        ),
-    ] {
-        ::metrics::gauge!(name, &l).set(v);
+    let labels = queue_labels(s);
+    for f in FAMILIES {
+        match (f.kind(), f.source()) {
+            (Kind::Counter, Source::Queue(value)) => {
+                ::metrics::counter!(f.name(), &labels).absolute(value(s) as u64);
+            }
+            (Kind::Gauge, Source::Queue(value)) => {
+                ::metrics::gauge!(f.name(), &labels).set(value(s));
+            }
+            (_, Source::Histogram(pick)) => {
+                for q in f.quantiles() {
+                    ::metrics::gauge!(q.name(), &labels).set(q.value(pick(s)));
+                }
+            }
+            _ => {} // per-process families: left to mpqueue-exporter
+        }
     }
 }
 
 /// Reports every queue open in this process, once.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let q = mpqueue::Queue::<u8>::builder().dir(dir.path()).create()?;
+/// q.put(7)?;
+/// mpqueue::metrics::report(); // to the installed recorder, if any
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn report() {
+    describe();
     for queue in registry::live() {
         let seg = queue.segments();
         let id = seg
@@ -111,6 +116,13 @@ pub fn report() {
 ///
 /// # Errors
 /// The OS error if the thread cannot be started.
+///
+/// # Examples
+/// ```no_run
+/// // Once, after installing a recorder:
+/// mpqueue::metrics::spawn_reporter(std::time::Duration::from_secs(10))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn spawn_reporter(interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("mpqueue-metrics".into())
@@ -120,4 +132,117 @@ pub fn spawn_reporter(interval: Duration) -> std::io::Result<std::thread::JoinHa
                 std::thread::sleep(interval);
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::families::Scope;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// What [`report`] may set, by the table: name → Prometheus type.
+    fn expected() -> BTreeMap<&'static str, &'static str> {
+        let mut out = BTreeMap::new();
+        for f in FAMILIES.iter().filter(|f| f.scope() == Scope::Queue) {
+            if f.kind() == Kind::Histogram {
+                out.extend(f.quantiles().iter().map(|q| (q.name(), "gauge")));
+            } else {
+                out.insert(f.name(), f.kind().as_str());
+            }
+        }
+        out
+    }
+
+    /// Every `# TYPE` line of a page: name → the types given to it.
+    fn declared_types(page: &str) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for line in page.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                out.entry(name).or_default().push(kind);
+            }
+        }
+        out
+    }
+
+    /// What a recorder serves after one [`report`] of a queue whose counters and
+    /// histograms are not all zero.
+    fn reported_page() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let q = crate::Queue::<u32>::builder()
+            .dir(dir.path())
+            .label("reported")
+            .maxsize(1)
+            .create()
+            .unwrap();
+        q.put(1).unwrap();
+        assert!(q.put_timeout(2, Duration::from_millis(5)).is_err());
+        q.get().unwrap();
+        assert!(q.get_timeout(Duration::from_millis(5)).is_err());
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, report);
+        handle.render()
+    }
+
+    /// Every name `report` sets is in the table with the table's type, each declared once,
+    /// and none is a histogram family's name or one of its `_bucket`/`_sum`/`_count` series
+    /// (which would collide with `mpqueue-exporter`'s histograms).
+    #[test]
+    fn report_sets_table_names_with_table_types() {
+        let page = reported_page();
+        let expected = expected();
+        let declared = declared_types(&page);
+        for (name, kinds) in &declared {
+            assert_eq!(kinds.len(), 1, "{name} declared {kinds:?}\n{page}");
+            assert_eq!(expected.get(name), Some(&kinds[0]), "{name}\n{page}");
+        }
+        let names: Vec<&str> = declared.keys().copied().collect();
+        assert_eq!(
+            names,
+            expected.keys().copied().collect::<Vec<_>>(),
+            "{page}"
+        );
+        for line in page
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(expected.contains_key(name), "{line}");
+        }
+        for f in FAMILIES.iter().filter(|f| f.kind() == Kind::Histogram) {
+            for suffix in ["", "_bucket", "_sum", "_count"] {
+                let series = format!("{}{suffix}", f.name());
+                assert!(!page.contains(&format!("\n{series}{{")), "{series}\n{page}");
+            }
+        }
+        let puts = "mpqueue_puts_total{queue=\"reported\",named=\"false\",id=\"a.";
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with(puts) && l.ends_with(" 1")),
+            "{page}"
+        );
+        assert!(page.contains("# HELP mpqueue_puts_total Items accepted by put.\n"));
+    }
+
+    /// `promtool check metrics` (Debian package prometheus; `scripts/test.sh` installs
+    /// it) accepts what `report` sets, lint checks included.
+    #[test]
+    fn report_passes_promtool() {
+        let page = reported_page();
+        let mut p = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus) must be installed; scripts/test.sh installs it");
+        p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        let msg = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "promtool: {msg}\n{page}");
+    }
 }
