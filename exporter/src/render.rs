@@ -1,8 +1,12 @@
 //! Snapshots in, Prometheus text exposition format (0.0.4) out: pure functions, apart from
-//! the HTTP server. Histograms are written from the shared-memory bucket counts as they are
-//! (cumulated, never resampled), which `metrics-exporter-prometheus` cannot do.
+//! the HTTP server. Every family comes from the library's table
+//! ([`mpqueue::families::FAMILIES`]), in its order, so the exporter and the `metrics`
+//! feature cannot disagree on names or types. Histograms are written from the
+//! shared-memory bucket counts as they are (cumulated, never resampled), which
+//! `metrics-exporter-prometheus` cannot do.
 
-use mpqueue::observe::{HistogramSnapshot, Snapshot};
+use mpqueue::families::{self, FAMILIES, Family, Scope, Source};
+use mpqueue::observe::{HistogramSnapshot, ProcessSnapshot, Snapshot};
 use std::fmt::Write;
 
 /// Escapes a label value per the exposition format: backslash, double quote, newline.
@@ -19,7 +23,8 @@ pub fn escape_label(v: &str) -> String {
     out
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
+/// `{k="v",...}` with every value escaped.
+fn labels(pairs: &[(&str, String)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
@@ -27,56 +32,41 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-/// The label set of a queue: its name, whether it is named, and its unique id (two
-/// anonymous queues may share a label).
-fn queue_labels(s: &Snapshot) -> Vec<(&'static str, String)> {
-    vec![
-        ("queue", s.name.clone()),
-        ("named", s.named.to_string()),
-        ("id", s.id.clone()),
-    ]
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A per-queue family: one sample per queue.
-fn queue_family(
-    out: &mut String,
-    snaps: &[&Snapshot],
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&Snapshot) -> f64,
-) {
-    header(out, name, kind, help);
-    for s in snaps {
-        let l = queue_labels(s);
-        let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let _ = writeln!(out, "{name}{} {}", labels(&pairs), value(s));
+/// `base` (a [`labels`] set) with `more` added at its end.
+fn with_labels(base: &str, more: &[(&str, String)]) -> String {
+    let more = labels(more);
+    match (base, more.as_str()) {
+        ("{}", _) => more,
+        (_, "{}") => base.to_string(),
+        _ => format!("{},{}", &base[..base.len() - 1], &more[1..]),
     }
 }
 
-/// A per-process family: one sample per attached process.
-fn process_family(
+fn header(out: &mut String, f: &Family) {
+    let _ = writeln!(out, "# HELP {} {}", f.name(), f.help());
+    let _ = writeln!(out, "# TYPE {} {}", f.name(), f.kind().as_str());
+}
+
+/// One sample per queue.
+fn queue_samples(out: &mut String, snaps: &[&Snapshot], name: &str, value: fn(&Snapshot) -> f64) {
+    for s in snaps {
+        let l = labels(&families::queue_labels(s));
+        let _ = writeln!(out, "{name}{l} {}", value(s));
+    }
+}
+
+/// One sample per attached process of each queue.
+fn process_samples(
     out: &mut String,
     snaps: &[&Snapshot],
     name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&mpqueue::observe::ProcessSnapshot) -> f64,
+    value: fn(&ProcessSnapshot) -> f64,
 ) {
-    header(out, name, kind, help);
     for s in snaps {
-        let l = queue_labels(s);
+        let base = labels(&families::queue_labels(s));
         for p in &s.processes {
-            let pid = p.pid.to_string();
-            let mut pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            pairs.push(("pid", &pid));
-            pairs.push(("role", p.role.as_str()));
-            let _ = writeln!(out, "{name}{} {}", labels(&pairs), value(p));
+            let l = with_labels(&base, &families::process_labels(p));
+            let _ = writeln!(out, "{name}{l} {}", value(p));
         }
     }
 }
@@ -90,30 +80,26 @@ fn le(bound_ns: u64) -> String {
     }
 }
 
-fn histogram_family(
+/// One histogram per queue: cumulative `_bucket`s, `_sum` in seconds, `_count`.
+fn histogram_samples(
     out: &mut String,
     snaps: &[&Snapshot],
     name: &str,
-    help: &str,
-    pick: impl Fn(&Snapshot) -> &HistogramSnapshot,
+    pick: fn(&Snapshot) -> &HistogramSnapshot,
 ) {
-    header(out, name, "histogram", help);
     let bounds = HistogramSnapshot::bounds();
     for s in snaps {
         let h = pick(s);
-        let l = queue_labels(s);
-        let base: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let base = labels(&families::queue_labels(s));
         let mut cumulative = 0u64;
         for (bound, n) in bounds.iter().zip(h.buckets) {
             cumulative = cumulative.wrapping_add(n);
-            let le = le(*bound);
-            let mut pairs = base.clone();
-            pairs.push(("le", &le));
-            let _ = writeln!(out, "{name}_bucket{} {cumulative}", labels(&pairs));
+            let l = with_labels(&base, &[("le", le(*bound))]);
+            let _ = writeln!(out, "{name}_bucket{l} {cumulative}");
         }
         // `_count` is the +Inf bucket, so the two always agree.
-        let _ = writeln!(out, "{name}_sum{} {}", labels(&base), h.sum_ns as f64 / 1e9);
-        let _ = writeln!(out, "{name}_count{} {cumulative}", labels(&base));
+        let _ = writeln!(out, "{name}_sum{base} {}", h.sum_ns as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count{base} {cumulative}");
     }
 }
 
@@ -140,203 +126,21 @@ pub fn render(out: &mut String, snaps: &[Snapshot]) {
     render_with(out, snaps, Options::default());
 }
 
-/// [`render`] with `options`.
+/// [`render`] with `options`: every family of the table, in its order (per-process ones
+/// only if `options.process_metrics`).
 pub fn render_with(out: &mut String, snaps: &[Snapshot], options: Options) {
     let live: Vec<&Snapshot> = snaps.iter().filter(|s| s.alive).collect();
-    let l = &live;
-    queue_family(
-        out,
-        l,
-        "mpqueue_size",
-        "gauge",
-        "Items put and not yet got, including items in feeder buffers.",
-        |s| s.size as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_maxsize",
-        "gauge",
-        "Capacity in items; 0 means unbounded.",
-        |s| s.maxsize as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_puts_total",
-        "counter",
-        "Items accepted by put.",
-        |s| s.puts as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_gets_total",
-        "counter",
-        "Items returned by get.",
-        |s| s.gets as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_put_bytes_total",
-        "counter",
-        "Encoded bytes accepted by put.",
-        |s| s.bytes_put as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_get_bytes_total",
-        "counter",
-        "Encoded bytes returned by get.",
-        |s| s.bytes_got as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_full_events_total",
-        "counter",
-        "Put calls that found the queue full.",
-        |s| s.full_events as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_empty_events_total",
-        "counter",
-        "Get calls that found the queue empty.",
-        |s| s.empty_events as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_put_timeouts_total",
-        "counter",
-        "Put calls that timed out.",
-        |s| s.put_timeouts as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_get_timeouts_total",
-        "counter",
-        "Get calls that timed out.",
-        |s| s.get_timeouts as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_decode_errors_total",
-        "counter",
-        "Items that could not be decoded by get.",
-        |s| s.decode_errors as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_lost_items_total",
-        "counter",
-        "Items accepted and never delivered (dead producers, cancelled flushes).",
-        |s| s.lost as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_frames_discarded_total",
-        "counter",
-        "Items dropped half-written or half-read by a dead process.",
-        |s| s.frames_discarded as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_lock_recoveries_total",
-        "counter",
-        "Locks taken over from a dead owner.",
-        |s| s.lock_recoveries as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_processes",
-        "gauge",
-        "Attached processes that are alive.",
-        |s| s.processes.iter().filter(|p| p.alive).count() as f64,
-    );
-    queue_family(
-        out,
-        l,
-        "mpqueue_ring_capacity_bytes",
-        "gauge",
-        "Size of the shared channel ring.",
-        |s| s.ring_capacity as f64,
-    );
-    histogram_family(
-        out,
-        l,
-        "mpqueue_put_blocked_seconds",
-        "Time put calls spent blocked on a full queue (calls that did not block are not observed).",
-        |s| &s.put_blocked,
-    );
-    histogram_family(
-        out,
-        l,
-        "mpqueue_get_blocked_seconds",
-        "Time get calls spent blocked on an empty queue (calls that did not block are not observed).",
-        |s| &s.get_blocked,
-    );
-    if !options.process_metrics {
-        return;
+    for f in FAMILIES {
+        if f.scope() == Scope::Process && !options.process_metrics {
+            continue;
+        }
+        header(out, f);
+        match f.source() {
+            Source::Queue(value) => queue_samples(out, &live, f.name(), value),
+            Source::Process(value) => process_samples(out, &live, f.name(), value),
+            Source::Histogram(pick) => histogram_samples(out, &live, f.name(), pick),
+        }
     }
-    process_family(
-        out,
-        l,
-        "mpqueue_process_buffered_items",
-        "gauge",
-        "Items a process has put that are still in its feeder buffer.",
-        |p| p.buffered_items as f64,
-    );
-    process_family(
-        out,
-        l,
-        "mpqueue_process_buffered_bytes",
-        "gauge",
-        "Bytes of those items.",
-        |p| p.buffered_bytes as f64,
-    );
-    process_family(
-        out,
-        l,
-        "mpqueue_process_puts_total",
-        "counter",
-        "Items a process put.",
-        |p| p.puts as f64,
-    );
-    process_family(
-        out,
-        l,
-        "mpqueue_process_gets_total",
-        "counter",
-        "Items a process got.",
-        |p| p.gets as f64,
-    );
-    process_family(
-        out,
-        l,
-        "mpqueue_process_alive",
-        "gauge",
-        "1 if the attached process is running.",
-        |p| f64::from(u8::from(p.alive)),
-    );
-    process_family(
-        out,
-        l,
-        "mpqueue_process_heartbeat_age_seconds",
-        "gauge",
-        "Time since the process last put or got (-1 if never).",
-        |p| p.heartbeat_age.map_or(-1.0, |d| d.as_secs_f64()),
-    );
 }
 
 #[cfg(test)]
@@ -447,6 +251,63 @@ mod tests {
             .filter(|l| !l.contains("mpqueue_process_"))
             .collect();
         assert_eq!(kept, lean.lines().collect::<Vec<_>>());
+    }
+
+    /// A sample with every kind of value: a stale queue, a name that needs escaping, a
+    /// process that never put or got, and both histograms non-empty.
+    fn golden_sample() -> Vec<Snapshot> {
+        let mut odd = snap("we\"ird\\name\n", true);
+        odd.named = false;
+        odd.get_blocked.buckets[3] = 5;
+        odd.get_blocked.buckets[27] = 1;
+        odd.get_blocked.count = 6;
+        odd.get_blocked.sum_ns = 2_500_000_123;
+        odd.decode_errors = 2;
+        odd.lost = u64::MAX;
+        let mut idle = odd.processes[0].clone();
+        idle.pid = 8;
+        idle.role = Role::Idle;
+        idle.heartbeat_age = None;
+        idle.alive = false;
+        odd.processes.push(idle);
+        vec![snap("jobs", true), snap("gone", false), odd]
+    }
+
+    /// The whole page, byte for byte, as the exporter has always written it
+    /// (`MPQUEUE_WRITE_GOLDEN=1` rewrites `golden.prom` after a deliberate change).
+    #[test]
+    fn golden_page() {
+        let mut out = String::new();
+        render(&mut out, &golden_sample());
+        if std::env::var_os("MPQUEUE_WRITE_GOLDEN").is_some() {
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/golden.prom"),
+                &out,
+            )
+            .unwrap();
+        }
+        assert_eq!(out, include_str!("golden.prom"));
+    }
+
+    /// Every family of the library's table is on the page with its type, and nothing
+    /// else is (the exporter's own `mpqueue_exporter_*` families are added by `main`).
+    #[test]
+    fn every_table_family_is_rendered_with_its_type() {
+        let mut out = String::new();
+        render(&mut out, &golden_sample());
+        let types: Vec<&str> = out.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        let expected: Vec<String> = FAMILIES
+            .iter()
+            .map(|f| format!("# TYPE {} {}", f.name(), f.kind().as_str()))
+            .collect();
+        assert_eq!(types, expected);
+        for f in FAMILIES {
+            let samples = out
+                .lines()
+                .filter(|l| l.starts_with(f.name()) && !l.starts_with('#'))
+                .count();
+            assert!(samples > 0, "{} has no sample", f.name());
+        }
     }
 
     proptest! {
