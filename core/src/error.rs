@@ -20,7 +20,7 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// `create` found a queue (or a crashed creator's leftovers) under this name.
-    #[error("queue {name:?} already exists (remove leftovers with Queue::unlink)")]
+    #[error("queue {name:?} already exists (remove leftovers with mpqueue::unlink)")]
     AlreadyExists {
         /// The queue name.
         name: String,
@@ -207,6 +207,41 @@ impl<T> fmt::Display for PutError<T> {
 
 impl<T> std::error::Error for PutError<T> {}
 
+/// Errors compare equal when they are the same variant with equal items and details.
+impl<T: PartialEq> PartialEq for PutError<T> {
+    fn eq(&self, other: &Self) -> bool {
+        use PutError::*;
+        match (self, other) {
+            (Full(a), Full(b)) | (Closed(a), Closed(b)) => a == b,
+            (
+                TooLarge { item, size, max },
+                TooLarge {
+                    item: i2,
+                    size: s2,
+                    max: m2,
+                },
+            ) => item == i2 && size == s2 && max == m2,
+            (
+                Encode { item, reason },
+                Encode {
+                    item: i2,
+                    reason: r2,
+                },
+            )
+            | (
+                Broken { item, reason },
+                Broken {
+                    item: i2,
+                    reason: r2,
+                },
+            ) => item == i2 && reason == r2,
+            _ => false,
+        }
+    }
+}
+
+impl<T: Eq> Eq for PutError<T> {}
+
 /// Why `get` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -235,9 +270,25 @@ pub enum GetError {
 }
 
 impl GetError {
-    /// Whether the queue was empty.
+    /// Whether the queue was empty (or stayed empty until the deadline).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(mpqueue::GetError::Empty.is_empty());
+    /// assert!(!mpqueue::GetError::Closed.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, GetError::Empty)
+    }
+
+    /// Whether the queue was closed in this process.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(mpqueue::GetError::Closed.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, GetError::Closed)
     }
 }
 

@@ -72,7 +72,7 @@ pub use error::{Error, GetError, JoinError, PutError};
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, Queue, STATS_ENV,
+    DEFAULT_MAX_PROCESSES, Queue, STATS_ENV, unlink,
 };
 pub use segment::{DIR_ENV, queue_dir};
 

@@ -147,7 +147,7 @@ fn foreign_or_corrupt_files_are_refused() {
 fn unlink_removes_name_but_attached_handles_keep_working() {
     let dir = setup();
     let q: Queue<u8> = Queue::builder().name("unlinked").create().unwrap();
-    assert!(Queue::<u8>::unlink("unlinked").unwrap());
+    assert!(mpqueue::unlink("unlinked").unwrap());
     assert!(!dir.join("q.unlinked.data").exists());
     assert!(matches!(
         Queue::<u8>::open("unlinked"),
@@ -155,7 +155,7 @@ fn unlink_removes_name_but_attached_handles_keep_working() {
     ));
     q.put(1).unwrap();
     assert_eq!(q.get().unwrap(), 1);
-    assert!(!Queue::<u8>::unlink("unlinked").unwrap());
+    assert!(!mpqueue::unlink("unlinked").unwrap());
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn crashed_creator_leftovers_can_be_removed() {
     ));
     let e = Queue::<u8>::open("half-made").unwrap_err();
     assert!(e.to_string().contains("never initialised"), "{e}");
-    assert!(Queue::<u8>::unlink("half-made").unwrap());
+    assert!(mpqueue::unlink("half-made").unwrap());
     let q: Queue<u8> = Queue::builder().name("half-made").create().unwrap();
     q.put(1).unwrap();
     assert_eq!(q.get().unwrap(), 1);

@@ -55,16 +55,55 @@ pub struct QueueRef {
 
 impl QueueRef {
     /// The stats file.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _q = mpqueue::Queue::<u8>::builder().name("pathed").create()?;
+    /// let r = &mpqueue::observe::list()?[0];
+    /// assert!(r.path().ends_with("q.pathed.stats"));
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The queue's id: its stats file's name without `.stats` (`q.NAME` for a named queue,
+    /// `a.PID.START.N` for an anonymous one); unique among the queues of a directory.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _q = mpqueue::Queue::<u8>::builder().name("ided").create()?;
+    /// assert_eq!(mpqueue::observe::list()?[0].id(), "q.ided");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The queue's name for a named queue, else its file id (the snapshot has the label).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _q = mpqueue::Queue::<u8>::builder().name("named-ref").create()?;
+    /// assert_eq!(mpqueue::observe::list()?[0].name(), "named-ref");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.id.strip_prefix("q.").unwrap_or(&self.id)
     }
 
     /// Whether the file is a named queue's.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _q = mpqueue::Queue::<u8>::new(0)?; // anonymous
+    /// assert!(!mpqueue::observe::list()?[0].is_named());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn is_named(&self) -> bool {
         self.id.starts_with("q.")
     }
@@ -81,6 +120,16 @@ impl QueueRef {
     /// the file shrank while it was read), [`Error::Incompatible`],
     /// [`Error::PermissionDenied`], [`Error::Io`], or [`Error::NotFound`] if the queue went
     /// away.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().label("snapped").create()?;
+    /// q.put(1)?;
+    /// let s = mpqueue::observe::list()?[0].snapshot()?;
+    /// assert_eq!((s.name.as_str(), s.puts, s.size), ("snapped", 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
         StatsFile::open(&self.path, &self.id)?.snapshot(&self.id)
     }
@@ -94,6 +143,16 @@ impl QueueRef {
     /// initialised likewise. If this process cannot read its own `/proc` (no descriptor
     /// left, a `/proc` of another pid namespace), nothing is removed. A file that cannot be
     /// read or parsed is left alone (it may be someone else's).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().name("kept").create()?;
+    /// let r = &mpqueue::observe::list()?[0];
+    /// assert!(r.remove_if_stale().is_empty(), "this process is alive");
+    /// # drop(q);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn remove_if_stale(&self) -> Vec<PathBuf> {
         if !self.is_stale() {
             return Vec::new();
@@ -136,6 +195,16 @@ impl QueueRef {
 ///
 /// # Errors
 /// [`Error::PermissionDenied`] or [`Error::Io`] if the directory cannot be read.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let _a = mpqueue::Queue::<u8>::builder().name("first").create()?;
+/// let _b = mpqueue::Queue::<u8>::builder().name("second").create()?;
+/// let names: Vec<String> = mpqueue::observe::list()?.iter().map(|r| r.name().to_string()).collect();
+/// assert_eq!(names, ["first", "second"]);
+/// # Ok::<(), mpqueue::Error>(())
+/// ```
 pub fn list() -> Result<Vec<QueueRef>, Error> {
     list_in(&segment::queue_dir())
 }
@@ -144,6 +213,15 @@ pub fn list() -> Result<Vec<QueueRef>, Error> {
 ///
 /// # Errors
 /// As for [`list`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let _q = mpqueue::Queue::<u8>::builder().name("here").create()?;
+/// assert_eq!(mpqueue::observe::list_in(dir.path())?.len(), 1);
+/// assert!(mpqueue::observe::list_in(&dir.path().join("absent"))?.is_empty());
+/// # Ok::<(), mpqueue::Error>(())
+/// ```
 pub fn list_in(dir: &Path) -> Result<Vec<QueueRef>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -170,6 +248,14 @@ pub fn list_in(dir: &Path) -> Result<Vec<QueueRef>, Error> {
 ///
 /// # Errors
 /// As for [`list`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let _live = mpqueue::Queue::<u8>::builder().name("live").create()?;
+/// assert!(mpqueue::observe::cleanup()?.is_empty(), "a live queue is never removed");
+/// # Ok::<(), mpqueue::Error>(())
+/// ```
 pub fn cleanup() -> Result<Vec<PathBuf>, Error> {
     cleanup_in(&segment::queue_dir())
 }
@@ -178,6 +264,14 @@ pub fn cleanup() -> Result<Vec<PathBuf>, Error> {
 ///
 /// # Errors
 /// As for [`list`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let _live = mpqueue::Queue::<u8>::builder().name("live-in").create()?;
+/// assert!(mpqueue::observe::cleanup_in(dir.path())?.is_empty());
+/// # Ok::<(), mpqueue::Error>(())
+/// ```
 pub fn cleanup_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut removed = Vec::new();
     for q in list_in(dir)? {

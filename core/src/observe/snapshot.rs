@@ -19,12 +19,27 @@ pub struct HistogramSnapshot {
 impl HistogramSnapshot {
     /// Upper bound of each bucket in nanoseconds (powers of two from 1.024 µs; the last is
     /// `u64::MAX`, i.e. +Inf).
+    ///
+    /// # Examples
+    /// ```
+    /// let b = mpqueue::observe::HistogramSnapshot::bounds();
+    /// assert_eq!(b[0], 1024);
+    /// assert_eq!(*b.last().unwrap(), u64::MAX);
+    /// ```
     pub fn bounds() -> [u64; HIST_BUCKETS] {
         std::array::from_fn(bucket_upper_ns)
     }
 
     /// The `q`-quantile (0..=1) as the upper bound of the bucket it falls in; `None` without
     /// observations. For the overflow bucket it returns the largest finite bound.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut h = mpqueue::observe::HistogramSnapshot::default();
+    /// assert_eq!(h.quantile(0.5), None);
+    /// h.buckets[3] = 10; // ten waits of at most 2^13 ns
+    /// assert_eq!(h.quantile(0.99), Some(std::time::Duration::from_nanos(8192)));
+    /// ```
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         let total: u64 = self.buckets.iter().fold(0, |a, b| a.saturating_add(*b));
         if total == 0 {
@@ -75,6 +90,11 @@ impl Role {
     }
 
     /// `"producer"`, `"consumer"`, `"both"` or `"idle"`.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(mpqueue::observe::Role::Both.as_str(), "both");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Idle => "idle",
@@ -194,6 +214,18 @@ pub struct Rates {
 impl Snapshot {
     /// Rates from `earlier` to `self` (zero if no time passed or counters went backwards,
     /// which happens only if the queue was replaced).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// let r = &mpqueue::observe::list()?[0];
+    /// let before = r.snapshot()?;
+    /// q.put(1)?;
+    /// let rates = r.snapshot()?.rate_since(&before);
+    /// assert!(rates.puts > 0.0 && rates.gets == 0.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rate_since(&self, earlier: &Snapshot) -> Rates {
         let secs = self.taken_ns.saturating_sub(earlier.taken_ns) as f64 / 1e9;
         if secs <= 0.0 {
@@ -213,6 +245,15 @@ impl Snapshot {
     /// Alive if an attached process is known alive; dead if every one is known dead (or none
     /// is attached: stale); unknown otherwise (processes of another pid namespace, or an
     /// unreadable `/proc`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _q = mpqueue::Queue::<u8>::new(0)?;
+    /// let s = mpqueue::observe::list()?[0].snapshot()?;
+    /// assert_eq!(s.liveness(), mpqueue::observe::Liveness::Alive);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn liveness(&self) -> Liveness {
         let any = |l: Liveness| self.processes.iter().any(|p| p.liveness == l);
         if any(Liveness::Alive) {
@@ -225,6 +266,16 @@ impl Snapshot {
     }
 
     /// Processes that have put.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// let s = mpqueue::observe::list()?[0].snapshot()?;
+    /// assert_eq!((s.producers(), s.consumers()), (1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn producers(&self) -> usize {
         self.processes
             .iter()
@@ -233,6 +284,16 @@ impl Snapshot {
     }
 
     /// Processes that have got.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// assert_eq!(mpqueue::observe::list()?[0].snapshot()?.consumers(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn consumers(&self) -> usize {
         self.processes
             .iter()

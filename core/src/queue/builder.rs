@@ -7,8 +7,6 @@ use crate::error::Error;
 use crate::layout;
 use crate::segment::{self, CreateParams};
 use crate::sys;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,7 +47,7 @@ pub struct Builder<T> {
     _items: PhantomData<fn(T) -> T>,
 }
 
-impl<T: Serialize + DeserializeOwned> Builder<T> {
+impl<T> Builder<T> {
     pub(super) fn new() -> Self {
         Builder {
             name: None,
@@ -69,18 +67,43 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     }
 
     /// Makes a named queue that unrelated processes can [`Queue::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().name("shared-jobs").create()?;
+    /// assert_eq!(q.name(), "shared-jobs");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// A label shown by the observers for an anonymous queue (default: a generated id).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().label("resize-stage").create()?;
+    /// assert_eq!(q.name(), "resize-stage");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn label(mut self, label: &str) -> Self {
         self.label = Some(label.into());
         self
     }
 
     /// Capacity in items; 0 (the default) means unbounded.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().maxsize(1).create()?;
+    /// q.put(1)?;
+    /// assert!(q.put_nowait(2).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maxsize(mut self, maxsize: usize) -> Self {
         self.maxsize = maxsize;
         self
@@ -88,12 +111,29 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
 
     /// Bytes of the shared ring (rounded up to a power of two, at least 4 KiB; default
     /// 1 MiB). Larger items stream through it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<Vec<u8>>::builder().capacity_bytes(4096).create()?;
+    /// q.put(vec![7; 100_000])?; // streams through the 4 KiB ring
+    /// assert_eq!(q.get()?.len(), 100_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
     }
 
     /// Largest encoded item accepted (default 64 MiB).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<Vec<u8>>::builder().max_item_size(16).create()?;
+    /// assert!(matches!(q.put(vec![0; 100]), Err(mpqueue::PutError::TooLarge { .. })));
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn max_item_size(mut self, bytes: usize) -> Self {
         self.max_item = bytes;
         self.max_item_set = Some(bytes);
@@ -101,6 +141,18 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     }
 
     /// How many processes can be attached at once (default 64).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().name("few").max_processes(1).create()?;
+    /// assert!(matches!(
+    ///     mpqueue::Queue::<u8>::open("few"),
+    ///     Err(mpqueue::Error::TooManyProcesses { .. })
+    /// ));
+    /// # drop(q);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn max_processes(mut self, n: usize) -> Self {
         self.max_processes = n;
         self
@@ -114,12 +166,31 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// is refused with [`Error::Untrusted`]. With it, a directory or segment owned by another
     /// user is trusted when its group is one of this user's, but never one that others
     /// (outside the group) may write.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let _q = mpqueue::Queue::<u8>::builder().name("team").group_access(true).create()?;
+    /// let mode = std::fs::metadata(dir.path().join("q.team.stats"))?.permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o660);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn group_access(mut self, yes: bool) -> Self {
         self.mode = if yes { 0o660 } else { 0o600 };
         self
     }
 
     /// The segment directory (default `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let elsewhere = tempfile::tempdir()?;
+    /// let _q = mpqueue::Queue::<u8>::builder().name("there").dir(elsewhere.path()).create()?;
+    /// assert!(elsewhere.path().join("q.there.stats").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -127,6 +198,16 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
 
     /// Turns this process's per-operation counters on or off (default on, or
     /// `MPQUEUE_STATS=off`). Sizes, liveness and capacity accounting are always kept.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().label("quiet").stats(false).create()?;
+    /// q.put(1)?;
+    /// let s = mpqueue::observe::list()?[0].snapshot()?;
+    /// assert_eq!(s.puts, 1); // sizes are always counted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(mut self, on: bool) -> Self {
         self.stats = Some(on);
         self
@@ -134,12 +215,33 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
 
     /// How long closing (or exiting) waits for a reader to make room before it drops what
     /// is still buffered; `None` waits for ever, like Python. Default 10 s.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use std::time::Duration;
+    /// let q = mpqueue::Queue::<u8>::builder()
+    ///     .flush_timeout(Some(Duration::from_secs(2)))
+    ///     .create()?;
+    /// q.put(1)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.flush_timeout = timeout;
         self
     }
 
     /// With a name: open the queue if it exists instead of failing with `AlreadyExists`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let a = mpqueue::Queue::<u8>::builder().name("once").open_or_create(true).create()?;
+    /// let b = mpqueue::Queue::<u8>::builder().name("once").open_or_create(true).create()?;
+    /// a.put(1)?;
+    /// assert_eq!(b.get()?, 1); // the same queue
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_or_create(mut self, yes: bool) -> Self {
         self.open_existing = yes;
         self
@@ -165,6 +267,18 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// # Errors
     /// [`Error::InvalidOption`], [`Error::InvalidName`], [`Error::AlreadyExists`],
     /// [`Error::PermissionDenied`], [`Error::Io`] (e.g. `/dev/shm` full).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<String>::builder().name("made").maxsize(10).create()?;
+    /// assert!(matches!(
+    ///     mpqueue::Queue::<String>::builder().name("made").create(),
+    ///     Err(mpqueue::Error::AlreadyExists { .. })
+    /// ));
+    /// # drop(q);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn create(self) -> Result<Queue<T>, Error> {
         let capacity = self
             .capacity
@@ -234,6 +348,15 @@ impl<T: Serialize + DeserializeOwned> Builder<T> {
     ///
     /// # Errors
     /// As for [`Queue::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let _made = mpqueue::Queue::<u8>::builder().name("opened").maxsize(3).create()?;
+    /// let q = mpqueue::Queue::<u8>::builder().open("opened")?;
+    /// assert_eq!(q.maxsize(), 3); // limits come from the queue
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn open(self, name: &str) -> Result<Queue<T>, Error> {
         self.open_ref(name)
     }

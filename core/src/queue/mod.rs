@@ -4,6 +4,7 @@
 mod builder;
 mod core;
 mod feeder;
+mod items;
 
 pub(crate) use self::core::Core;
 pub use self::core::DEFAULT_FLUSH_TIMEOUT;
@@ -11,17 +12,11 @@ pub use builder::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
 
-use crate::codec::{self, EncodeError};
-use crate::error::{Error, GetError, JoinError, PutError};
+use crate::error::{Error, JoinError};
 use crate::segment;
-use crate::sys;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 /// Flushes and detaches on drop of the last handle in a process.
 pub(crate) struct Handle {
@@ -96,43 +91,7 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
-thread_local! {
-    /// Per-thread buffers for encoding in `put` and receiving in `get`, so the fast path
-    /// allocates nothing.
-    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Buffers above this are not kept between calls.
-const SCRATCH_KEEP: usize = (4 << 20) + (64 << 10);
-
-/// Runs `f` with this thread's scratch buffer, taken out for the call (so a `Serialize`
-/// impl that itself uses a queue just gets a fresh one) and put back after.
-fn with_scratch<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
-    let taken = key
-        .try_with(|c| c.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).ok())
-        .ok()
-        .flatten();
-    let mut buf = taken.unwrap_or_default();
-    let r = f(&mut buf);
-    if buf.capacity() <= SCRATCH_KEEP {
-        let _ = key.try_with(|c| {
-            if let Ok(mut b) = c.try_borrow_mut() {
-                *b = buf;
-            }
-        });
-    }
-    r
-}
-
-fn deadline_after(timeout: Duration) -> u64 {
-    sys::mono_now().saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
-}
-
-impl<T: Serialize + DeserializeOwned> Queue<T> {
+impl<T> Queue<T> {
     /// Creates an anonymous queue, shared with children forked afterwards.
     /// `maxsize == 0` means unbounded.
     ///
@@ -170,8 +129,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Attaches to the named queue `name` created by another process.
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::Corrupt`] (not an mpqueue
-    /// segment), [`Error::Incompatible`], [`Error::Removed`], [`Error::InvalidName`].
+    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::Untrusted`],
+    /// [`Error::Corrupt`] (not an mpqueue segment), [`Error::Incompatible`],
+    /// [`Error::InvalidName`].
     ///
     /// # Examples
     /// ```
@@ -187,139 +147,36 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Self::builder().open(name)
     }
 
-    /// Removes the named queue's shared memory. Processes attached keep using it; nobody
-    /// new can open it. Also removes a crashed creator's leftovers. Returns whether anything
-    /// was removed.
-    ///
-    /// # Errors
-    /// [`Error::InvalidName`], [`Error::PermissionDenied`], [`Error::Io`].
-    pub fn unlink(name: &str) -> Result<bool, Error> {
-        segment::unlink(&segment::queue_dir(), name)
-    }
-
     fn core(&self) -> &Core {
         &self.handle.core
-    }
-
-    fn put_deadline(&self, item: T, deadline: Option<u64>) -> Result<(), PutError<T>> {
-        with_scratch(&ENCODE_BUF, |frame| {
-            match codec::encode_into(&item, self.core().opts.max_item, frame) {
-                Ok(()) => self.handle.core.put_frame(item, frame, deadline),
-                Err(EncodeError::TooLarge(size)) => Err(PutError::TooLarge {
-                    item,
-                    size,
-                    max: self.core().opts.max_item as usize,
-                }),
-                Err(EncodeError::Failed(reason)) => Err(PutError::Encode { item, reason }),
-            }
-        })
-    }
-
-    /// Puts `item`, waiting as long as the queue is full.
-    ///
-    /// # Errors
-    /// [`PutError::Closed`] after [`close`](Self::close); [`PutError::TooLarge`] and
-    /// [`PutError::Encode`] if the item cannot be encoded. The item comes back in each.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline(item, None)
-    }
-
-    /// Puts `item`, waiting at most `timeout` for room (a zero timeout does not wait).
-    ///
-    /// # Errors
-    /// [`PutError::Full`] if the queue was still full at the deadline; as for [`put`](Self::put).
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_deadline(item, Some(deadline_after(timeout)))
-    }
-
-    /// Puts `item` only if there is room now.
-    ///
-    /// # Errors
-    /// [`PutError::Full`] if the queue is full; as for [`put`](Self::put).
-    pub fn put_nowait(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline(item, Some(0))
-    }
-
-    /// Alias of [`put_nowait`](Self::put_nowait).
-    ///
-    /// # Errors
-    /// As for [`put_nowait`](Self::put_nowait).
-    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_nowait(item)
-    }
-
-    fn get_deadline(&self, deadline: Option<u64>, nowait: bool) -> Result<T, GetError> {
-        let core = self.core();
-        with_scratch(&DECODE_BUF, |bytes| {
-            core.get_frame(deadline, nowait, bytes)?;
-            match codec::decode(bytes, core.opts.max_item) {
-                Ok(item) => Ok(item),
-                Err(e) => {
-                    if let Some(l) = core.current_local() {
-                        core.counters(l).decode_error();
-                    }
-                    Err(GetError::Decode {
-                        len: bytes.len(),
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        })
-    }
-
-    /// Removes and returns the oldest item, waiting as long as the queue is empty.
-    ///
-    /// # Errors
-    /// [`GetError::Closed`] after [`close`](Self::close); [`GetError::Decode`] if the bytes
-    /// are not a `T` (that item is gone, the queue goes on); [`GetError::Corrupt`].
-    pub fn get(&self) -> Result<T, GetError> {
-        self.get_deadline(None, false)
-    }
-
-    /// Removes and returns the oldest item, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`GetError::Empty`] if nothing arrived in time; as for [`get`](Self::get).
-    ///
-    /// # Examples
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
-    /// use std::time::Duration;
-    /// let q = mpqueue::Queue::<u8>::new(0)?;
-    /// assert_eq!(q.get_timeout(Duration::from_millis(10)), Err(mpqueue::GetError::Empty));
-    /// # Ok::<(), mpqueue::Error>(())
-    /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_deadline(Some(deadline_after(timeout)), false)
-    }
-
-    /// Removes and returns the oldest item only if one is in the channel now.
-    ///
-    /// Items still in a feeder buffer (of any process) are not visible yet; if another
-    /// process is copying an item out, this waits up to 50 ms for it.
-    ///
-    /// # Errors
-    /// [`GetError::Empty`]; as for [`get`](Self::get).
-    pub fn get_nowait(&self) -> Result<T, GetError> {
-        self.get_deadline(Some(sys::mono_now()), true)
-    }
-
-    /// Alias of [`get_nowait`](Self::get_nowait).
-    ///
-    /// # Errors
-    /// As for [`get_nowait`](Self::get_nowait).
-    pub fn try_get(&self) -> Result<T, GetError> {
-        self.get_nowait()
     }
 
     /// Approximate number of items in the queue: put (including those still in any
     /// process's feeder buffer) and not yet got. Like Python, it can be stale by the time
     /// it returns.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn qsize(&self) -> usize {
         self.core().size() as usize
     }
 
     /// Alias of [`qsize`](Self::qsize).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert_eq!(q.len(), 0);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.qsize()
     }
@@ -327,34 +184,99 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Whether [`qsize`](Self::qsize) is 0. Unlike Python's `empty()`, which asks whether
     /// the pipe has bytes, this counts buffered items too, so it is `false` right after a
     /// `put` in any process. Approximate.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert!(q.empty());
+    /// q.put(1)?;
+    /// assert!(!q.empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
 
     /// Alias of [`empty`](Self::empty).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert!(q.is_empty());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.empty()
     }
 
     /// Whether a bounded queue holds `maxsize` items. Approximate; always `false` when
     /// unbounded.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(1)?;
+    /// assert!(!q.full());
+    /// q.put(1)?;
+    /// assert!(q.full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn full(&self) -> bool {
         let m = self.core().opts.maxsize;
         m > 0 && self.core().size() >= m
     }
 
+    /// Alias of [`full`](Self::full).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert!(!q.is_full()); // unbounded
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.full()
+    }
+
     /// The capacity in items; 0 means unbounded.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// assert_eq!(mpqueue::Queue::<u8>::new(5)?.maxsize(), 5);
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.core().opts.maxsize as usize
     }
 
     /// The queue's name (named queues) or label / generated id (anonymous).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().label("ingest").create()?;
+    /// assert_eq!(q.name(), "ingest");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.core().seg.display_name
     }
 
     /// Items this process has put that are not in the shared channel yet (its feeder
     /// buffer, including a batch the feeder is writing).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.put(1)?; // written straight into the ring: nothing buffered
+    /// assert_eq!(q.buffered(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn buffered(&self) -> usize {
         let core = self.core();
         core.current_local().map_or(0, |l| {
@@ -369,8 +291,34 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Closes the queue in this process: `put` and `get` fail with `Closed` from now on; the
     /// feeder flushes what is buffered and exits. Does not wait (see
     /// [`join_thread`](Self::join_thread)). Other processes are not affected.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// assert!(q.put(1).unwrap_err().is_closed());
+    /// assert!(q.get().unwrap_err().is_closed());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
     pub fn close(&self) {
         self.core().close();
+    }
+
+    /// Whether [`close`](Self::close) was called in this process.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert!(!q.is_closed());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core()
+            .current_local()
+            .is_some_and(|l| l.closed.load(Relaxed))
     }
 
     /// Waits until the feeder has flushed everything buffered and exited. Call after
@@ -379,6 +327,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// [`JoinError::NotClosed`] if the queue is not closed; [`JoinError::Stalled`] if nobody
     /// read for the flush timeout and the rest was dropped.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// assert_eq!(q.join_thread(), Err(mpqueue::JoinError::NotClosed));
+    /// q.put(1)?;
+    /// q.close();
+    /// q.join_thread()?; // everything is in the shared ring now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join_thread(&self) -> Result<(), JoinError> {
         match self.core().current_local() {
             Some(l) => self.core().join_feeder(l),
@@ -388,9 +347,40 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Lets this process exit without flushing its buffer: at exit (or when the last handle
     /// drops) buffered items are dropped and counted (`dropped` in the stats) instead.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::new(0)?;
+    /// q.cancel_join_thread();
+    /// q.close();
+    /// q.join_thread()?; // returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cancel_join_thread(&self) {
         if let Ok(l) = self.core().local(None) {
             l.cancel_join.store(true, Relaxed);
         }
     }
+}
+
+/// Removes the named queue `name` from `$MPQUEUE_DIR` (or the default directory).
+/// Processes attached keep using it; nobody new can open it. Also removes a crashed
+/// creator's leftovers. Returns whether anything was removed.
+///
+/// # Errors
+/// [`Error::InvalidName`], [`Error::PermissionDenied`], [`Error::Untrusted`], [`Error::Io`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let q = mpqueue::Queue::<u8>::builder().name("doomed").create()?;
+/// assert!(mpqueue::unlink("doomed")?);
+/// assert!(mpqueue::Queue::<u8>::open("doomed").is_err());
+/// q.put(1)?; // the attached handle keeps working
+/// assert!(!mpqueue::unlink("doomed")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn unlink(name: &str) -> Result<bool, Error> {
+    segment::unlink(&segment::queue_dir(), name)
 }
