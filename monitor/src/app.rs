@@ -200,6 +200,9 @@ pub struct App {
     pub dir_error: Option<String>,
     /// Set by `q` / Ctrl-C.
     pub quit: bool,
+    /// What the dashboard is waiting for (shown instead of the key help), e.g. the demo
+    /// stopping.
+    pub notice: Option<String>,
     rows: BTreeMap<String, QueueRow>,
 }
 
@@ -219,6 +222,7 @@ impl App {
             help: false,
             dir_error: None,
             quit: false,
+            notice: None,
             rows: BTreeMap::new(),
         }
     }
@@ -298,6 +302,21 @@ impl App {
             ord.then_with(|| a.id.cmp(&b.id))
         });
         v
+    }
+
+    /// Processes not known dead attached to the queues whose stats-file id starts with
+    /// `id_prefix` (as of the last refresh), each counted once.
+    pub fn processes_of(&self, id_prefix: &str) -> usize {
+        let mut pids: Vec<u32> = self
+            .rows
+            .values()
+            .filter(|r| r.id.starts_with(id_prefix))
+            .filter_map(|r| r.snap.as_ref())
+            .flat_map(|s| s.processes.iter().filter(|p| p.alive).map(|p| p.pid))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len()
     }
 
     /// The queue shown in the detail view.

@@ -102,15 +102,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let result = run(App::new(dir, args.interval));
-    if let Some(d) = demo {
-        d.stop().context("stopping the demo")?;
-    }
-    result
+    run(App::new(dir, args.interval), demo)
 }
 
-/// The event loop: draw, wait for a key or the next refresh, repeat.
-fn run(mut app: App) -> anyhow::Result<()> {
+/// The event loop: draw, wait for a key or the next refresh, repeat. On quit, a demo
+/// workload is stopped first, with the dashboard still up and saying so; the terminal is
+/// given back once it has stopped.
+fn run(mut app: App, mut demo: Option<demo::Demo>) -> anyhow::Result<()> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
@@ -138,7 +136,22 @@ fn run(mut app: App) -> anyhow::Result<()> {
         app.refresh();
         let mut next = Instant::now() + app.interval;
         let mut dirty = true;
-        while !app.quit && !signalled.load(Ordering::Relaxed) {
+        loop {
+            let quitting = app.quit || signalled.load(Ordering::Relaxed);
+            if quitting {
+                let Some(d) = demo.as_mut() else { break };
+                d.begin_stop();
+                if d.poll().context("stopping the demo")? {
+                    break;
+                }
+                let left = app.processes_of(&format!("a.{}.", d.pid()));
+                let notice =
+                    format!("stopping the demo: waiting for {left} of its processes to finish…");
+                if app.notice.as_ref() != Some(&notice) {
+                    app.notice = Some(notice);
+                    dirty = true;
+                }
+            }
             // The terminal went away (hang-up): nothing left to draw on.
             if crossterm::terminal::size().is_err() {
                 break;
@@ -147,10 +160,10 @@ fn run(mut app: App) -> anyhow::Result<()> {
                 terminal.draw(|f| ui::render(f, &app))?;
                 dirty = false;
             }
-            // Wake at the next refresh, and at least every 250 ms to notice signals.
-            let wait = next
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(250));
+            // Wake at the next refresh, and at least every 250 ms to notice signals (every
+            // 10 ms while the demo stops).
+            let slice = Duration::from_millis(if quitting { 10 } else { 250 });
+            let wait = next.saturating_duration_since(Instant::now()).min(slice);
             if let Ok(ev) = events.recv_timeout(wait) {
                 match ev {
                     Event::Key(key) => {
@@ -172,12 +185,22 @@ fn run(mut app: App) -> anyhow::Result<()> {
                     app.refresh();
                     dirty = true;
                 }
-                next = Instant::now() + app.interval;
+                // While the demo stops, its processes are seen leaving.
+                let every = if quitting {
+                    app.interval.min(Duration::from_millis(100))
+                } else {
+                    app.interval
+                };
+                next = Instant::now() + every;
             }
         }
         Ok(())
     })();
     ratatui::restore();
+    // Not stopped above (the terminal went away, or drawing failed): stop it now.
+    if let Some(d) = demo {
+        d.stop().context("stopping the demo")?;
+    }
     result
 }
 

@@ -63,7 +63,9 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn footer(f: &mut Frame, area: Rect, app: &App) {
-    let line = if app.mode == Mode::Filter {
+    let line = if let Some(notice) = &app.notice {
+        Line::from(Span::styled(format!(" {notice}"), theme::WARN))
+    } else if app.mode == Mode::Filter {
         Line::from(vec![
             Span::styled(" filter: ", theme::KEY),
             Span::raw(format!("{}█", escape(&app.filter))),
@@ -680,6 +682,20 @@ mod tests {
         assert!(
             detail.contains("unknown") && !detail.contains("dead"),
             "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_notice_replaces_the_key_help() {
+        let mut app = fixture();
+        app.notice = Some("stopping the demo: waiting for 3 of its processes to finish…".into());
+        let t = draw(&app, 130, 12);
+        let bottom: String = (0..130)
+            .map(|x| t.backend().buffer()[(x, 11)].symbol().to_string())
+            .collect();
+        assert!(
+            bottom.starts_with(" stopping the demo: waiting for 3 of its processes"),
+            "{bottom}"
         );
     }
 

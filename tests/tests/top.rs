@@ -223,6 +223,44 @@ fn attached_pids(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The demo queue `name` in the `--json` document of `dir`.
+fn demo_queue(dir: &Path, name: &str) -> Option<Value> {
+    json(dir)["queues"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == name)
+        .cloned()
+}
+
+/// Files left in `dir`.
+fn files_in(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect()
+}
+
+/// Waits for the demo processes `pids` to end and for `dir` to be empty.
+fn demo_gone(dir: &Path, pids: &[u32]) {
+    assert!(
+        wait_for(Duration::from_secs(15), || pids
+            .iter()
+            .all(|p| !alive(*p))
+            .then_some(()))
+        .is_some(),
+        "demo processes left"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || files_in(dir)
+            .is_empty()
+            .then_some(()))
+        .is_some(),
+        "shared memory left behind: {:?}",
+        files_in(dir)
+    );
+}
+
 #[test]
 fn demo_runs_and_leaves_nothing_behind() {
     let (dir, t) = demo();
@@ -239,33 +277,64 @@ fn demo_runs_and_leaves_nothing_behind() {
     });
     // The slow consumer lets the bounded queue fill: Full events are counted.
     wait_for(Duration::from_secs(20), || {
-        let v = json(dir.path());
-        let orders = v["queues"]
-            .as_array()?
-            .iter()
-            .find(|q| q["name"] == "demo.orders")?
-            .clone();
+        let orders = demo_queue(dir.path(), "demo.orders")?;
         (orders["full_events"].as_u64()? > 0).then_some(())
     })
     .expect("demo.orders never reported Full events");
+    // A person quits whenever they like, say after 8 s. The test used to quit within the
+    // first second, while the first burst was still queued in demo.ingest: the one phase
+    // in which every worker stopped at once. Quit when the consumer has caught up instead
+    // and waits on an empty queue, as it does for part of every burst cycle.
+    wait_for(Duration::from_secs(30), || {
+        let ingest = demo_queue(dir.path(), "demo.ingest")?;
+        (ingest["puts"].as_u64()? > 0 && ingest["size"].as_u64()? == 0).then_some(())
+    })
+    .expect("demo.ingest was never drained");
     let pids = attached_pids(dir.path());
     assert!(pids.len() >= 8);
+    let shell: u32 = t.display("#{pane_pid}").parse().unwrap();
+    let tui = children_named(shell, "mpqueue-top");
+    assert_eq!(tui.len(), 1, "the dashboard runs in the pane");
     t.send(&["q"]);
-    t.wait_screen("demo stopped", |s| s.contains("EXITED rc=0"));
-    assert!(
-        wait_for(Duration::from_secs(15), || pids
-            .iter()
-            .all(|p| !alive(*p))
-            .then_some(()))
-        .is_some(),
-        "demo processes left"
-    );
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "shared memory left behind: {left:?}");
+    // Until it has exited, the dashboard keeps the screen and says what it waits for: a
+    // restored terminal with the dashboard still running (its children slow to stop) would
+    // look like a hang.
+    let mut seen_stopping = false;
+    let exited = wait_for(Duration::from_secs(20), || {
+        let (screen, on) = (t.screen(), t.display("#{alternate_on}"));
+        if screen.contains("EXITED") {
+            return Some(Ok(screen));
+        }
+        seen_stopping |= screen.contains("stopping the demo");
+        if on == "0" && alive(tui[0]) {
+            return Some(Err(screen));
+        }
+        None
+    });
+    match exited {
+        Some(Ok(screen)) => assert!(screen.contains("EXITED rc=0"), "{screen}"),
+        Some(Err(screen)) => panic!(
+            "the dashboard gave the terminal back but kept running, saying nothing \
+             (stopping notice seen before: {seen_stopping}):\n{screen}"
+        ),
+        None => panic!("the dashboard did not exit:\n{}", t.screen()),
+    }
+    demo_gone(dir.path(), &pids);
+}
+
+#[test]
+fn hanging_up_the_demo_leaves_nothing_behind() {
+    let (dir, t) = demo();
+    t.wait_screen("demo queues", |s| row(s, "demo.stage3").is_some());
+    let pids = wait_for(Duration::from_secs(20), || {
+        let pids = attached_pids(dir.path());
+        (pids.len() >= 8).then_some(pids)
+    })
+    .expect("the demo's processes never all attached");
+    // The terminal goes away (a closed window, a dropped ssh session): the kernel sends
+    // SIGHUP to the terminal's foreground process group.
+    t.hang_up();
+    demo_gone(dir.path(), &pids);
 }
 
 #[test]
