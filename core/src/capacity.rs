@@ -127,8 +127,8 @@ impl<'a> Capacity<'a> {
 /// Items ever accepted by `put`, over live, dead and retired processes.
 fn total_puts(seg: &Segments) -> u64 {
     sync::read_consistent(&seg.stats().retire_seq, || {
-        (0..=seg.slot_count())
+        seg.slot_indices()
             .map(|i| seg.slot(i).puts.load(Acquire))
-            .fold(0u64, u64::wrapping_add)
+            .fold(seg.retired().puts.load(Acquire), u64::wrapping_add)
     })
 }

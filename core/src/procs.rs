@@ -12,7 +12,7 @@
 
 use crate::error::Error;
 use crate::layout::{HIST_BUCKETS, Histogram, ProcSlot, slot_state};
-use crate::segment::{FLAG_UNLINKED, Segments};
+use crate::segment::{FLAG_UNLINKED, Segments, SlotIndex};
 use crate::sys::{self, LockFailed, Locked, MutexGuard};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
@@ -53,9 +53,8 @@ impl<'a> SlotLock<'a> {
     fn recover(&self) {
         let seg = self.0;
         let h = seg.stats();
-        let i = h.retire_slot.load(Relaxed) as usize;
-        if i != 0 && i <= seg.slot_count() {
-            let (total, part) = (seg.slot(0), seg.slot(i));
+        if let Some(i) = seg.slot_index(h.retire_slot.load(Relaxed) as usize) {
+            let (total, part) = (seg.retired(), seg.slot(i));
             // `retire_word` is the word's index + 1 while its fold is in progress.
             let k = (h.retire_word.load(Relaxed) as usize).wrapping_sub(1);
             if let (Some(t), Some(p)) = (counter_words(total).get(k), counter_words(part).get(k)) {
@@ -75,19 +74,22 @@ impl<'a> SlotLock<'a> {
         if !h.retire_seq.load(Relaxed).is_multiple_of(2) {
             h.retire_seq.fetch_add(1, Release);
         }
-        let in_use = (1..=seg.slot_count())
+        let in_use = seg
+            .slot_indices()
             .filter(|&i| seg.slot(i).state.load(Relaxed) != slot_state::FREE)
             .count();
         h.attached.store(in_use as u64, SeqCst);
-        let dropped = (0..=seg.slot_count())
+        let dropped = seg
+            .slot_indices()
             .map(|i| seg.slot(i).dropped.load(Relaxed))
-            .fold(0u64, u64::wrapping_add);
+            .fold(seg.retired().dropped.load(Relaxed), u64::wrapping_add);
         h.lost.store(dropped, SeqCst);
     }
 
-    fn find_free(&self) -> Option<usize> {
+    fn find_free(&self) -> Option<SlotIndex> {
         let seg = self.0;
-        (1..=seg.slot_count()).find(|&i| seg.slot(i).state.load(Relaxed) == slot_state::FREE)
+        seg.slot_indices()
+            .find(|&i| seg.slot(i).state.load(Relaxed) == slot_state::FREE)
     }
 
     /// Retires the slots of processes known to be dead (never ones whose liveness this
@@ -95,7 +97,7 @@ impl<'a> SlotLock<'a> {
     fn reap(&self) -> usize {
         let seg = self.0;
         let mut n = 0;
-        for i in 1..=seg.slot_count() {
+        for i in seg.slot_indices() {
             let slot = seg.slot(i);
             if slot.state.load(Relaxed) == slot_state::FREE {
                 continue;
@@ -113,16 +115,16 @@ impl<'a> SlotLock<'a> {
     /// Folds slot `i` into the retired totals and frees it; whatever it had accepted but
     /// not written (or dropped) is counted as lost so the capacity comes back. Every step
     /// can be repeated after a crash (see `recover`).
-    fn retire(&self, i: usize) {
+    fn retire(&self, i: SlotIndex) {
         self.retire_steps(i, &mut { usize::MAX });
     }
 
     /// `retire`, stopping after `steps` stores (the tests' crash at any instant).
-    fn retire_steps(&self, i: usize, steps: &mut usize) {
+    fn retire_steps(&self, i: SlotIndex, steps: &mut usize) {
         let seg = self.0;
         let h = seg.stats();
         let slot = seg.slot(i);
-        if i == 0 || i > seg.slot_count() || slot.state.load(Relaxed) == slot_state::FREE {
+        if slot.state.load(Relaxed) == slot_state::FREE {
             return;
         }
         let mut go = || {
@@ -132,7 +134,7 @@ impl<'a> SlotLock<'a> {
         if h.retire_seq.load(Relaxed).is_multiple_of(2) {
             h.retire_seq.fetch_add(1, SeqCst); // odd: observers retry
         }
-        h.retire_slot.store(i as u64, Relaxed);
+        h.retire_slot.store(i.get() as u64, Relaxed);
         // Accepted and neither written nor dropped: lost. Idempotent: once counted in
         // `dropped`, a repeat finds nothing undelivered.
         let undelivered = (slot.puts.load(Relaxed) + slot.reserving.load(Relaxed))
@@ -147,7 +149,7 @@ impl<'a> SlotLock<'a> {
             wake_capacity(seg);
         }
         slot.reserving.store(0, Relaxed);
-        let total = seg.slot(0);
+        let total = seg.retired();
         for (k, (t, p)) in counter_words(total)
             .into_iter()
             .zip(counter_words(slot))
@@ -232,9 +234,9 @@ fn identify(slot: &ProcSlot, pid: u32) {
 pub(crate) fn attach(
     seg: &Segments,
     by_name: bool,
-    reserved: Option<usize>,
+    reserved: Option<SlotIndex>,
     deadline: Option<u64>,
-) -> Result<usize, Error> {
+) -> Result<SlotIndex, Error> {
     let lock = SlotLock::take(seg, deadline)?;
     let h = seg.stats();
     if by_name && h.flags.load(Relaxed) & FLAG_UNLINKED != 0 {
@@ -244,11 +246,9 @@ pub(crate) fn attach(
     }
     let me = sys::pid() as u64;
     let held = reserved.filter(|&i| {
-        i >= 1 && i <= seg.slot_count() && {
-            let s = seg.slot(i);
-            s.state.load(Relaxed) == slot_state::RESERVED
-                && matches!(s.pid.load(Relaxed), p if p == 0 || p == me)
-        }
+        let s = seg.slot(i);
+        s.state.load(Relaxed) == slot_state::RESERVED
+            && matches!(s.pid.load(Relaxed), p if p == 0 || p == me)
     });
     let i = match held {
         Some(i) => i,
@@ -276,7 +276,7 @@ pub(crate) fn attach(
 /// marked unlinked and `remove` (which deletes its files) runs while the lock is still
 /// held, so a process opening the queue meanwhile either attaches first (and the files
 /// stay) or finds it unlinked and looks the name up again.
-pub(crate) fn detach(seg: &Segments, i: usize, remove: impl FnOnce()) {
+pub(crate) fn detach(seg: &Segments, i: SlotIndex, remove: impl FnOnce()) {
     let Ok(lock) = SlotLock::take(seg, None) else {
         return; // a stopped holder: the slot is reaped once this process is gone
     };
@@ -297,7 +297,7 @@ pub(crate) fn reap(seg: &Segments, deadline: Option<u64>) -> usize {
 /// Reserves a slot for a child about to be forked, so the queue (and its files) stays
 /// while the child lives even if every other process detaches first. `None` if no slot is
 /// free (the child then attaches on first use, if it can).
-pub(crate) fn reserve_for_child(seg: &Segments) -> Option<usize> {
+pub(crate) fn reserve_for_child(seg: &Segments) -> Option<SlotIndex> {
     let lock = SlotLock::take(seg, None).ok()?;
     let i = lock.find_free()?;
     let slot = seg.slot(i);
@@ -312,10 +312,7 @@ pub(crate) fn reserve_for_child(seg: &Segments) -> Option<usize> {
 
 /// Names the process a reserved slot is for (called by the parent and by the child after
 /// `fork`, whichever comes first), so that its death frees the slot.
-pub(crate) fn assign_child(seg: &Segments, i: usize, pid: u32) {
-    if i == 0 || i > seg.slot_count() {
-        return;
-    }
+pub(crate) fn assign_child(seg: &Segments, i: SlotIndex, pid: u32) {
     let slot = seg.slot(i);
     if slot.state.load(Relaxed) == slot_state::RESERVED
         && slot
@@ -329,7 +326,7 @@ pub(crate) fn assign_child(seg: &Segments, i: usize, pid: u32) {
 }
 
 /// Gives back a slot reserved for a child that was never made (`fork` failed).
-pub(crate) fn unreserve(seg: &Segments, i: usize) {
+pub(crate) fn unreserve(seg: &Segments, i: SlotIndex) {
     if let Ok(lock) = SlotLock::take(seg, None)
         && seg.slot(i).state.load(Relaxed) == slot_state::RESERVED
     {
@@ -339,7 +336,7 @@ pub(crate) fn unreserve(seg: &Segments, i: usize) {
 
 /// Counts `n` items (`bytes` bytes) this process accepted and will never write as dropped
 /// (its slot) and lost (the queue), under the lock like every other writer of `lost`.
-pub(crate) fn count_dropped(seg: &Segments, i: usize, n: u64, bytes: u64) {
+pub(crate) fn count_dropped(seg: &Segments, i: SlotIndex, n: u64, bytes: u64) {
     let slot = seg.slot(i);
     let h = seg.stats();
     match SlotLock::take(seg, None) {
@@ -407,7 +404,7 @@ mod tests {
             });
             let lock = SlotLock::take(&seg, None).unwrap();
             drop(lock);
-            let (t, h) = (seg.slot(0), seg.stats());
+            let (t, h) = (seg.retired(), seg.stats());
             assert_eq!(
                 seg.slot(i).state.load(Relaxed),
                 slot_state::FREE,

@@ -7,7 +7,7 @@
 //! in both processes afterwards, so a child never inherits it locked or half-updated. Queues
 //! are held as [`Member`] trait objects, so this module knows nothing of the queue itself.
 
-use crate::segment::Segments;
+use crate::segment::{Segments, SlotIndex};
 use std::cell::UnsafeCell;
 use std::sync::Once;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -20,13 +20,13 @@ static HOOKS: Once = Once::new();
 /// What the fork helper and the metrics reporter need of a queue of this process.
 pub(crate) trait Member: Send + Sync {
     /// Before `fork`, in the parent: reserves a stats slot for the child.
-    fn reserve_for_child(&self) -> Option<usize>;
+    fn reserve_for_child(&self) -> Option<SlotIndex>;
     /// After `fork`, in the parent: the reserved slot is the child's.
-    fn assign_child(&self, slot: usize, child: u32);
+    fn assign_child(&self, slot: SlotIndex, child: u32);
     /// After a failed `fork`: gives the reserved slot back.
-    fn unreserve(&self, slot: usize);
+    fn unreserve(&self, slot: SlotIndex);
     /// In the child after `fork`: it holds the reserved slot.
-    fn hold_claim(&self, slot: usize);
+    fn hold_claim(&self, slot: SlotIndex);
     /// Flushes (unless cancelled) and detaches this process.
     fn shutdown_process(&self);
     /// The queue's segments (read by the `metrics` reporter).

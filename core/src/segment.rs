@@ -130,14 +130,45 @@ impl Segments {
         (self.stats.len() - STATS_HEADER_LEN) / SLOT_LEN - 1
     }
 
-    /// Slot `i` (0 = retired totals, 1..=slot_count = processes).
-    pub fn slot(&self, i: usize) -> &ProcSlot {
-        slot_in(&self.stats, i.min(self.slot_count()))
+    /// The process slot `i`, if this segment has it (1..=slot_count): how an index read
+    /// from shared memory (a journal, a parker) becomes usable.
+    pub(crate) fn slot_index(&self, i: usize) -> Option<SlotIndex> {
+        (1..=self.slot_count()).contains(&i).then_some(SlotIndex(i))
+    }
+
+    /// Every process slot's index.
+    pub(crate) fn slot_indices(&self) -> impl Iterator<Item = SlotIndex> + use<> {
+        (1..=self.slot_count()).map(SlotIndex)
+    }
+
+    /// Process slot `i`.
+    pub(crate) fn slot(&self, i: SlotIndex) -> &ProcSlot {
+        slot_in(&self.stats, i.0)
+    }
+
+    /// Slot 0: the retired totals of processes that detached or died.
+    pub(crate) fn retired(&self) -> &ProcSlot {
+        slot_in(&self.stats, 0)
     }
 }
 
-/// Slot `i` of a validated stats mapping; `i` must be <= the slot count.
-pub(crate) fn slot_in(stats: &Mapping, i: usize) -> &ProcSlot {
+/// The index of a process slot (1..=slot count), checked when it was made: by
+/// [`Segments::slot_index`], [`Segments::slot_indices`], or [`CREATOR_SLOT`] (every
+/// segment has at least one process slot). There is no clamping: an index that does not
+/// fit is `None` where it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotIndex(usize);
+
+impl SlotIndex {
+    /// The index as a number (what journals and claims store).
+    pub(crate) fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// Slot `i` of a validated stats mapping; `i` is at most the slot count (a [`SlotIndex`],
+/// or 0 for the retired totals).
+fn slot_in(stats: &Mapping, i: usize) -> &ProcSlot {
     let off = STATS_HEADER_LEN + i * SLOT_LEN;
     assert!(off + SLOT_LEN <= stats.len(), "slot index out of range");
     // SAFETY: the offset and length are inside the mapping (asserted); ProcSlot is repr(C)
@@ -419,7 +450,7 @@ pub fn unlink(dir: &Path, name: &str) -> Result<bool, Error> {
 }
 
 /// The slot reserved for the creator of a new queue (see `create`).
-pub(crate) const CREATOR_SLOT: usize = 1;
+pub(crate) const CREATOR_SLOT: SlotIndex = SlotIndex(1);
 
 /// Flag bit: the queue is named.
 pub const FLAG_NAMED: u64 = 1;

@@ -3,6 +3,7 @@
 
 use super::{Channel, passed, slice};
 use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::segment::SlotIndex;
 use crate::sync::spin_for;
 use crate::sys::{self, LockFailed, Locked, MutexGuard};
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
@@ -32,7 +33,7 @@ pub(crate) struct Partial {
 /// The reading process: its stats slot and the item it parked, if any.
 pub(crate) struct Reader<'r> {
     /// Its stats slot.
-    pub slot: usize,
+    pub slot: SlotIndex,
     /// The item it parked (see [`Partial`]).
     pub parked: &'r mut Option<Partial>,
 }
@@ -336,7 +337,7 @@ impl<'a> Channel<'a> {
         *me.parked = Some(Partial { bytes, total });
         d.parked_pid.store(slot.pid.load(Relaxed), Relaxed);
         d.parked_start.store(slot.start_time.load(Relaxed), Relaxed);
-        d.parked_slot.store(me.slot as u64, Relaxed);
+        d.parked_slot.store(me.slot.get() as u64, Relaxed);
         d.rj_in_item.store(0, Relaxed);
     }
 
@@ -344,9 +345,9 @@ impl<'a> Channel<'a> {
     /// parker is gone, or leave it to its live parker.
     fn unpark(&self, me: &mut Reader<'_>) -> Unpark {
         let d = self.seg.data();
-        let parker = d.parked_slot.load(Relaxed) as usize;
+        let parker = self.seg.slot_index(d.parked_slot.load(Relaxed) as usize);
         let (pid, start) = (d.parked_pid.load(Relaxed), d.parked_start.load(Relaxed));
-        let mine = parker == me.slot && {
+        let mine = parker == Some(me.slot) && {
             let s = self.seg.slot(me.slot);
             s.pid.load(Relaxed) == pid && s.start_time.load(Relaxed) == start
         };
@@ -356,12 +357,14 @@ impl<'a> Channel<'a> {
             d.parked_slot.store(0, Relaxed);
             return Unpark::Resumed(p);
         }
-        let alive = !mine && parker <= self.seg.slot_count() && {
-            let s = self.seg.slot(parker);
-            s.pid.load(Relaxed) == pid
-                && s.start_time.load(Relaxed) == start
-                && sys::liveness(pid as u32, start, s.pid_ns.load(Relaxed)) != sys::Liveness::Dead
-        };
+        let alive = !mine
+            && parker.is_some_and(|parker| {
+                let s = self.seg.slot(parker);
+                s.pid.load(Relaxed) == pid
+                    && s.start_time.load(Relaxed) == start
+                    && sys::liveness(pid as u32, start, s.pid_ns.load(Relaxed))
+                        != sys::Liveness::Dead
+            });
         if alive {
             return Unpark::Theirs;
         }
@@ -375,7 +378,7 @@ impl<'a> Channel<'a> {
     /// rest of the item is skipped by the next reader and counted in `frames_discarded`.
     pub(crate) fn abandon_parked(&self, _g: &ReadGuard<'_>, me: &mut Reader<'_>) {
         let d = self.seg.data();
-        if me.parked.take().is_some() && d.parked_slot.load(Relaxed) == me.slot as u64 {
+        if me.parked.take().is_some() && d.parked_slot.load(Relaxed) == me.slot.get() as u64 {
             d.skip_item.store(1, Relaxed);
             d.parked_slot.store(0, Relaxed);
         }

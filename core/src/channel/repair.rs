@@ -12,12 +12,17 @@ impl<'a> Channel<'a> {
         let wp = d.write_pos.load(Relaxed);
         let fin = d.wj_final.load(Relaxed);
         if fin != 0 && wp >= fin {
-            // Published in full: make sure its producer's `committed` counts it.
-            let slot = self.seg.slot(d.wj_slot.load(Relaxed) as usize);
-            let before = d.wj_committed.load(Relaxed);
-            let _ = slot
-                .committed
-                .compare_exchange(before, before + 1, Relaxed, Relaxed);
+            // Published in full: make sure its producer's `committed` counts it (a slot
+            // index that does not fit the segment is a scribbled journal: nothing to count).
+            if let Some(i) = self.seg.slot_index(d.wj_slot.load(Relaxed) as usize) {
+                let before = d.wj_committed.load(Relaxed);
+                let _ = self.seg.slot(i).committed.compare_exchange(
+                    before,
+                    before + 1,
+                    Relaxed,
+                    Relaxed,
+                );
+            }
         } else if wp != d.wj_start.load(Relaxed) {
             // Part of a streamed item is published: end it with an ABORT record. If there is
             // no room yet, leave the journal set; the next holder tries again.

@@ -3,6 +3,7 @@
 
 use super::{Channel, ROOM_SPINS, passed, slice};
 use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::segment::SlotIndex;
 use crate::sync::spin_for;
 use crate::sys::{self, LockFailed, Locked, MutexGuard};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -179,7 +180,7 @@ impl<'a> Channel<'a> {
 
     /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
     /// Refuses while an earlier item still awaits its ABORT (`write` waits for room for it).
-    pub(crate) fn try_write(&self, _g: &WriteGuard<'_>, frame: &[u8], slot: usize) -> bool {
+    pub(crate) fn try_write(&self, _g: &WriteGuard<'_>, frame: &[u8], slot: SlotIndex) -> bool {
         let need = record_size(frame.len() as u64);
         if need > self.cap
             || self.seg.data().wj_active.load(Relaxed) != 0
@@ -199,18 +200,18 @@ impl<'a> Channel<'a> {
         true
     }
 
-    pub(super) fn begin_journal(&self, wp: u64, slot: usize, committed: u64) {
+    pub(super) fn begin_journal(&self, wp: u64, slot: SlotIndex, committed: u64) {
         let d = self.seg.data();
         d.wj_final.store(0, Relaxed);
         d.wj_start.store(wp, Relaxed);
-        d.wj_slot.store(slot as u64, Relaxed);
+        d.wj_slot.store(slot.get() as u64, Relaxed);
         d.wj_committed.store(committed, Relaxed);
         // Relaxed is enough for the journal: it is read only by the next holder of the write
         // lock, which the lock (or the kernel's robust-list hand-over) orders after these.
         d.wj_active.store(1, Relaxed);
     }
 
-    pub(super) fn end_journal(&self, slot: usize, committed: u64, len: usize) {
+    pub(super) fn end_journal(&self, slot: SlotIndex, committed: u64, len: usize) {
         let s = self.seg.slot(slot);
         s.committed.store(committed + 1, Relaxed);
         // Written only under the write lock: a load and a store, no locked instruction.
@@ -232,7 +233,7 @@ impl<'a> Channel<'a> {
         &self,
         g: &WriteGuard<'_>,
         frame: &[u8],
-        slot: usize,
+        slot: SlotIndex,
         lim: &WriteLimits<'_>,
     ) -> Result<(), WriteStop> {
         // An earlier writer's half-published item must be ended (ABORT) before anything

@@ -7,7 +7,7 @@ use crate::error::{Error, GetError, JoinError, PutError};
 use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
-use crate::segment::Segments;
+use crate::segment::{Segments, SlotIndex};
 use crate::stats::{Blocked, Counters};
 use crate::sync;
 use crate::sys;
@@ -64,7 +64,7 @@ pub(crate) struct Core {
 /// in a forked child, where the parent's copy may be locked by a thread that does not exist.
 pub(super) struct Local {
     pub(super) generation: u64,
-    pub(super) slot: usize,
+    pub(super) slot: SlotIndex,
     pub(super) state: Mutex<LocalState>,
     /// Feeder: items or stop arrived.
     pub(super) work: Condvar,
@@ -147,7 +147,7 @@ impl Core {
     pub(super) fn new(
         seg: Segments,
         opts: Opts,
-        reserved: Option<usize>,
+        reserved: Option<SlotIndex>,
     ) -> Result<Arc<Self>, Error> {
         let core = Arc::new(Core {
             seg,
@@ -487,19 +487,19 @@ impl Core {
 }
 
 impl registry::Member for Core {
-    fn reserve_for_child(&self) -> Option<usize> {
+    fn reserve_for_child(&self) -> Option<SlotIndex> {
         procs::reserve_for_child(&self.seg)
     }
 
-    fn assign_child(&self, slot: usize, child: u32) {
+    fn assign_child(&self, slot: SlotIndex, child: u32) {
         procs::assign_child(&self.seg, slot, child);
     }
 
-    fn unreserve(&self, slot: usize) {
+    fn unreserve(&self, slot: SlotIndex) {
         procs::unreserve(&self.seg, slot);
     }
 
-    fn hold_claim(&self, slot: usize) {
+    fn hold_claim(&self, slot: SlotIndex) {
         procs::assign_child(&self.seg, slot, sys::pid());
         self.restore_claim(slot);
     }
@@ -514,18 +514,19 @@ impl registry::Member for Core {
 }
 
 impl Core {
-    fn restore_claim(&self, slot: usize) {
+    fn restore_claim(&self, slot: SlotIndex) {
         self.claim
-            .store(registry::generation() << 16 | slot as u64, SeqCst);
+            .store(registry::generation() << 16 | slot.get() as u64, SeqCst);
     }
 
     /// Takes this process's reserved slot, if it holds one.
-    pub(super) fn take_claim(&self) -> Option<usize> {
+    pub(super) fn take_claim(&self) -> Option<SlotIndex> {
         let c = self.claim.load(SeqCst);
         (c != 0
             && c >> 16 == registry::generation()
             && self.claim.compare_exchange(c, 0, SeqCst, Relaxed).is_ok())
-        .then_some((c & 0xffff) as usize)
+        .then(|| self.seg.slot_index((c & 0xffff) as usize))
+        .flatten()
     }
 }
 

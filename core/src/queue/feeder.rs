@@ -5,6 +5,7 @@ use super::core::{Core, Local, LocalState};
 use crate::channel::{Channel, Progress, WriteLimits};
 use crate::layout;
 use crate::procs;
+use crate::segment::SlotIndex;
 use crate::sys;
 use std::sync::Arc;
 use std::sync::MutexGuard;
@@ -88,7 +89,7 @@ impl Core {
     /// in step with it: its buffer does not grow, and no third thread competes for the CPUs
     /// with the two doing the work. A reader that makes no room within [`DIRECT_WAIT_NS`]
     /// gets the item through the feeder, so `put` never waits longer than that for it.
-    pub(super) fn write_direct(&self, frame: &[u8], slot: usize) -> bool {
+    pub(super) fn write_direct(&self, frame: &[u8], slot: SlotIndex) -> bool {
         let ch = Channel::new(&self.seg, self.opts.max_item);
         if layout::record_size(frame.len() as u64) > ch.capacity() {
             return false; // streamed in pieces by the feeder
