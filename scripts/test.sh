@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh Linux machine: installs what the tests need
-# (Debian packages, cargo-nextest, a Python venv for the benchmark comparison), checks
-# formatting and lints, runs all unit, integration, end-to-end and doc tests, and the
-# benchmark suite's quick smoke mode.
+# Runs every test of the workspace on a fresh Linux machine: checks the module structure
+# (no import cycles, no file over 600 lines), installs what the tests need (Debian
+# packages, cargo-nextest, a Python venv for the benchmark comparison), checks formatting,
+# lints and rustdoc warnings, packages the library as `cargo publish` would, runs all unit,
+# integration, end-to-end and doc tests, and the benchmark suite's quick smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# --- structure (instant, so first) -------------------------------------------------------
+python3 scripts/check-structure.py
 
 # --- tools the tests use -----------------------------------------------------------------
 missing=()
@@ -28,6 +32,15 @@ bash scripts/python-env.sh
 # --- checks and tests ----------------------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+# The library packages (metadata, license files, README) and its package builds on its own.
+# A clean checkout (CI) is packaged as is; a working tree with uncommitted changes in the
+# package (or the root files it takes) is packaged with them.
+allow_dirty=()
+if [ -n "$(git status --porcelain -- core Cargo.toml Cargo.lock LICENSE-MIT LICENSE-APACHE 2>/dev/null)" ]; then
+  allow_dirty=(--allow-dirty)
+fi
+cargo publish --dry-run -p mpqueue --locked "${allow_dirty[@]}"
 # The end-to-end tests run the workspace's binaries (mpqueue-top, mpqueue-exporter).
 cargo build --workspace --locked
 cargo nextest run --workspace --locked --profile ci
