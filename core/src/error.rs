@@ -17,8 +17,13 @@ pub enum Error {
         reason: &'static str,
     },
     /// A builder option is out of range.
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
+    #[error("invalid option {option}: {detail}")]
+    InvalidOption {
+        /// The builder method (`capacity_bytes`, `max_item_size`, ...).
+        option: &'static str,
+        /// The accepted range.
+        detail: String,
+    },
     /// `create` found a queue (or a crashed creator's leftovers) under this name.
     #[error("queue {name:?} already exists (remove leftovers with mpqueue::unlink)")]
     AlreadyExists {
@@ -135,12 +140,14 @@ pub enum PutError<T> {
         /// The serialiser's message.
         reason: String,
     },
-    /// The shared segment is unusable (corrupt, or a lock is not recoverable).
+    /// The queue cannot be used (a lock is not recoverable, this process cannot attach).
     Broken {
         /// The item.
         item: T,
         /// What is broken.
-        reason: String,
+        kind: BrokenKind,
+        /// The details.
+        detail: String,
     },
 }
 
@@ -180,9 +187,10 @@ impl<T> fmt::Debug for PutError<T> {
                 .debug_struct("Encode")
                 .field("reason", reason)
                 .finish_non_exhaustive(),
-            PutError::Broken { reason, .. } => f
+            PutError::Broken { kind, detail, .. } => f
                 .debug_struct("Broken")
-                .field("reason", reason)
+                .field("kind", kind)
+                .field("detail", detail)
                 .finish_non_exhaustive(),
         }
     }
@@ -200,7 +208,9 @@ impl<T> fmt::Display for PutError<T> {
                 )
             }
             PutError::Encode { reason, .. } => write!(f, "cannot encode item: {reason}"),
-            PutError::Broken { reason, .. } => write!(f, "queue is broken: {reason}"),
+            PutError::Broken { kind, detail, .. } => {
+                write!(f, "queue is broken ({kind}): {detail}")
+            }
         }
     }
 }
@@ -227,14 +237,15 @@ impl<T: PartialEq> PartialEq for PutError<T> {
                     item: i2,
                     reason: r2,
                 },
-            )
-            | (
-                Broken { item, reason },
+            ) => item == i2 && reason == r2,
+            (
+                Broken { item, kind, detail },
                 Broken {
                     item: i2,
-                    reason: r2,
+                    kind: k2,
+                    detail: d2,
                 },
-            ) => item == i2 && reason == r2,
+            ) => item == i2 && kind == k2 && detail == d2,
             _ => false,
         }
     }
@@ -262,11 +273,61 @@ pub enum GetError {
     },
     /// The ring held bytes that are not a valid record (someone wrote into the segment); the
     /// unreadable bytes were skipped and counted as discarded.
-    #[error("corrupt data in queue: {0}")]
-    Corrupt(String),
-    /// The shared segment is unusable (a lock is not recoverable).
-    #[error("queue is broken: {0}")]
-    Broken(String),
+    #[error("corrupt data in queue ({kind}): {detail}")]
+    Corrupt {
+        /// What was wrong.
+        kind: CorruptKind,
+        /// The details.
+        detail: String,
+    },
+    /// The queue cannot be used (a lock is not recoverable, this process cannot attach).
+    #[error("queue is broken ({kind}): {detail}")]
+    Broken {
+        /// What is broken.
+        kind: BrokenKind,
+        /// The details.
+        detail: String,
+    },
+}
+
+/// What a read found wrong in the ring ([`GetError::Corrupt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// The ring positions are impossible.
+    #[error("ring positions")]
+    Positions,
+    /// A record runs past the published data.
+    #[error("record overrun")]
+    Overrun,
+    /// A record of a kind that does not exist.
+    #[error("unknown record kind")]
+    UnknownKind,
+    /// A length out of range: an item over this process's limit, a streamed item whose
+    /// announced length is impossible, or one longer or shorter than announced.
+    #[error("length")]
+    Length,
+    /// A new item began inside an unfinished one.
+    #[error("interleaved items")]
+    Interleaved,
+    /// No memory for an item of the announced length.
+    #[error("no memory")]
+    NoMemory,
+}
+
+/// What makes a queue unusable ([`GetError::Broken`], [`PutError::Broken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokenKind {
+    /// A lock of the channel cannot be taken (`ENOTRECOVERABLE`, or a scribbled mutex).
+    #[error("lock")]
+    Lock,
+    /// The ring positions the writer sees are impossible.
+    #[error("ring positions")]
+    Positions,
+    /// This process could not attach to the queue (see the detail).
+    #[error("attach")]
+    Attach,
 }
 
 impl GetError {

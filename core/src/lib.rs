@@ -68,7 +68,7 @@ mod stats;
 mod sync;
 mod sys;
 
-pub use error::{Error, GetError, JoinError, PutError};
+pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError};
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,

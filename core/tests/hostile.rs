@@ -155,7 +155,7 @@ fn scribbled_ring_gives_errors_not_panics() {
     for _ in 0..10 {
         match q.get_timeout(Duration::from_millis(50)) {
             Ok(_) | Err(GetError::Empty) => {}
-            Err(GetError::Corrupt(_) | GetError::Decode { .. }) => errors += 1,
+            Err(GetError::Corrupt { .. } | GetError::Decode { .. }) => errors += 1,
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -188,7 +188,7 @@ fn scribbled_positions_and_counts_give_errors_not_panics() {
     scribble(&data, 192, &u64::MAX.to_le_bytes());
     assert!(matches!(
         q.get_timeout(Duration::from_millis(100)),
-        Err(GetError::Corrupt(_))
+        Err(GetError::Corrupt { .. })
     ));
     // Huge counters in the stats segment: observers and the queue stay sane.
     let stats = dir.join("q.scribbled-head.stats");

@@ -82,15 +82,15 @@ fn bad_options_are_rejected() {
     setup();
     assert!(matches!(
         Queue::<u8>::builder().max_processes(0).create(),
-        Err(Error::InvalidOption(_))
+        Err(Error::InvalidOption { .. })
     ));
     assert!(matches!(
         Queue::<u8>::builder().capacity_bytes(usize::MAX).create(),
-        Err(Error::InvalidOption(_))
+        Err(Error::InvalidOption { .. })
     ));
     assert!(matches!(
         Queue::<u8>::builder().max_item_size(0).create(),
-        Err(Error::InvalidOption(_))
+        Err(Error::InvalidOption { .. })
     ));
 }
 

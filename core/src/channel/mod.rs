@@ -23,6 +23,7 @@ mod write;
 pub(crate) use read::{Partial, ReadStop, Reader};
 pub(crate) use write::{Progress, WriteLimits, WriteStop};
 
+use crate::error::BrokenKind;
 use crate::layout::record_size;
 use crate::segment::Segments;
 use crate::sync::Event;
@@ -188,7 +189,10 @@ impl<'a> Channel<'a> {
         d.writer_read_pos.store(rp, Relaxed);
         let used = d.write_pos.load(Relaxed).wrapping_sub(rp);
         if used > self.cap {
-            return Err(WriteStop::Broken("ring positions are corrupt".into()));
+            return Err(WriteStop::Broken(
+                BrokenKind::Positions,
+                "ring positions are corrupt".into(),
+            ));
         }
         Ok(self.cap - used)
     }

@@ -2,6 +2,7 @@
 //! streamed item whose reader's deadline passed, and skipping what dead processes left.
 
 use super::{Channel, passed, slice};
+use crate::error::{BrokenKind, CorruptKind};
 use crate::layout::{RECORD_HEADER, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
@@ -17,9 +18,9 @@ pub(crate) enum ReadStop {
     /// its, and nothing can be read until it comes back for them (or dies).
     Parked,
     /// Bytes in the ring were not valid records; they were skipped.
-    Corrupt(String),
+    Corrupt(CorruptKind, String),
     /// The segment is unusable.
-    Broken(String),
+    Broken(BrokenKind, String),
 }
 
 /// A streamed item this process was reading when its `get` timed out while the writer
@@ -94,7 +95,10 @@ impl<'a> Channel<'a> {
         match self.seg.data().read_lock.lock(deadline.unwrap_or(u64::MAX)) {
             Ok(state) => Ok(self.enter_read(state)),
             Err(LockFailed::TimedOut) => Err(ReadStop::Deadline),
-            Err(LockFailed::Broken(e)) => Err(ReadStop::Broken(format!("read lock: errno {e}"))),
+            Err(LockFailed::Broken(e)) => Err(ReadStop::Broken(
+                BrokenKind::Lock,
+                format!("read lock: errno {e}"),
+            )),
         }
     }
 
@@ -156,14 +160,20 @@ impl<'a> Channel<'a> {
             let (len, kind) = self.read_header(rp);
             let size = record_size(len as u64);
             if size > wp - rp {
-                return Err(self.corrupt(wp, format!("record of {len} bytes overruns the data")));
+                return Err(self.corrupt(
+                    wp,
+                    CorruptKind::Overrun,
+                    format!("record of {len} bytes overruns the data"),
+                ));
             }
             let rec = Record { rp, wp, len, size };
             let skipping = d.skip_item.load(Relaxed) != 0;
             let done = match kind {
-                kind::WHOLE | kind::FIRST if item.open => {
-                    Err(self.corrupt(wp, "new item inside an unfinished one".into()))
-                }
+                kind::WHOLE | kind::FIRST if item.open => Err(self.corrupt(
+                    wp,
+                    CorruptKind::Interleaved,
+                    "new item inside an unfinished one".into(),
+                )),
                 kind::WHOLE | kind::FIRST if skipping => {
                     // A reader died after the skipped item ended but before clearing the
                     // flag: the flag is stale.
@@ -175,7 +185,11 @@ impl<'a> Channel<'a> {
                 kind::MORE | kind::LAST if item.open => self.on_piece(&rec, kind, out, &item),
                 kind::MORE | kind::LAST => Ok(self.on_orphan(&rec, kind)),
                 kind::ABORT => Ok(self.on_abort(&rec, out, &mut item, skipping)),
-                _ => Err(self.corrupt(wp, format!("record of unknown kind {kind}"))),
+                _ => Err(self.corrupt(
+                    wp,
+                    CorruptKind::UnknownKind,
+                    format!("record of unknown kind {kind}"),
+                )),
             };
             if done? {
                 return Ok(true);
@@ -203,7 +217,11 @@ impl<'a> Channel<'a> {
             }
             let avail = wp.wrapping_sub(rp);
             if avail > self.cap || !rp.is_multiple_of(8) || (avail != 0 && avail < RECORD_HEADER) {
-                return Err(self.corrupt(wp, format!("ring positions {rp}..{wp} are invalid")));
+                return Err(self.corrupt(
+                    wp,
+                    CorruptKind::Positions,
+                    format!("ring positions {rp}..{wp} are invalid"),
+                ));
             }
             if avail != 0 {
                 return Ok(Some((rp, wp)));
@@ -238,7 +256,11 @@ impl<'a> Channel<'a> {
     fn on_whole(&self, rec: &Record, out: &mut Vec<u8>) -> Result<bool, ReadStop> {
         if rec.len as u64 > self.max_item {
             let len = rec.len;
-            return Err(self.corrupt(rec.wp, format!("item of {len} bytes over the limit")));
+            return Err(self.corrupt(
+                rec.wp,
+                CorruptKind::Length,
+                format!("item of {len} bytes over the limit"),
+            ));
         }
         self.copy_out_to_vec(rec.rp + RECORD_HEADER, rec.len as usize, out);
         self.finish_item(rec.rp + rec.size);
@@ -249,21 +271,25 @@ impl<'a> Channel<'a> {
     fn on_first(&self, rec: &Record, out: &mut Vec<u8>, item: &mut Item) -> Result<bool, ReadStop> {
         let data_at = rec.rp + RECORD_HEADER;
         if rec.len < 8 {
-            return Err(self.corrupt(rec.wp, "streamed item without a length".into()));
+            return Err(self.corrupt(
+                rec.wp,
+                CorruptKind::Length,
+                "streamed item without a length".into(),
+            ));
         }
         let mut t = [0u8; 8];
         self.copy_out(data_at, &mut t);
         let total = u64::from_le_bytes(t);
         if total > self.max_item || total < (rec.len - 8) as u64 {
             let why = format!("streamed item of {total} bytes is invalid");
-            return Err(self.corrupt(rec.wp, why));
+            return Err(self.corrupt(rec.wp, CorruptKind::Length, why));
         }
         out.clear();
         // The length comes from shared memory: an allocation failure is an error for this
         // item, never an abort.
         if out.try_reserve_exact(total as usize).is_err() {
             let why = format!("no memory for an item of {total} bytes");
-            return Err(self.corrupt(rec.wp, why));
+            return Err(self.corrupt(rec.wp, CorruptKind::NoMemory, why));
         }
         self.append(out, data_at + 8, rec.len as usize - 8);
         *item = Item { open: true, total };
@@ -281,7 +307,11 @@ impl<'a> Channel<'a> {
         item: &Item,
     ) -> Result<bool, ReadStop> {
         if out.len() as u64 + rec.len as u64 > item.total {
-            return Err(self.corrupt(rec.wp, "streamed item longer than announced".into()));
+            return Err(self.corrupt(
+                rec.wp,
+                CorruptKind::Length,
+                "streamed item longer than announced".into(),
+            ));
         }
         self.append(out, rec.rp + RECORD_HEADER, rec.len as usize);
         if kind != kind::LAST {
@@ -289,7 +319,11 @@ impl<'a> Channel<'a> {
             return Ok(false);
         }
         if out.len() as u64 != item.total {
-            return Err(self.corrupt(rec.wp, "streamed item shorter than announced".into()));
+            return Err(self.corrupt(
+                rec.wp,
+                CorruptKind::Length,
+                "streamed item shorter than announced".into(),
+            ));
         }
         self.finish_item(rec.rp + rec.size);
         Ok(true)
@@ -405,13 +439,13 @@ impl<'a> Channel<'a> {
     }
 
     /// Skips every published byte after corrupt data and counts one discarded frame.
-    pub(super) fn corrupt(&self, wp: u64, reason: String) -> ReadStop {
+    pub(super) fn corrupt(&self, wp: u64, kind: CorruptKind, reason: String) -> ReadStop {
         let d = self.seg.data();
         self.publish_read(wp);
         d.skip_item.store(0, Relaxed);
         d.rj_in_item.store(0, Relaxed);
         d.rj_active.store(0, Relaxed);
         self.seg.stats().frames_discarded.fetch_add(1, Relaxed);
-        ReadStop::Corrupt(reason)
+        ReadStop::Corrupt(kind, reason)
     }
 }

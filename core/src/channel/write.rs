@@ -2,6 +2,7 @@
 //! pieces, journaling each step, and waiting for room without holding the lock.
 
 use super::{Channel, ROOM_SPINS, passed, slice};
+use crate::error::BrokenKind;
 use crate::layout::{RECORD_HEADER, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
@@ -18,7 +19,7 @@ pub(crate) enum WriteStop {
     /// No reader freed any space for the stall limit.
     Stalled,
     /// The segment is unusable.
-    Broken(String),
+    Broken(BrokenKind, String),
 }
 
 /// Limits for one write.
@@ -122,7 +123,10 @@ impl<'a> Channel<'a> {
         match d.write_lock.lock(deadline.unwrap_or(u64::MAX)) {
             Ok(state) => Ok(self.enter_write(state)),
             Err(LockFailed::TimedOut) => Err(WriteStop::Deadline),
-            Err(LockFailed::Broken(e)) => Err(WriteStop::Broken(format!("write lock: errno {e}"))),
+            Err(LockFailed::Broken(e)) => Err(WriteStop::Broken(
+                BrokenKind::Lock,
+                format!("write lock: errno {e}"),
+            )),
         }
     }
 
@@ -251,7 +255,10 @@ impl<'a> Channel<'a> {
             return if ok {
                 Ok(())
             } else {
-                Err(WriteStop::Broken("ring positions moved".into()))
+                Err(WriteStop::Broken(
+                    BrokenKind::Positions,
+                    "ring positions moved".into(),
+                ))
             };
         }
         // Streamed: FIRST (with the total length), MORE…, LAST. Each chunk waits for at least

@@ -285,28 +285,37 @@ impl<T> Builder<T> {
             .max(4096)
             .checked_next_power_of_two()
             .filter(|&c| c <= 1 << 30)
-            .ok_or_else(|| Error::InvalidOption("capacity_bytes must be at most 1 GiB".into()))?;
+            .ok_or_else(|| Error::InvalidOption {
+                option: "capacity_bytes",
+                detail: "at most 1 GiB".into(),
+            })?;
         if self.max_item == 0 || self.max_item > MAX_ITEM_LIMIT {
-            return Err(Error::InvalidOption(
-                "max_item_size must be 1 byte to 1 TiB".into(),
-            ));
+            return Err(Error::InvalidOption {
+                option: "max_item_size",
+                detail: "1 byte to 1 TiB".into(),
+            });
         }
         if self.max_processes == 0 || self.max_processes > 4096 {
-            return Err(Error::InvalidOption(
-                "max_processes must be 1 to 4096".into(),
-            ));
+            return Err(Error::InvalidOption {
+                option: "max_processes",
+                detail: "1 to 4096".into(),
+            });
         }
         if self.maxsize > i64::MAX as usize {
-            return Err(Error::InvalidOption("maxsize is too large".into()));
+            return Err(Error::InvalidOption {
+                option: "maxsize",
+                detail: "at most i64::MAX".into(),
+            });
         }
         if let Some(n) = &self.name {
             segment::validate_name(n)?;
         }
         let label = match &self.label {
             Some(l) if l.len() > layout::NAME_MAX => {
-                return Err(Error::InvalidOption(
-                    "label is longer than 128 bytes".into(),
-                ));
+                return Err(Error::InvalidOption {
+                    option: "label",
+                    detail: "at most 128 bytes".into(),
+                });
             }
             Some(l) => l.clone(),
             None => format!("anon-{}-{}", sys::pid(), next_anon_id()),

@@ -3,7 +3,7 @@
 
 use crate::capacity::Capacity;
 use crate::channel::{Channel, Partial, ReadStop, Reader};
-use crate::error::{Error, GetError, JoinError, PutError};
+use crate::error::{BrokenKind, Error, GetError, JoinError, PutError};
 use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
@@ -270,7 +270,8 @@ impl Core {
             Err(e) => {
                 return Err(PutError::Broken {
                     item,
-                    reason: e.to_string(),
+                    kind: BrokenKind::Attach,
+                    detail: e.to_string(),
                 });
             }
         };
@@ -297,7 +298,10 @@ impl Core {
     ) -> Result<(), GetError> {
         let local = self.local(deadline).map_err(|e| match e {
             Error::Busy { .. } if deadline.is_some() => GetError::Empty,
-            e => GetError::Broken(e.to_string()),
+            e => GetError::Broken {
+                kind: BrokenKind::Attach,
+                detail: e.to_string(),
+            },
         })?;
         if local.closed.load(Relaxed) {
             return Err(GetError::Closed);
@@ -333,8 +337,12 @@ impl Core {
                     }));
                 }
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
-                Err(ReadStop::Corrupt(r)) => break Err(GetError::Corrupt(r)),
-                Err(ReadStop::Broken(r)) => break Err(GetError::Broken(r)),
+                Err(ReadStop::Corrupt(kind, detail)) => {
+                    break Err(GetError::Corrupt { kind, detail });
+                }
+                Err(ReadStop::Broken(kind, detail)) => {
+                    break Err(GetError::Broken { kind, detail });
+                }
             }
         };
         if wait.timed_out {
