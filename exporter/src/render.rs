@@ -156,46 +156,36 @@ mod tests {
         put_blocked.buckets[17] = 1;
         put_blocked.count = 3;
         put_blocked.sum_ns = 100_000_000;
-        Snapshot {
-            name: name.into(),
-            id: format!("q.{}", name.len()),
-            named: true,
-            maxsize: 10,
-            size: 4,
-            puts: 9,
-            gets: 5,
-            bytes_put: 90,
-            bytes_got: 50,
-            full_events: 1,
-            empty_events: 2,
-            put_timeouts: 0,
-            get_timeouts: 1,
-            decode_errors: 0,
-            lost: 0,
-            lock_recoveries: 0,
-            frames_discarded: 0,
-            put_blocked,
-            get_blocked: HistogramSnapshot::default(),
-            processes: vec![ProcessSnapshot {
-                pid: 7,
-                start_time: 1,
-                alive: true,
-                liveness: mpqueue::observe::Liveness::Alive,
-                role: Role::Producer,
-                heartbeat_age: Some(Duration::from_millis(1500)),
-                buffered_items: 3,
-                buffered_bytes: 30,
-                puts: 9,
-                gets: 0,
-                full_events: 1,
-                empty_events: 0,
-            }],
-            created_by: 7,
-            created_unix_ns: 0,
-            ring_capacity: 4096,
-            alive,
-            taken_ns: 0,
-        }
+        let mut p = ProcessSnapshot::default();
+        p.pid = 7;
+        p.start_time = 1;
+        p.alive = true;
+        p.liveness = mpqueue::observe::Liveness::Alive;
+        p.role = Role::Producer;
+        p.heartbeat_age = Some(Duration::from_millis(1500));
+        p.buffered_items = 3;
+        p.buffered_bytes = 30;
+        p.puts = 9;
+        p.full_events = 1;
+        let mut s = Snapshot::default();
+        s.name = name.into();
+        s.id = format!("q.{}", name.len());
+        s.named = true;
+        s.maxsize = 10;
+        s.size = 4;
+        s.puts = 9;
+        s.gets = 5;
+        s.bytes_put = 90;
+        s.bytes_got = 50;
+        s.full_events = 1;
+        s.empty_events = 2;
+        s.get_timeouts = 1;
+        s.put_blocked = put_blocked;
+        s.processes = vec![p];
+        s.created_by = 7;
+        s.ring_capacity = 4096;
+        s.alive = alive;
+        s
     }
 
     #[test]

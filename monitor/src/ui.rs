@@ -491,24 +491,24 @@ mod tests {
         buffered: u64,
         alive: bool,
     ) -> ProcessSnapshot {
-        ProcessSnapshot {
-            pid,
-            start_time: 1000 + u64::from(pid),
-            alive,
-            liveness: if alive {
-                Liveness::Alive
-            } else {
-                Liveness::Dead
-            },
-            role,
-            heartbeat_age: Some(Duration::from_millis(u64::from(pid % 7) * 100)),
-            buffered_items: buffered,
-            buffered_bytes: buffered * 72,
-            puts,
-            gets,
-            full_events: 3,
-            empty_events: 1,
-        }
+        let mut p = ProcessSnapshot::default();
+        p.pid = pid;
+        p.start_time = 1000 + u64::from(pid);
+        p.alive = alive;
+        p.liveness = if alive {
+            Liveness::Alive
+        } else {
+            Liveness::Dead
+        };
+        p.role = role;
+        p.heartbeat_age = Some(Duration::from_millis(u64::from(pid % 7) * 100));
+        p.buffered_items = buffered;
+        p.buffered_bytes = buffered * 72;
+        p.puts = puts;
+        p.gets = gets;
+        p.full_events = 3;
+        p.empty_events = 1;
+        p
     }
 
     fn snap(
@@ -520,41 +520,36 @@ mod tests {
         t: u64,
         alive: bool,
     ) -> Snapshot {
-        Snapshot {
-            name: name.into(),
-            id: if named {
-                format!("q.{name}")
-            } else {
-                format!("a.100.5.{}", name.len())
-            },
-            named,
-            maxsize,
-            size: puts - gets,
-            puts,
-            gets,
-            bytes_put: puts * 72,
-            bytes_got: gets * 72,
-            full_events: puts / 100,
-            empty_events: gets / 1000,
-            put_timeouts: 0,
-            get_timeouts: 2,
-            decode_errors: 0,
-            lost: 0,
-            lock_recoveries: 1,
-            frames_discarded: 0,
-            put_blocked: hist(&[(3, 40), (10, 5), (17, 1)]),
-            get_blocked: hist(&[(0, 900), (5, 90), (12, 10)]),
-            processes: vec![
-                proc_(4242, Role::Producer, puts, 0, 12, alive),
-                proc_(4243, Role::Consumer, 0, gets, 0, alive),
-                proc_(4250, Role::Idle, 0, 0, 0, false),
-            ],
-            created_by: 4242,
-            created_unix_ns: 0,
-            ring_capacity: 1 << 20,
-            alive,
-            taken_ns: t,
-        }
+        let mut s = Snapshot::default();
+        s.name = name.into();
+        s.id = if named {
+            format!("q.{name}")
+        } else {
+            format!("a.100.5.{}", name.len())
+        };
+        s.named = named;
+        s.maxsize = maxsize;
+        s.size = puts - gets;
+        s.puts = puts;
+        s.gets = gets;
+        s.bytes_put = puts * 72;
+        s.bytes_got = gets * 72;
+        s.full_events = puts / 100;
+        s.empty_events = gets / 1000;
+        s.get_timeouts = 2;
+        s.lock_recoveries = 1;
+        s.put_blocked = hist(&[(3, 40), (10, 5), (17, 1)]);
+        s.get_blocked = hist(&[(0, 900), (5, 90), (12, 10)]);
+        s.processes = vec![
+            proc_(4242, Role::Producer, puts, 0, 12, alive),
+            proc_(4243, Role::Consumer, 0, gets, 0, alive),
+            proc_(4250, Role::Idle, 0, 0, 0, false),
+        ];
+        s.created_by = 4242;
+        s.ring_capacity = 1 << 20;
+        s.alive = alive;
+        s.taken_ns = t;
+        s
     }
 
     fn fixture() -> App {

@@ -90,11 +90,8 @@ fn output(mut c: Command) -> (Option<i32>, String) {
 #[test]
 fn a_planted_queue_directory_is_refused() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test switches users: run it as root"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test switches users: run it as root");
     let base = tempfile::Builder::new()
         .prefix("mpqueue-plant-")
         .tempdir_in("/dev/shm")
@@ -162,11 +159,8 @@ fn a_planted_queue_directory_is_refused() {
 #[test]
 fn a_foreign_segment_in_ones_own_directory_is_refused() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test switches users: run it as root"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test switches users: run it as root");
     let base = tempfile::Builder::new()
         .prefix("mpqueue-foreign-")
         .tempdir_in("/dev/shm")

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 /// A blocked-time histogram: non-cumulative bucket counts, see [`HistogramSnapshot::bounds`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     /// Observations.
     pub count: u64,
@@ -67,9 +68,11 @@ impl HistogramSnapshot {
 }
 
 /// What a process does with the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// Attached, has neither put nor got yet.
+    #[default]
     Idle,
     /// Has put.
     Producer,
@@ -105,8 +108,9 @@ impl Role {
     }
 }
 
-/// One attached process.
+/// One attached process. New fields may be added: build one with `Default` and set fields.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ProcessSnapshot {
     /// Process id.
     pub pid: u32,
@@ -136,8 +140,38 @@ pub struct ProcessSnapshot {
     pub empty_events: u64,
 }
 
-/// The state of one queue at one moment, read without touching the queue.
-#[derive(Debug, Clone, PartialEq)]
+/// A process slot nothing is known about yet: liveness unknown (so `alive`), idle.
+impl Default for ProcessSnapshot {
+    fn default() -> Self {
+        ProcessSnapshot {
+            pid: 0,
+            start_time: 0,
+            alive: true,
+            liveness: Liveness::Unknown,
+            role: Role::Idle,
+            heartbeat_age: None,
+            buffered_items: 0,
+            buffered_bytes: 0,
+            puts: 0,
+            gets: 0,
+            full_events: 0,
+            empty_events: 0,
+        }
+    }
+}
+
+/// The state of one queue at one moment, read without touching the queue. New fields may
+/// be added (every counter a later layout adds): build one with `Default` and set fields.
+///
+/// # Examples
+/// ```
+/// let mut s = mpqueue::observe::Snapshot::default();
+/// s.name = "made-up".into();
+/// s.puts = 3;
+/// assert_eq!(s.puts, 3);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Queue name (named) or label / generated id (anonymous). Untrusted text: escape it
     /// before showing it.
@@ -196,6 +230,7 @@ pub struct Snapshot {
 
 /// Per-second rates between two snapshots of one queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Rates {
     /// Items put per second.
     pub puts: f64,
