@@ -2,21 +2,17 @@
 //! and exact reads, and a single-producer single-consumer ring in shared memory (raw bytes,
 //! no encoding, no locks, no feeder).
 
-use crate::shared::{Placement, Shared, timed_run};
+use crate::shared::{Placement, Shared, map_shared_zeroed, timed_run};
+use nix::fcntl::{FcntlArg, fcntl};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 fn pipe(size: Option<usize>) -> anyhow::Result<(std::fs::File, std::fs::File)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out-array of two ints.
-    anyhow::ensure!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
+    let (r, w) = nix::unistd::pipe().map_err(|e| anyhow::anyhow!("pipe failed: {e}"))?;
     if let Some(sz) = size {
-        // SAFETY: F_SETPIPE_SZ on a pipe fd we own.
-        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, sz as libc::c_int) };
+        // Best effort, as before: an unprivileged size above pipe-max-size is refused.
+        let _ = fcntl(&w, FcntlArg::F_SETPIPE_SZ(sz as std::ffi::c_int));
     }
-    // SAFETY: both fds were just created and are owned by nothing else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((std::fs::File::from(r), std::fs::File::from(w)))
 }
 
@@ -119,19 +115,9 @@ struct Spsc {
 /// shared-memory ring: the raw limit of moving bytes between two processes.
 pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
     let size = std::mem::size_of::<Spsc>();
-    // SAFETY: a fresh shared anonymous mapping large enough for Spsc; zeroed is valid.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    anyhow::ensure!(p != libc::MAP_FAILED, "mmap");
-    let ring = p as *mut Spsc;
+    // A fresh shared anonymous mapping large enough for Spsc; zeroed is a valid Spsc.
+    let p = map_shared_zeroed(size).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    let ring = p.as_ptr().cast::<Spsc>();
     let _keep = Shared::new();
     let slot = len.next_multiple_of(8);
     let (secs, got) = timed_run(
@@ -186,7 +172,7 @@ pub fn shm_ring(n: u64, len: usize, place: Placement) -> anyhow::Result<f64> {
         },
     )?;
     // SAFETY: unmaps the mapping created above; the children have exited.
-    unsafe { libc::munmap(p, size) };
+    let _ = unsafe { nix::sys::mman::munmap(p, size) };
     anyhow::ensure!(got == n);
     Ok(n as f64 / secs)
 }

@@ -142,8 +142,8 @@ pub fn top_cpu(dir: &Path, secs: u64) -> anyhow::Result<f64> {
         let start = Instant::now();
         std::thread::sleep(Duration::from_secs(secs));
         let t1 = cpu_ticks(pid).ok_or_else(|| anyhow::anyhow!("mpqueue-top exited"))?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+            .ok_or_else(|| anyhow::anyhow!("no clock tick rate"))? as f64;
         Ok((t1 - t0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0)
     })();
     let _ = tmux().args(["kill-session", "-t", &session]).status();

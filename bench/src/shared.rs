@@ -1,6 +1,12 @@
 //! Process plumbing for the benchmarks: a shared-memory start barrier and result slots,
 //! CPU pinning, and a runner that forks producers and consumers and times the run.
 
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+use nix::time::ClockId;
+use nix::unistd::{Pid, SysconfVar, sysconf};
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Start barrier and per-process results, in memory shared with forked children.
@@ -16,72 +22,77 @@ pub struct Board {
 
 /// A `Board` in a shared anonymous mapping (inherited by `fork`).
 pub struct Shared {
-    ptr: *mut Board,
+    ptr: NonNull<Board>,
 }
 
 impl Shared {
     pub fn new() -> Self {
-        let len = std::mem::size_of::<Board>();
-        // SAFETY: a fresh anonymous shared mapping of the board's size, checked for failure;
-        // zeroed memory is a valid Board (all atomics).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap for the benchmark board");
-        Shared { ptr: p.cast() }
+        Shared {
+            ptr: map_shared_zeroed(std::mem::size_of::<Board>())
+                .expect("mmap for the benchmark board")
+                .cast(),
+        }
     }
 
     pub fn board(&self) -> &Board {
-        // SAFETY: the mapping lives until drop and holds a Board.
-        unsafe { &*self.ptr }
+        // SAFETY: the mapping lives until drop and holds a Board (zeroed memory is a valid
+        // Board: all atomics).
+        unsafe { self.ptr.as_ref() }
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: unmaps the mapping created in `new`; no reference outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), std::mem::size_of::<Board>()) };
+        let _ = unsafe { munmap(self.ptr.cast(), std::mem::size_of::<Board>()) };
+    }
+}
+
+/// `len` zeroed bytes in a fresh `MAP_SHARED|MAP_ANONYMOUS` mapping, shared with children
+/// forked later. The caller unmaps it (`munmap`).
+pub fn map_shared_zeroed(len: usize) -> nix::Result<NonNull<std::ffi::c_void>> {
+    let len = NonZeroUsize::new(len).ok_or(nix::errno::Errno::EINVAL)?;
+    // SAFETY: no address hint and no MAP_FIXED, so the mapping replaces nothing and aliases
+    // no Rust object.
+    unsafe {
+        mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
     }
 }
 
 /// Monotonic nanoseconds.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let ts = ClockId::CLOCK_MONOTONIC.now().expect("CLOCK_MONOTONIC");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Restricts the calling thread (in the benchmark's children: the process) to `cpus`.
+/// Best effort, as a benchmark wants: a CPU that does not exist is skipped, and a set the
+/// kernel refuses leaves the affinity as it was.
+fn set_affinity(cpus: impl IntoIterator<Item = usize>) {
+    let mut set = CpuSet::new();
+    for cpu in cpus {
+        let _ = set.set(cpu);
+    }
+    let _ = sched_setaffinity(Pid::from_raw(0), &set);
 }
 
 /// Pins the calling process to `cpu`.
 pub fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET stays in bounds for cpu < 1024.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    set_affinity([cpu]);
 }
 
 /// Back to every CPU after a pinned scenario.
 pub fn unpin_all() {
-    // SAFETY: builds a cpu_set_t with every online CPU and applies it to this process.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in 0..libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    let online = sysconf(SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .unwrap_or(1);
+    set_affinity(0..online.max(1) as usize);
 }
 
 /// Which CPUs the two sides run on.

@@ -1,9 +1,12 @@
 //! Forking children that share this process's queues, as Python's `Process` with the `fork`
 //! start method does.
 
-use crate::registry;
+use crate::registry::{self, Member};
+use crate::segment::SlotIndex;
 use crate::sys::{self, ExitStatus};
 use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit code of a child whose closure panicked (as for a Rust `main` that panics).
@@ -55,6 +58,41 @@ pub struct Child {
 /// same reason the child does not flush stdout at exit (its lock may be held for ever):
 /// output `f` writes without a final newline must be flushed by `f`.
 ///
+/// # Soundness
+///
+/// `fork(2)` in a multi-threaded process is why `nix::unistd::fork` is `unsafe`: POSIX
+/// allows the child only async-signal-safe calls until it execs. This function is safe
+/// nonetheless, because nothing the child can do from safe code becomes undefined behaviour:
+///
+/// - **Only the calling thread runs in the child.** To it, every other thread looks stopped
+///   for ever at some instruction, which safe Rust must already survive (a thread can be
+///   descheduled anywhere). Data behind a lock another thread held stays behind that lock:
+///   the lock stays held in the child, so the child blocks on it (a deadlock, not undefined
+///   behaviour) rather than see the data half-updated. Lock-free structures stay consistent
+///   because they never depend on a thread finishing its step.
+/// - **glibc repairs its own state.** Its `fork` takes and resets the `malloc` arena locks,
+///   the stdio (`FILE`) locks and the dynamic loader's lock through its internal fork
+///   handlers, so allocating, `dlopen` and C stdio work in the child.
+/// - **This crate resets its own state.** The registry's `pthread_atfork` handlers take its
+///   lock before the fork and release it in both processes, and bump the fork generation in
+///   the child. Each queue then sees that its per-process state (feeder thread, buffers,
+///   their mutexes, which the parent's threads may have held) belongs to an older
+///   generation: it leaks that state untouched and attaches the child afresh, on the slot
+///   reserved for it here. If the handlers cannot be registered the process aborts, so no
+///   child ever runs without them.
+/// - **The child never returns or unwinds into the parent's frames.** Everything it runs
+///   (taking over its slots, `f`, flushing its queues) runs inside `catch_unwind`, and it
+///   leaves with `_exit`, so no destructor or exit handler of the parent runs in it. A panic
+///   exits with [`PANIC_EXIT_CODE`] (its payload is leaked: dropping it might panic again).
+///
+/// What the caller must still watch for, since it ends in a child that hangs for ever:
+/// locks of Rust or C code other than glibc's and this crate's that other threads held at
+/// the fork (a `std::sync::Mutex`, std's `stdout`/`stderr` locks, which a panic message
+/// takes too, an allocator other than glibc's without fork handlers, a logger's lock). And
+/// memory that other code mapped `MAP_SHARED` is shared with the child, not copied: a type
+/// that hands out references to such memory assuming no other process can write it (as
+/// the old `memmap` crate's anonymous maps allowed) is broken by any fork.
+///
 /// # Errors
 /// The OS error if `fork` fails (e.g. `EAGAIN` at the process limit).
 ///
@@ -81,25 +119,11 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
             (q, slot)
         })
         .collect();
-    // SAFETY: the child only runs `f` and the crate's own per-process reset, which does not
-    // depend on locks held by other threads (registry hooks release its lock in the child;
-    // each queue builds a fresh per-process state for the new fork generation).
+    // SAFETY: see "Soundness" above: the child's use of locks other threads may hold can
+    // deadlock but not break memory safety, and `run_child` never returns or unwinds.
     let forked = unsafe { sys::fork() };
     match forked {
-        Ok(None) => {
-            for (q, slot) in &queues {
-                if let Some(i) = slot {
-                    q.hold_claim(*i);
-                }
-            }
-            drop(queues);
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or(PANIC_EXIT_CODE);
-            for q in registry::live() {
-                q.shutdown_process();
-            }
-            sys::exit_now(code)
-        }
+        Ok(None) => run_child(queues, f),
         Ok(Some(pid)) => {
             for (q, slot) in &queues {
                 if let Some(i) = slot {
@@ -117,6 +141,38 @@ pub fn fork<F: FnOnce() -> i32>(f: F) -> std::io::Result<Child> {
             Err(e)
         }
     }
+}
+
+/// The child's side of [`fork`]: takes over the slots reserved for it, runs `f`, flushes and
+/// detaches its queues, and exits with `f`'s code. Nothing unwinds out of it.
+fn run_child<F: FnOnce() -> i32>(queues: Vec<(Arc<dyn Member>, Option<SlotIndex>)>, f: F) -> ! {
+    let claimed = no_unwind(move || {
+        for (q, slot) in &queues {
+            if let Some(i) = slot {
+                q.hold_claim(*i);
+            }
+        }
+    });
+    // A panic in `f` still flushes the queues (what it put before panicking is delivered),
+    // as a panic in the crate's own steps does not: that is a bug, and the child just exits.
+    let code = claimed.and_then(|()| {
+        let code = no_unwind(f).unwrap_or(PANIC_EXIT_CODE);
+        no_unwind(|| {
+            for q in registry::live() {
+                q.shutdown_process();
+            }
+        })
+        .map(|()| code)
+    });
+    sys::exit_now(code.unwrap_or(PANIC_EXIT_CODE))
+}
+
+/// Runs `f`, stopping a panic from unwinding further: `None` if it panicked. The payload is
+/// leaked, since its destructor could panic in turn.
+fn no_unwind<R>(f: impl FnOnce() -> R) -> Option<R> {
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(std::mem::forget)
+        .ok()
 }
 
 impl Child {
@@ -202,7 +258,8 @@ impl Child {
     /// Sends `signal` (e.g. `libc::SIGKILL`) to the child.
     ///
     /// # Errors
-    /// The OS error (e.g. the child was already reaped).
+    /// The OS error (e.g. the child was already reaped); `EINVAL` for a real-time signal
+    /// (the `nix` crate, which sends it, names only the standard signals).
     pub fn kill(&self, signal: i32) -> std::io::Result<()> {
         if self.status.is_some() {
             return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
@@ -212,3 +269,24 @@ impl Child {
 }
 
 pub use crate::sys::ExitStatus as Status;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Queue;
+
+    #[test]
+    fn a_child_that_panics_exits_with_101_and_still_flushes() {
+        let q: Queue<u32> = Queue::new(0).unwrap();
+        let child = fork({
+            let q = q.clone();
+            move || -> i32 {
+                q.put(7).unwrap();
+                panic!("in the child, on purpose");
+            }
+        })
+        .unwrap();
+        assert_eq!(child.join().unwrap(), PANIC_EXIT_CODE);
+        assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 7);
+    }
+}

@@ -1,46 +1,65 @@
 //! The one place for system calls: clocks, futex waits, robust process-shared mutexes,
-//! shared mappings, and process identity.
+//! shared mappings, and process identity and control.
 //!
-//! Everything above this module calls only the safe wrappers here. Each `unsafe` block says why
-//! it holds.
+//! Everything above this module calls only the wrappers here. They go through [`nix`]
+//! wherever it wraps the call (clocks, `mmap`/`munmap`, `fork`, `kill`, `getuid`); `libc` is
+//! called directly only for what nix 0.32 does not offer, or offers in a form that loses
+//! information:
+//! - **futexes**: `syscall(SYS_futex)` with `FUTEX_WAIT_BITSET` (an absolute
+//!   `CLOCK_MONOTONIC` deadline) and `FUTEX_WAKE`;
+//! - **robust process-shared mutexes**: `pthread_mutexattr_*`, `pthread_mutex_init`,
+//!   `_trylock`, `_unlock`, `_consistent`, and `pthread_mutex_clocklock` (declared here: the
+//!   `libc` crate lacks it);
+//! - **`_exit`** (a forked child must leave without running its parent's exit handlers) and
+//!   **`pthread_atfork`** (the registry's fork hooks): nix has neither;
+//! - **`waitpid`**: nix's `WaitStatus` names signals with its `Signal` enum, which has no
+//!   real-time signals; for a child killed by one, nix reaps the child and then fails with
+//!   `EINVAL`, so its status would be lost. `libc::waitpid` reports every signal.
+//!
+//! Each `unsafe` block says why it holds.
 
+use nix::errno::Errno;
+use nix::sys::mman::{self, MapFlags, ProtFlags};
+use nix::sys::signal::Signal;
+use nix::sys::time::TimeSpec;
+use nix::time::ClockId;
+use nix::unistd::{ForkResult, Pid};
 use std::cell::UnsafeCell;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock every deadline in the crate uses.
 pub fn mono_now() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
+    clock_ns(ClockId::CLOCK_MONOTONIC)
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC_COARSE` (a few ns to read; tick resolution): heartbeats.
 pub fn coarse_now() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+    clock_ns(ClockId::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_now() -> u64 {
-    clock_ns(libc::CLOCK_REALTIME)
+    clock_ns(ClockId::CLOCK_REALTIME)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock ids used are supported on Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+fn clock_ns(clock: ClockId) -> u64 {
+    // Fails only for a clock the kernel lacks; these three exist on every Linux since 2.6.32.
+    let ts = clock
+        .now()
+        .expect("clock_gettime on a standard Linux clock");
+    (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64
 }
 
-fn timespec(ns: u64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: (ns / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-    }
+/// `ns` nanoseconds as a timespec (for the futex and `pthread_mutex_clocklock` deadlines).
+fn timespec(ns: u64) -> TimeSpec {
+    TimeSpec::new(
+        (ns / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
+        (ns % 1_000_000_000) as libc::c_long,
+    )
 }
 
 /// How a futex wait ended. Spurious wake-ups and signals are reported as `Woken`: callers
@@ -62,7 +81,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<u64>) -> Wai
     let ts = deadline.map(timespec);
     let ts_ptr = ts
         .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        .map_or(std::ptr::null(), |t| t.as_ref() as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; `ts_ptr` is null or
     // points to a live timespec. The kernel only reads both.
     let rc = unsafe {
@@ -76,7 +95,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<u64>) -> Wai
             libc::FUTEX_BITSET_MATCH_ANY,
         )
     };
-    if rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+    if rc == -1 && Errno::last() == Errno::ETIMEDOUT {
         Wait::TimedOut
     } else {
         Wait::Woken
@@ -210,7 +229,9 @@ impl RobustMutex {
         loop {
             // SAFETY: the mutex was initialised by its creator before the segment was
             // published; pthread calls are the only access; `ts` outlives the call.
-            let rc = unsafe { pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, &ts) };
+            let rc = unsafe {
+                pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, ts.as_ref())
+            };
             if rc != libc::EINTR && rc != libc::EAGAIN {
                 return self.guard(rc);
             }
@@ -225,11 +246,12 @@ impl RobustMutex {
     }
 }
 
+/// A pthread return code (0, or an error number) as a result.
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::from_raw_os_error(rc))
+        Err(Errno::from_raw(rc).into())
     }
 }
 
@@ -249,48 +271,30 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// Maps `len` zeroed bytes shared with children forked later (`MAP_SHARED|MAP_ANONYMOUS`).
     pub fn anonymous(len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh anonymous mapping aliases nothing; arguments are valid.
+        // SAFETY: no address hint and no MAP_FIXED: the kernel places the mapping on fresh
+        // pages, so it replaces nothing and aliases no Rust object.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
+            mman::mmap_anonymous(
+                None,
+                nonzero(len)?,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
             )
-        };
-        Self::from_raw(p, len)
+        }?;
+        Ok(Self { ptr: p.cast(), len })
     }
 
     /// Maps the first `len` bytes of `file` shared, read-write or read-only.
     pub fn file(file: &File, len: usize, writable: bool) -> io::Result<Self> {
         let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
         } else {
-            libc::PROT_READ
+            ProtFlags::PROT_READ
         };
-        // SAFETY: the fd is open for the duration of the call; the kernel checks the length
-        // and permissions, and the new mapping aliases no Rust object.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        Self::from_raw(p, len)
-    }
-
-    fn from_raw(p: *mut libc::c_void, len: usize) -> io::Result<Self> {
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Self { ptr, len })
+        // SAFETY: as in `anonymous`, the mapping lands on fresh pages; the fd is borrowed for
+        // the call only, and the kernel checks the length against the file's access mode.
+        let p = unsafe { mman::mmap(None, nonzero(len)?, prot, MapFlags::MAP_SHARED, file, 0) }?;
+        Ok(Self { ptr: p.cast(), len })
     }
 
     /// Start of the mapping.
@@ -304,10 +308,16 @@ impl Mapping {
     }
 }
 
+/// A mapping length: 0 is `EINVAL`, as `mmap` itself says.
+fn nonzero(len: usize) -> io::Result<NonZeroUsize> {
+    NonZeroUsize::new(len).ok_or_else(|| Errno::EINVAL.into())
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: ptr/len describe a mapping this value owns; nothing borrows it past drop.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        // munmap of a live mapping cannot fail.
+        let _ = unsafe { mman::munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -412,9 +422,9 @@ pub fn liveness(pid: u32, start_time: u64, pid_ns: u64) -> Liveness {
     if pid == 0 || pid > i32::MAX as u32 || pid_ns == 0 || here == 0 || pid_ns != here {
         return Liveness::Unknown;
     }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
-        Err(nix::errno::Errno::ESRCH) => return Liveness::Dead,
-        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+    match nix::sys::signal::kill(Pid::from_raw(pid as i32), None) {
+        Err(Errno::ESRCH) => return Liveness::Dead,
+        Ok(()) | Err(Errno::EPERM) => {}
         Err(_) => return Liveness::Unknown,
     }
     match proc_stat(pid) {
@@ -435,15 +445,27 @@ pub fn process_alive(pid: u32, start_time: u64) -> bool {
 /// Forks the process. `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
 ///
 /// # Safety
-/// In a multi-threaded process the child may only call async-signal-safe functions until it
-/// execs or exits, except for state the caller knows was not held by other threads at fork
-/// (the crate resets its own per-process state through the fork generation, see `registry`).
+/// In a multi-threaded process only the calling thread exists in the child, and locks that
+/// other threads held at the fork stay held there. The caller must make sure the child uses
+/// nothing that depends on such a lock in a way that breaks memory safety (blocking on it is
+/// a deadlock, not undefined behaviour), and must end the child with [`exit_now`] rather than
+/// return or unwind into frames of the parent. [`crate::process::fork`] is the one caller and
+/// argues why its child meets this.
 pub unsafe fn fork() -> io::Result<Option<u32>> {
     // SAFETY: the caller upholds the fork contract above.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        pid => Ok(Some(pid as u32)),
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => Ok(None),
+        // A child's pid is positive.
+        ForkResult::Parent { child } => Ok(Some(child.as_raw() as u32)),
+    }
+}
+
+/// `pid` as a `Pid` naming exactly one process: 0 and values above `i32::MAX` (which would
+/// become 0 or negative and name a process group) are `EINVAL`.
+fn one_process(pid: u32) -> io::Result<Pid> {
+    match i32::try_from(pid) {
+        Ok(p) if p > 0 => Ok(Pid::from_raw(p)),
+        _ => Err(Errno::EINVAL.into()),
     }
 }
 
@@ -457,62 +479,70 @@ pub enum ExitStatus {
 }
 
 /// Waits for child `pid`; `nohang` returns `Ok(None)` if it is still running. Retries `EINTR`.
+///
+/// On `libc`, not nix: see the module doc (real-time signals).
 pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitStatus>> {
+    let pid = one_process(pid)?;
     let mut status = 0;
     let flags = if nohang { libc::WNOHANG } else { 0 };
     loop {
-        // SAFETY: `status` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, flags) };
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let rc = unsafe { libc::waitpid(pid.as_raw(), &mut status, flags) };
         if rc == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e.into()),
             }
-            return Err(e);
         }
-        if rc == 0 {
-            return Ok(None);
-        }
-        return Ok(Some(if libc::WIFSIGNALED(status) {
-            ExitStatus::Signal(libc::WTERMSIG(status))
-        } else {
-            ExitStatus::Code(libc::WEXITSTATUS(status))
+        return Ok((rc != 0).then(|| {
+            if libc::WIFSIGNALED(status) {
+                ExitStatus::Signal(libc::WTERMSIG(status))
+            } else {
+                ExitStatus::Code(libc::WEXITSTATUS(status))
+            }
         }));
     }
 }
 
-/// Sends `signal` to `pid`.
+/// Sends `signal` to `pid` (0 only checks that it may be signalled). Real-time signals are
+/// refused with `EINVAL` (nix's `Signal` has none), as are pid 0 and pids above `i32::MAX`.
 pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
-    // SAFETY: kill has no memory preconditions.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let signal = match signal {
+        0 => None,
+        s => Some(Signal::try_from(s)?),
+    };
+    Ok(nix::sys::signal::kill(one_process(pid)?, signal)?)
 }
 
 /// Ends the process at once with `code`, running no destructors or atexit handlers (what a
-/// forked child must do so it never runs its parent's cleanup).
+/// forked child must do so it never runs its parent's cleanup). On `libc`: nix has no `_exit`.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
 }
 
 /// Registers handlers run around every `fork()` in this process: `prepare` in the parent
-/// before, `parent` and `child` in each process after.
+/// before, `parent` and `child` in each process after. On `libc`: nix has no
+/// `pthread_atfork`.
+///
+/// Aborts the process if registration fails (only for want of memory, where Rust aborts
+/// too): a child forked without the handlers would take over its parent's per-process
+/// queue state, so carrying on would not be safe.
 pub fn at_fork(
     prepare: unsafe extern "C" fn(),
     parent: unsafe extern "C" fn(),
     child: unsafe extern "C" fn(),
 ) {
     // SAFETY: the handlers are plain functions valid for the whole program.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if rc != 0 {
+        std::process::abort();
+    }
 }
 
 /// The real user id.
 pub fn uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
+    nix::unistd::getuid().as_raw()
 }
 
 #[cfg(test)]
@@ -557,14 +587,10 @@ mod tests {
     #[test]
     fn an_exited_process_is_dead_and_unreadable_proc_is_unknown() {
         // SAFETY: the child only calls _exit, which is async-signal-safe.
-        let child = match unsafe { libc::fork() } {
-            // SAFETY: _exit never returns and has no preconditions.
-            0 => unsafe { libc::_exit(0) },
-            pid => pid as u32,
+        let Some(child) = (unsafe { fork() }).unwrap() else {
+            exit_now(0)
         };
-        let mut status = 0;
-        // SAFETY: waits for our own child; `status` is a valid out-pointer.
-        unsafe { libc::waitpid(child as i32, &mut status, 0) };
+        assert_eq!(wait_child(child, false).unwrap(), Some(ExitStatus::Code(0)));
         assert_eq!(liveness(child, 1, pid_namespace()), Liveness::Dead);
         // With no descriptor left, /proc cannot be read: unknown, never dead. (A low limit
         // keeps the test cheap; nextest runs each test in a process of its own.)
@@ -590,6 +616,36 @@ mod tests {
                 assert_eq!(seen, Liveness::Unknown);
             });
         });
+    }
+
+    #[test]
+    fn wait_child_reports_real_time_signals() {
+        // SAFETY: the child only calls raise and _exit, which are async-signal-safe.
+        let Some(child) = (unsafe { fork() }).unwrap() else {
+            // SAFETY: raise has no memory preconditions; SIGRTMIN's default action ends us.
+            unsafe { libc::raise(libc::SIGRTMIN()) };
+            exit_now(0)
+        };
+        assert_eq!(
+            wait_child(child, false).unwrap(),
+            Some(ExitStatus::Signal(libc::SIGRTMIN()))
+        );
+    }
+
+    #[test]
+    fn kill_names_one_process_and_a_known_signal() {
+        let einval = |r: io::Result<()>| r.unwrap_err().raw_os_error() == Some(libc::EINVAL);
+        assert!(einval(kill(0, libc::SIGTERM)), "pid 0 is the process group");
+        assert!(einval(kill(u32::MAX, libc::SIGTERM)), "-1 is every process");
+        assert!(einval(kill(pid(), libc::SIGRTMIN())));
+        assert!(einval(wait_child(0, true).map(drop)));
+        kill(pid(), 0).unwrap();
+    }
+
+    #[test]
+    fn empty_mapping_is_einval() {
+        let e = Mapping::anonymous(0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]
