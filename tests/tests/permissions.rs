@@ -6,20 +6,27 @@ use mpqueue::Queue;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-#[test]
-fn other_users_cannot_open_or_observe_private_segments() {
+/// A directory under /dev/shm with `mode` (as root: this test switches users), holding a
+/// copy of the helper program that other users can run; returns it and the helper's path.
+fn shared_base(prefix: &str, mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "this test switches users: run it as root");
-    let dir = tempfile::Builder::new()
-        .prefix("mpqueue-perm-")
+    let base = tempfile::Builder::new()
+        .prefix(prefix)
         .tempdir_in("/dev/shm")
         .unwrap();
-    // The directory itself is listable by others, so only the files' modes protect them.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let helper = dir.path().join("mpq-helper");
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    let helper = base.path().join("mpq-helper");
     std::fs::copy(env!("CARGO_BIN_EXE_mpq-helper"), &helper).unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (base, helper)
+}
+
+#[test]
+fn other_users_cannot_open_or_observe_private_segments() {
+    // Listable by others: only the files' modes protect them.
+    let (dir, helper) = shared_base("mpqueue-perm-", 0o755);
     let q: Queue<u64> = Queue::builder()
         .name("secret")
         .dir(dir.path())
@@ -89,17 +96,8 @@ fn output(mut c: Command) -> (Option<i32>, String) {
 /// its owner and its mode.
 #[test]
 fn a_planted_queue_directory_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test switches users: run it as root");
-    let base = tempfile::Builder::new()
-        .prefix("mpqueue-plant-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
-    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o1777)).unwrap(); // like /dev/shm
-    let helper = base.path().join("mpq-helper");
-    std::fs::copy(env!("CARGO_BIN_EXE_mpq-helper"), &helper).unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // World-writable and sticky, like /dev/shm.
+    let (base, helper) = shared_base("mpqueue-plant-", 0o1777);
     let (attacker, victim) = (65534, 65533);
     let dir = base.path().join(format!("mpqueue-{victim}"));
     // B (nobody) plants the directory before A ever uses mpqueue, and a queue in it.
@@ -158,17 +156,7 @@ fn a_planted_queue_directory_is_refused() {
 /// refused too (checked on the opened descriptor).
 #[test]
 fn a_foreign_segment_in_ones_own_directory_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test switches users: run it as root");
-    let base = tempfile::Builder::new()
-        .prefix("mpqueue-foreign-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
-    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let helper = base.path().join("mpq-helper");
-    std::fs::copy(env!("CARGO_BIN_EXE_mpq-helper"), &helper).unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (base, helper) = shared_base("mpqueue-foreign-", 0o755);
     let victim = 65533;
     let dir = base.path().join("victim");
     std::fs::create_dir(&dir).unwrap();
