@@ -68,15 +68,7 @@ pub(crate) fn validate(v: &impl View, len: usize, path: &Path) -> Result<Shape, 
         return Err(corrupt(path, "bad magic: not an mpqueue stats segment"));
     }
     let vh = v.at(offset_of!(StatsHeader, version));
-    let version = vh as u32;
-    if version >> 16 != LAYOUT_MAJOR {
-        return Err(Error::Incompatible {
-            path: path.into(),
-            major: version >> 16,
-            minor: version & 0xffff,
-            supported: LAYOUT_MAJOR,
-        });
-    }
+    check_version(vh as u32, LAYOUT_MAJOR, path)?;
     let sl = v.at(offset_of!(StatsHeader, slot_count));
     let (slots, slot_len) = ((sl as u32) as usize, (sl >> 32) as usize);
     if (vh >> 32) as usize != STATS_HEADER_LEN || slot_len != SLOT_LEN {
@@ -104,4 +96,18 @@ pub(crate) fn validate(v: &impl View, len: usize, path: &Path) -> Result<Shape, 
         .collect();
     let name = String::from_utf8(name_bytes).map_err(|_| corrupt(path, "name is not UTF-8"))?;
     Ok(Shape { slots, name })
+}
+
+/// Checks a segment's `version` word (`major << 16 | minor`) against the major version this
+/// build reads for that kind of segment.
+pub(crate) fn check_version(version: u32, major: u32, path: &Path) -> Result<(), Error> {
+    if version >> 16 != major {
+        return Err(Error::Incompatible {
+            path: path.into(),
+            major: version >> 16,
+            minor: version & 0xffff,
+            supported: major,
+        });
+    }
+    Ok(())
 }

@@ -202,18 +202,6 @@ fn await_published(magic: &AtomicU64, want: u64, path: &Path) -> Result<(), Erro
     Ok(())
 }
 
-fn check_version(version: u32, major: u32, path: &Path) -> Result<(), Error> {
-    if version >> 16 != major {
-        return Err(Error::Incompatible {
-            path: path.into(),
-            major: version >> 16,
-            minor: version & 0xffff,
-            supported: major,
-        });
-    }
-    Ok(())
-}
-
 fn write_name(h: &StatsHeader, name: &str) {
     let bytes = &name.as_bytes()[..name.len().min(NAME_MAX)];
     for (word, chunk) in h.name.iter().zip(bytes.chunks(8)) {
@@ -366,7 +354,7 @@ pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by open_file).
     let dh = unsafe { &*(data.ptr() as *const DataHeader) };
     await_published(&dh.magic, DATA_MAGIC, &data_path)?;
-    check_version(dh.version.load(Relaxed), DATA_LAYOUT_MAJOR, &data_path)?;
+    header::check_version(dh.version.load(Relaxed), DATA_LAYOUT_MAJOR, &data_path)?;
     let cap = dh.capacity.load(Relaxed);
     if !cap.is_power_of_two()
         || cap < 4096
