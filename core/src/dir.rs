@@ -119,8 +119,8 @@ impl QueueDir {
         // pages are allocated now, so a full /dev/shm fails here instead of killing a
         // process with SIGBUS later.
         let sized = nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(mode))
-            .and_then(|()| nix::unistd::ftruncate(&f, len as libc::off_t))
-            .and_then(|()| nix::fcntl::posix_fallocate(&f, 0, len as libc::off_t));
+            .and_then(|()| nix::unistd::ftruncate(&f, len as i64))
+            .and_then(|()| nix::fcntl::posix_fallocate(&f, 0, len as i64));
         if let Err(e) = sized {
             let _ = self.remove(file);
             let what = if e == Errno::ENOSPC {
@@ -160,7 +160,9 @@ impl QueueDir {
             path: path.clone(),
             reason,
         };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            != nix::sys::stat::SFlag::S_IFREG
+        {
             return Err(corrupt("not a regular file".into()));
         }
         if !trusted(st.st_uid, st.st_gid, st.st_mode, self.group) {
@@ -185,7 +187,7 @@ pub(crate) fn open_error(path: &Path, name: &str, e: io::Error) -> Error {
         io::ErrorKind::NotFound => Error::NotFound { name: name.into() },
         io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.into() },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { path: path.into() },
-        _ if e.raw_os_error() == Some(libc::ELOOP) => Error::Corrupt {
+        _ if e.raw_os_error() == Some(Errno::ELOOP as i32) => Error::Corrupt {
             path: path.into(),
             reason: "is a symlink (not followed)".into(),
         },

@@ -8,6 +8,7 @@ use crate::header::{Copied, MAX_LEN, MIN_LEN, corrupt, validate};
 use crate::layout::{MAX_SLOTS, STATS_HEADER_LEN, StatsHeader};
 use crate::sync::RETRY_NS;
 use crate::sys::{self};
+use nix::fcntl::OFlag;
 use std::fs::File;
 use std::mem::offset_of;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -39,7 +40,7 @@ impl StatsFile {
                 name: id.strip_prefix("q.").unwrap_or(id).into(),
             },
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { path: path.into() },
-            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+            _ if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
                 corrupt(path, "is a symlink (not followed)")
             }
             _ => Error::io(format!("opening {}", path.display()), e),
@@ -60,7 +61,9 @@ impl StatsFile {
         )?;
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .custom_flags(
+                (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).bits(),
+            )
             .open(path)
             .map_err(os_error)?;
         let md = file
