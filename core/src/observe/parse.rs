@@ -70,6 +70,45 @@ fn hist(v: &impl View, base: usize) -> HistogramSnapshot {
     }
 }
 
+/// The process in slot `i` (1..=slots) of `v`, if the slot is in use.
+fn read_process(v: &impl View, i: usize, path: &Path) -> Result<Option<RawProcess>, Error> {
+    let sf = |off: usize| v.at(slot_base(i) + off);
+    match sf(offset_of!(ProcSlot, state)) {
+        slot_state::FREE => return Ok(None),
+        slot_state::RESERVED | slot_state::ACTIVE => {}
+        other => return Err(corrupt(path, format!("slot {i} has unknown state {other}"))),
+    }
+    let pid = sf(offset_of!(ProcSlot, pid));
+    let pid = u32::try_from(pid)
+        .ok()
+        .filter(|&p| p <= i32::MAX as u32)
+        .ok_or_else(|| corrupt(path, format!("slot {i} has an invalid pid {pid}")))?;
+    let puts = sf(offset_of!(ProcSlot, puts));
+    let buffered_items = puts
+        .saturating_sub(sf(offset_of!(ProcSlot, committed)))
+        .saturating_sub(sf(offset_of!(ProcSlot, dropped)));
+    let buffered_bytes = sf(offset_of!(ProcSlot, bytes_put))
+        .saturating_sub(sf(offset_of!(ProcSlot, committed_bytes)))
+        .saturating_sub(sf(offset_of!(ProcSlot, dropped_bytes)));
+    Ok(Some(RawProcess {
+        pid,
+        start_time: sf(offset_of!(ProcSlot, start_time)),
+        pid_ns: sf(offset_of!(ProcSlot, pid_ns)),
+        role: sf(offset_of!(ProcSlot, role)),
+        heartbeat_ns: sf(offset_of!(ProcSlot, heartbeat_ns)),
+        buffered_items,
+        buffered_bytes: if buffered_items == 0 {
+            0
+        } else {
+            buffered_bytes
+        },
+        puts,
+        gets: sf(offset_of!(ProcSlot, gets)),
+        full_events: sf(offset_of!(ProcSlot, full_events)),
+        empty_events: sf(offset_of!(ProcSlot, empty_events)),
+    }))
+}
+
 /// Reads the counters: `gets` and the puts for `size` from `early`, then everything else
 /// from `late`. For a live segment both are the same view and the loads happen in this
 /// order. Every get is counted after its item's put, so `gets` read before `puts` keeps
@@ -112,40 +151,9 @@ pub(super) fn read_raw(
         if i == 0 {
             continue;
         }
-        match sf(i, offset_of!(ProcSlot, state)) {
-            slot_state::FREE => continue,
-            slot_state::RESERVED | slot_state::ACTIVE => {}
-            other => return Err(corrupt(path, format!("slot {i} has unknown state {other}"))),
+        if let Some(p) = read_process(late, i, path)? {
+            processes.push(p);
         }
-        let pid = sf(i, offset_of!(ProcSlot, pid));
-        let pid = u32::try_from(pid)
-            .ok()
-            .filter(|&p| p <= i32::MAX as u32)
-            .ok_or_else(|| corrupt(path, format!("slot {i} has an invalid pid {pid}")))?;
-        let puts = sf(i, offset_of!(ProcSlot, puts));
-        let buffered_items = puts
-            .saturating_sub(sf(i, offset_of!(ProcSlot, committed)))
-            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped)));
-        let buffered_bytes = sf(i, offset_of!(ProcSlot, bytes_put))
-            .saturating_sub(sf(i, offset_of!(ProcSlot, committed_bytes)))
-            .saturating_sub(sf(i, offset_of!(ProcSlot, dropped_bytes)));
-        processes.push(RawProcess {
-            pid,
-            start_time: sf(i, offset_of!(ProcSlot, start_time)),
-            pid_ns: sf(i, offset_of!(ProcSlot, pid_ns)),
-            role: sf(i, offset_of!(ProcSlot, role)),
-            heartbeat_ns: sf(i, offset_of!(ProcSlot, heartbeat_ns)),
-            buffered_items,
-            buffered_bytes: if buffered_items == 0 {
-                0
-            } else {
-                buffered_bytes
-            },
-            puts,
-            gets: sf(i, offset_of!(ProcSlot, gets)),
-            full_events: sf(i, offset_of!(ProcSlot, full_events)),
-            empty_events: sf(i, offset_of!(ProcSlot, empty_events)),
-        });
     }
     Ok(Raw {
         gets,
