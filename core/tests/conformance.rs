@@ -36,7 +36,7 @@ fn at_least(start: Instant, d: Duration) {
 
 /// 2.1.1 test_put
 #[test]
-fn test_put() {
+fn put_forms_full_and_empty() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<i32> = Queue::new(6).unwrap();
@@ -78,7 +78,7 @@ fn test_put() {
 
 /// 2.1.2 test_get
 #[test]
-fn test_get() {
+fn get_forms_and_empty() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<i32> = Queue::new(0).unwrap();
@@ -114,7 +114,7 @@ fn test_get() {
 
 /// 2.1.3 test_fork
 #[test]
-fn test_fork() {
+fn parent_items_before_child_items() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<i32> = Queue::new(0).unwrap();
@@ -137,7 +137,7 @@ fn test_fork() {
 
 /// 2.1.4 test_qsize
 #[test]
-fn test_qsize() {
+fn qsize_len_is_empty() {
     setup();
     let q: Queue<i32> = Queue::new(0).unwrap();
     assert_eq!(q.qsize(), 0);
@@ -196,7 +196,7 @@ fn no_lock_contention_in_initialiser() {
 
 /// 2.1.7 test_timeout
 #[test]
-fn test_timeout() {
+fn get_timeout_waits_out_its_timeout() {
     setup();
     let q: Queue<i32> = Queue::new(0).unwrap();
     let t = Instant::now();
@@ -237,9 +237,8 @@ fn encode_error_returns_item_and_queue_goes_on() {
             }
             other => panic!("expected an encode error, got {other:?}"),
         }
-        let t = Instant::now();
-        q.put(Fragile { ok: true }).unwrap();
-        assert!(t.elapsed() < LONG);
+        // No capacity was taken: with `maxsize` 1 there is room for this one at once.
+        q.put_nowait(Fragile { ok: true }).unwrap();
         assert_eq!(q.qsize(), 1);
         assert_eq!(q.get_timeout(LONG).unwrap(), Fragile { ok: true });
         assert!(q.empty());
@@ -300,7 +299,7 @@ fn join_thread_requires_close() {
 
 /// 2.2 test_process: a capacity-1 queue passes a sequence from child to parent.
 #[test]
-fn test_process_capacity_one() {
+fn maxsize_one_child_to_parent() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<String> = Queue::new(1).unwrap();

@@ -338,29 +338,62 @@ fn stopped(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Issue 11: attaching (a forked child's first `put_timeout`) honours the caller's deadline
-/// even when a stopped process holds the slot lock; it used to wait 10 s whatever the
-/// deadline was.
+/// Whether the main thread of `pid` is inside a `futex` system call (a lock or futex wait).
+fn in_futex_wait(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<libc::c_long>().ok())
+        == Some(libc::SYS_futex)
+}
+
+/// Issue 11: a stopped process holds the slot lock. A forked child's first `put_timeout`
+/// (which attaches it) ends at its own deadline with `Full`, and `open`, which has no
+/// deadline, gives up with `Error::Busy`. The order in which they end shows the deadline was
+/// honoured, without timing either: the `put_timeout` (1 s) starts after the `open` (10 s)
+/// is already waiting, yet ends first; were its deadline ignored it would wait the lock's
+/// own 10 s as well (and then also return `Full`) and end second.
 #[test]
-fn put_timeout_honours_its_deadline_while_the_slot_lock_holder_is_stopped() {
+fn stopped_slot_lock_holder_put_timeout_is_full_by_its_deadline_open_is_busy() {
     let dir = setup();
     let _w = watchdog(Duration::from_secs(120));
     let q: Queue<u64> = Queue::builder().name("busy-attach").create().unwrap();
+    // Bytes 0 and 1: go for the opener and the putter; 2: the opener is about to wait;
+    // 3: how many have finished; 4, 5: the opener's and the putter's result; 6, 7: the
+    // order in which they finished.
     let flags = SharedBytes::new(4096);
-    let waiter = process::fork(|| {
-        while flags.byte(0).load(std::sync::atomic::Ordering::SeqCst) == 0 {
+    let byte = |i: usize| flags.byte(i);
+    let load = |i: usize| byte(i).load(std::sync::atomic::Ordering::SeqCst);
+    let store = |i: usize, v: u8| byte(i).store(v, std::sync::atomic::Ordering::SeqCst);
+    let finished = |result: usize, rank: usize, code: u8| {
+        store(result, code);
+        let order = byte(3).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        store(rank, order + 1);
+    };
+    let await_go = |i: usize| {
+        while load(i) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let t = std::time::Instant::now();
+    };
+    let opener = process::fork(|| {
+        await_go(0);
+        store(2, 1);
+        let code = match Queue::<u64>::open("busy-attach") {
+            Err(Error::Busy { .. }) => 1,
+            Err(_) => 2,
+            Ok(_) => 3,
+        };
+        finished(4, 6, code);
+        0
+    })
+    .unwrap();
+    let putter = process::fork(|| {
+        await_go(1);
         let code = match q.put_timeout(7, Duration::from_secs(1)) {
-            // Honoured: well before the 10 s the lock wait used to take.
-            Err(mpqueue::PutError::Full(7)) if t.elapsed() < Duration::from_secs(8) => 1,
-            Err(mpqueue::PutError::Full(7)) => 2,
+            Err(mpqueue::PutError::Full(7)) => 1,
+            Err(mpqueue::PutError::Broken { .. }) => 2,
             _ => 3,
         };
-        flags
-            .byte(1)
-            .store(code, std::sync::atomic::Ordering::SeqCst);
+        finished(5, 7, code);
         0
     })
     .unwrap();
@@ -390,18 +423,29 @@ fn put_timeout_honours_its_deadline_while_the_slot_lock_holder_is_stopped() {
     })
     .unwrap();
     assert!(eventually(LONG, || stopped(holder.pid())));
-    flags.byte(0).store(1, std::sync::atomic::Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(60), || {
-        flags.byte(1).load(std::sync::atomic::Ordering::SeqCst) != 0
-    }));
-    let code = flags.byte(1).load(std::sync::atomic::Ordering::SeqCst);
+    store(0, 1);
+    assert!(
+        eventually(LONG, || load(2) == 1 && in_futex_wait(opener.pid())),
+        "the opener never waited for the slot lock"
+    );
+    store(1, 1);
+    assert!(eventually(Duration::from_secs(60), || load(3) == 2));
+    let (open_code, put_code) = (load(4), load(5));
+    let (open_rank, put_rank) = (load(6), load(7));
     // SAFETY: kill has no memory preconditions; the pid is our own child's.
     unsafe { libc::kill(holder.pid() as i32, libc::SIGKILL) };
     let _ = holder.join_timeout(LONG);
-    let _ = waiter.join();
+    let _ = putter.join();
+    let _ = opener.join();
     assert_eq!(
-        code, 1,
-        "1: Full within the deadline, 2: Full too late, 3: other"
+        put_code, 1,
+        "put_timeout: 1 Full, 2 Broken (the lock wait failed), 3 other"
+    );
+    assert_eq!(open_code, 1, "open: 1 Busy, 2 another error, 3 opened");
+    assert_eq!(
+        (put_rank, open_rank),
+        (1, 2),
+        "the put_timeout started later but ended first: its deadline was honoured"
     );
 }
 

@@ -86,7 +86,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn matches_model(maxsize in 0usize..4, ops in proptest::collection::vec((0usize..3, op()), 1..60)) {
+    fn ops_on_three_threads_match_a_fifo_model(maxsize in 0usize..4, ops in proptest::collection::vec((0usize..3, op()), 1..60)) {
         setup();
         let _w = watchdog(Duration::from_secs(120));
         let q: Queue<u16> = Queue::new(maxsize).unwrap();

@@ -4,7 +4,7 @@ use mpqueue::{GetError, Queue, process};
 use std::time::Duration;
 
 #[test]
-fn smoke() {
+fn put_get_in_one_process() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<u64> = Queue::new(0).unwrap();
@@ -17,7 +17,7 @@ fn smoke() {
 }
 
 #[test]
-fn child_to_parent() {
+fn spsc_child_to_parent_in_order() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<u64> = Queue::new(0).unwrap();
@@ -38,7 +38,7 @@ fn child_to_parent() {
 }
 
 #[test]
-fn big_items_stream() {
+fn items_larger_than_the_ring_stream() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
     let q: Queue<Vec<u8>> = Queue::builder().capacity_bytes(4096).create().unwrap();

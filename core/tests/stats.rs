@@ -228,12 +228,24 @@ fn producer_outrunning_a_reader_keeps_its_buffer_short() {
     assert!(peak < u64::from(N) / 2, "{peak} items buffered at the peak");
 }
 
+/// A killed process stays visible as dead, with its counts, until its slot is reaped: with
+/// every slot of the queue taken (the parent's and the dead child's, `max_processes(2)`),
+/// the next process to attach reaps the dead one, whose counts fold into the totals, and
+/// gets its slot.
 #[test]
-fn killed_process_shows_dead_and_its_counts_stay() {
+fn killed_process_shows_dead_until_an_attach_reaps_its_slot() {
     setup();
     let _w = watchdog(Duration::from_secs(60));
-    let q: Queue<u32> = Queue::builder().label("killed").create().unwrap();
-    let ready: Queue<u8> = Queue::new(0).unwrap();
+    let q: Queue<u32> = Queue::builder()
+        .label("killed")
+        .max_processes(2)
+        .create()
+        .unwrap();
+    let (ready, attached, go) = (
+        Queue::<u8>::new(0).unwrap(),
+        Queue::<u8>::new(0).unwrap(),
+        Queue::<u8>::new(0).unwrap(),
+    );
     let child = process::fork(|| {
         for i in 0..5 {
             q.put(i).unwrap();
@@ -252,14 +264,43 @@ fn killed_process_shows_dead_and_its_counts_stay() {
         Err(mpqueue::ChildError::Signaled { signal: 9, .. })
     ));
     let s = snap("killed");
+    assert_eq!(s.processes.len(), 2, "both slots are taken");
     let dead = s.processes.iter().find(|p| p.pid == pid).unwrap();
     assert!(!dead.alive);
     assert_eq!(dead.puts, 5);
     assert_eq!(s.puts, 5);
-    // A new attach reaps the dead slot: the counts fold into the totals and stay.
-    let again: Queue<u32> = Queue::builder().label("killed-2").create().unwrap();
-    drop(again);
-    for i in 0..5 {
+    // No slot is free to reserve for this child at fork: its first use of the queue
+    // attaches it, which reaps the dead process to make room.
+    let newcomer = process::fork(|| {
+        let code = match q.get_timeout(LONG) {
+            Ok(0) => 0,
+            Ok(_) => 1,
+            Err(_) => 2, // no slot: the dead one was not reaped
+        };
+        attached.put(code).unwrap();
+        go.get_timeout(LONG).unwrap();
+        0
+    })
+    .unwrap();
+    assert_eq!(
+        attached.get_timeout(LONG),
+        Ok(0),
+        "1: wrong item, 2: the newcomer could not attach"
+    );
+    let s = snap("killed");
+    assert!(
+        s.processes.iter().all(|p| p.pid != pid),
+        "the dead process was reaped: {:?}",
+        s.processes
+    );
+    let newcomer_slot = s.processes.iter().find(|p| p.pid == newcomer.pid());
+    assert_eq!(newcomer_slot.map(|p| p.gets), Some(1), "{:?}", s.processes);
+    assert_eq!(s.processes.len(), 2);
+    // The dead process's puts are in the retired totals: nothing went backwards.
+    assert_eq!((s.puts, s.gets, s.size), (5, 1, 4));
+    go.put(1).unwrap();
+    assert_eq!(newcomer.join().unwrap(), 0);
+    for i in 1..5 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
     let s = snap("killed");
