@@ -126,8 +126,8 @@ pub fn render(out: &mut String, snaps: &[Snapshot]) {
     render_with(out, snaps, Options::default());
 }
 
-/// [`render`] with `options`: every family of the table, in its order (per-process ones
-/// only if `options.process_metrics`).
+/// Renders the families of every live queue in `snaps` with `options`: every family of the
+/// table, in its order (per-process ones only if `options.process_metrics`).
 pub fn render_with(out: &mut String, snaps: &[Snapshot], options: Options) {
     let live: Vec<&Snapshot> = snaps.iter().filter(|s| s.alive).collect();
     for f in FAMILIES {
