@@ -1,7 +1,10 @@
-//! Dashboard state: the latest snapshot of every queue, short histories for the sparklines,
-//! and the UI state (view, selection, sort, filter, pause). No drawing here.
+//! Dashboard state: the latest snapshot of every queue, with short histories for the
+//! sparklines, and what the user chose (view, selection, sort, filter, pause).
+//!
+//! Snapshots come from `mpqueue::observe`; [`App::apply`] carries out an [`Action`] (from
+//! `input`). No drawing and no styling here: `view` renders an `&App`.
 
-use crate::input::Action;
+use crate::input::{Action, Mode};
 use mpqueue::observe::{self, Rates, Snapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -64,7 +67,8 @@ impl QueueRow {
     }
 }
 
-/// Columns the list can be sorted by.
+/// What the list can be sorted by: its sortable columns, left to right (the list's column
+/// table names the key of each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     /// Queue name.
@@ -92,7 +96,8 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    const ALL: [SortKey; 11] = [
+    /// Every key, in the order `s` steps through them (the columns' order).
+    pub const ALL: [SortKey; 11] = [
         SortKey::Name,
         SortKey::Size,
         SortKey::PutRate,
@@ -111,7 +116,7 @@ impl SortKey {
         Self::ALL[(i + 1) % Self::ALL.len()]
     }
 
-    /// Column title it sorts.
+    /// How the footer names it (`sort: size ▼`).
     pub fn label(self) -> &'static str {
         match self {
             SortKey::Name => "name",
@@ -128,6 +133,7 @@ impl SortKey {
         }
     }
 
+    /// The number rows are ordered by (the name is compared as text instead).
     fn value(self, r: &QueueRow) -> f64 {
         let s = r.snap.as_ref();
         let q = |h: Option<&mpqueue::observe::HistogramSnapshot>| {
@@ -164,15 +170,6 @@ pub enum View {
     Detail(String),
 }
 
-/// Whether keys go to the filter prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Keys are commands.
-    Normal,
-    /// Keys edit the name filter.
-    Filter,
-}
-
 /// The whole dashboard state.
 #[derive(Debug)]
 pub struct App {
@@ -190,7 +187,7 @@ pub struct App {
     pub descending: bool,
     /// Name filter (substring).
     pub filter: String,
-    /// Normal or editing the filter.
+    /// Whether keys are commands or edit the filter.
     pub mode: Mode,
     /// Selected row in the (filtered, sorted) list.
     pub selected: usize,
@@ -375,5 +372,104 @@ impl App {
             }
             Action::Help => self.help = !self.help,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dashboard over queues of these names and sizes, read twice.
+    fn app_with(queues: &[(&str, u64)]) -> App {
+        let mut app = App::new(PathBuf::from("/nowhere"), Duration::from_secs(1));
+        let round = || {
+            queues
+                .iter()
+                .map(|&(name, size)| {
+                    let mut s = Snapshot::default();
+                    s.name = name.into();
+                    s.size = size;
+                    (format!("q.{name}"), Ok(s))
+                })
+                .collect()
+        };
+        app.ingest(round());
+        app.ingest(round());
+        app
+    }
+
+    fn names(app: &App) -> Vec<&str> {
+        app.visible().into_iter().map(QueueRow::name).collect()
+    }
+
+    #[test]
+    fn sort_steps_through_every_key_and_numbers_start_descending() {
+        let mut app = app_with(&[("a", 1), ("b", 3), ("c", 2)]);
+        assert_eq!(names(&app), ["a", "b", "c"]);
+        app.apply(Action::NextSort);
+        assert_eq!((app.sort, app.descending), (SortKey::Size, true));
+        assert_eq!(names(&app), ["b", "c", "a"]);
+        app.apply(Action::ReverseSort);
+        assert_eq!(names(&app), ["a", "c", "b"]);
+        for _ in 1..SortKey::ALL.len() {
+            app.apply(Action::NextSort);
+        }
+        assert_eq!((app.sort, app.descending), (SortKey::Name, false));
+    }
+
+    #[test]
+    fn the_filter_narrows_the_list_and_cancelling_clears_it() {
+        let mut app = app_with(&[("jobs", 0), ("results", 0), ("Jobs2", 0)]);
+        app.apply(Action::Bottom);
+        app.apply(Action::StartFilter);
+        assert_eq!(app.mode, Mode::Filter);
+        for c in "job".chars() {
+            app.apply(Action::FilterChar(c));
+        }
+        assert_eq!(app.selected, 0);
+        assert_eq!(names(&app), ["Jobs2", "jobs"]);
+        app.apply(Action::FilterCancel);
+        assert_eq!((app.mode, app.filter.as_str()), (Mode::Normal, ""));
+        assert_eq!(names(&app).len(), 3);
+    }
+
+    #[test]
+    fn the_selection_stays_on_the_list() {
+        let mut app = app_with(&[("a", 0), ("b", 0), ("c", 0)]);
+        app.apply(Action::Up);
+        assert_eq!(app.selected, 0);
+        app.apply(Action::Bottom);
+        app.apply(Action::Down);
+        assert_eq!(app.selected, 2);
+        // Queues go away: the selection follows the shorter list.
+        let mut s = Snapshot::default();
+        s.name = "a".into();
+        app.ingest(vec![("q.a".into(), Ok(s))]);
+        assert_eq!(app.selected, 0);
+    }
+
+    #[test]
+    fn esc_closes_the_help_before_leaving_the_detail() {
+        let mut app = app_with(&[("a", 0)]);
+        app.apply(Action::Open);
+        assert_eq!(app.detail().map(|r| r.id.as_str()), Some("q.a"));
+        app.apply(Action::Help);
+        app.apply(Action::Back);
+        assert!(!app.help && app.detail().is_some());
+        app.apply(Action::Back);
+        assert_eq!(app.view, View::List);
+    }
+
+    #[test]
+    fn the_interval_stays_between_100ms_and_10s() {
+        let mut app = app_with(&[]);
+        for _ in 0..10 {
+            app.apply(Action::Faster);
+        }
+        assert_eq!(app.interval, Duration::from_millis(100));
+        for _ in 0..10 {
+            app.apply(Action::Slower);
+        }
+        assert_eq!(app.interval, Duration::from_secs(10));
     }
 }

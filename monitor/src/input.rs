@@ -1,6 +1,10 @@
-//! Keys to actions. Key releases and repeats of non-movement keys are ignored.
+//! Keys to actions: turns a crossterm key event into an [`Action`], through small predicates.
+//!
+//! Key releases are dropped (terminals that report them would otherwise act twice); presses
+//! and repeats count. Which keys mean what depends on the [`Mode`]: commands, or typing into
+//! the name filter. This module knows nothing of the dashboard's state: `app` applies the
+//! actions.
 
-use crate::app::Mode;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// What the user asked for.
@@ -36,32 +40,61 @@ pub enum Action {
     FilterCancel,
     /// `p`: pause or resume refreshing.
     Pause,
-    /// `+`: refresh twice as often.
+    /// `+` (or `=`): refresh twice as often.
     Faster,
     /// `-`: refresh half as often.
     Slower,
-    /// `?`: toggle the help overlay.
+    /// `?` (or `h`): toggle the help overlay.
     Help,
+}
+
+/// How keys are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keys are commands.
+    Normal,
+    /// Keys edit the name filter.
+    Filter,
 }
 
 /// The action for `key` in `mode`, if any.
 pub fn action(key: KeyEvent, mode: Mode) -> Option<Action> {
-    if key.kind == KeyEventKind::Release {
+    if should_ignore(&key) {
         return None;
     }
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+    if is_interrupt(&key) {
         return Some(Action::Quit);
     }
-    if mode == Mode::Filter {
-        return match key.code {
-            KeyCode::Enter => Some(Action::FilterDone),
-            KeyCode::Esc => Some(Action::FilterCancel),
-            KeyCode::Backspace => Some(Action::FilterBackspace),
-            KeyCode::Char(c) if !c.is_control() => Some(Action::FilterChar(c)),
-            _ => None,
-        };
+    match mode {
+        Mode::Normal => command(key.code),
+        Mode::Filter => filter_edit(key.code),
     }
-    Some(match key.code {
+}
+
+/// Key releases: only presses (and repeats) act.
+fn should_ignore(key: &KeyEvent) -> bool {
+    key.kind == KeyEventKind::Release
+}
+
+/// Ctrl-C, which quits in every mode.
+fn is_interrupt(key: &KeyEvent) -> bool {
+    key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c')
+}
+
+/// A key while typing into the filter: the text, or how the editing ends.
+fn filter_edit(code: KeyCode) -> Option<Action> {
+    match code {
+        KeyCode::Enter => Some(Action::FilterDone),
+        KeyCode::Esc => Some(Action::FilterCancel),
+        KeyCode::Backspace => Some(Action::FilterBackspace),
+        KeyCode::Char(c) if !c.is_control() => Some(Action::FilterChar(c)),
+        _ => None,
+    }
+}
+
+/// A key as a command.
+fn command(code: KeyCode) -> Option<Action> {
+    Some(match code {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
@@ -73,9 +106,9 @@ pub fn action(key: KeyEvent, mode: Mode) -> Option<Action> {
         KeyCode::Char('S') => Action::ReverseSort,
         KeyCode::Char('/') => Action::StartFilter,
         KeyCode::Char('p') => Action::Pause,
-        KeyCode::Char('+') | KeyCode::Char('=') => Action::Faster,
+        KeyCode::Char('+' | '=') => Action::Faster,
         KeyCode::Char('-') => Action::Slower,
-        KeyCode::Char('?') | KeyCode::Char('h') => Action::Help,
+        KeyCode::Char('?' | 'h') => Action::Help,
         _ => return None,
     })
 }
@@ -114,8 +147,15 @@ mod tests {
             Some(Action::Down)
         );
         assert_eq!(action(key(KeyCode::Char('x')), Mode::Normal), None);
+    }
+
+    #[test]
+    fn releases_are_dropped_repeats_are_not() {
         let mut release = key(KeyCode::Char('q'));
         release.kind = KeyEventKind::Release;
         assert_eq!(action(release, Mode::Normal), None);
+        let mut repeat = key(KeyCode::Down);
+        repeat.kind = KeyEventKind::Repeat;
+        assert_eq!(action(repeat, Mode::Normal), Some(Action::Down));
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! It reads the queues' stats segments only (through `mpqueue::observe`): it never opens a
 //! queue's data, never takes a queue's lock, and never slows a queue down.
+//!
+//! This file holds the command line, the terminal's setup and restore, and the event loop.
+//! The rest: [`app`] (state), [`view`] (drawing), [`input`] (keys to actions), [`report`]
+//! (`--once`, `--json`), [`demo`] (`--demo`'s workload), [`fmt`] and [`theme`].
 
 mod app;
 mod demo;
@@ -9,15 +13,18 @@ mod fmt;
 mod input;
 mod report;
 mod theme;
-mod ui;
+mod view;
 
 use anyhow::Context;
 use app::App;
 use clap::Parser;
 use crossterm::event::{self, Event};
-use std::path::PathBuf;
+use demo::Demo;
+use ratatui::DefaultTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A live dashboard of every mpqueue queue: sizes, rates, Full/Empty events, blocked
@@ -68,26 +75,15 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args.dir.clone().unwrap_or_else(mpqueue::queue_dir);
     if args.cleanup {
-        let removed = mpqueue::observe::cleanup_in(&dir)
-            .with_context(|| format!("cleaning {}", dir.display()))?;
-        if removed.is_empty() {
-            println!("no stale queue segments in {}", dir.display());
-        }
-        for path in removed {
-            println!("removed {}", fmt::escape(&path.display().to_string()));
-        }
-        return Ok(());
+        return cleanup(&dir);
     }
     if args.once || args.json {
-        let (snaps, errors) =
-            report::collect(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        let report =
+            report::Report::collect(&dir).with_context(|| format!("reading {}", dir.display()))?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report::json(&dir, &snaps, &errors))?
-            );
+            println!("{}", serde_json::to_string_pretty(&report.json())?);
         } else {
-            print!("{}", report::table(&snaps, &errors));
+            print!("{}", report.table());
         }
         return Ok(());
     }
@@ -96,19 +92,32 @@ fn main() -> anyhow::Result<()> {
             "--demo runs its queues in the default directory; drop --dir (or set MPQUEUE_DIR)"
         );
     }
-    // Fork the workload before any thread or terminal state exists.
+    // Started before the terminal is set up, so that an error is printed plainly.
     let demo = if args.demo {
-        Some(demo::start().context("starting the demo")?)
+        Some(Demo::start().context("starting the demo")?)
     } else {
         None
     };
     run(App::new(dir, args.interval), demo)
 }
 
-/// The event loop: draw, wait for a key or the next refresh, repeat. On quit, a demo
-/// workload is stopped first, with the dashboard still up and saying so; the terminal is
-/// given back once it has stopped.
-fn run(mut app: App, mut demo: Option<demo::Demo>) -> anyhow::Result<()> {
+/// `--cleanup`: removes the stale queues' segments and says which.
+fn cleanup(dir: &Path) -> anyhow::Result<()> {
+    let removed =
+        mpqueue::observe::cleanup_in(dir).with_context(|| format!("cleaning {}", dir.display()))?;
+    if removed.is_empty() {
+        println!("no stale queue segments in {}", dir.display());
+    }
+    for path in removed {
+        println!("removed {}", fmt::escape(&path.display().to_string()));
+    }
+    Ok(())
+}
+
+/// The dashboard: sets up the terminal, runs the event loop, gives the terminal back. On
+/// quit, a demo workload is stopped first, with the dashboard still up and saying so; the
+/// terminal is given back once it has stopped.
+fn run(app: App, demo: Option<Demo>) -> anyhow::Result<()> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
@@ -117,91 +126,152 @@ fn run(mut app: App, mut demo: Option<demo::Demo>) -> anyhow::Result<()> {
     ] {
         signal_hook::flag::register(sig, signalled.clone())?;
     }
+    let mut dashboard = Dashboard {
+        app,
+        demo,
+        signalled,
+        next_refresh: Instant::now(),
+        dirty: true,
+    };
     // Raw mode, alternate screen, and a panic hook that restores the terminal.
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
-    // Keys arrive from a reader thread, so the loop stays responsive even if the terminal
-    // hangs up (crossterm then keeps reading end-of-file and never returns an event).
-    let (keys, events) = std::sync::mpsc::channel();
+    let result = ratatui::try_init()
+        .context("setting up the terminal")
+        .and_then(|mut terminal| {
+            let result = input_thread().and_then(|keys| dashboard.run(&mut terminal, &keys));
+            ratatui::restore();
+            result
+        });
+    // Not stopped in the loop (the terminal went away, or it failed): stop it now.
+    if let Some(d) = dashboard.demo {
+        d.stop().context("stopping the demo")?;
+    }
+    result
+}
+
+/// Terminal events, read by a thread of their own, so the loop stays responsive even if
+/// the terminal hangs up (crossterm then keeps reading end-of-file and never returns an
+/// event).
+fn input_thread() -> anyhow::Result<Receiver<Event>> {
+    let (events, received) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
             while let Ok(ev) = event::read() {
-                if keys.send(ev).is_err() {
+                if events.send(ev).is_err() {
                     break;
                 }
             }
         })
         .context("starting the input thread")?;
-    let result = (|| -> anyhow::Result<()> {
-        app.refresh();
-        let mut next = Instant::now() + app.interval;
-        let mut dirty = true;
+    Ok(received)
+}
+
+/// What the event loop works on.
+struct Dashboard {
+    app: App,
+    demo: Option<Demo>,
+    /// Set by SIGTERM, SIGINT and SIGHUP.
+    signalled: Arc<AtomicBool>,
+    next_refresh: Instant,
+    /// The screen no longer shows the state.
+    dirty: bool,
+}
+
+impl Dashboard {
+    /// Draws when something changed, waits for an event or the next refresh, repeats until
+    /// the user quits (or a signal comes, or the terminal goes away) and the demo, if any,
+    /// has stopped.
+    fn run(
+        &mut self,
+        terminal: &mut DefaultTerminal,
+        events: &Receiver<Event>,
+    ) -> anyhow::Result<()> {
+        self.app.refresh();
+        self.next_refresh = Instant::now() + self.app.interval;
         loop {
-            let quitting = app.quit || signalled.load(Ordering::Relaxed);
-            if quitting {
-                let Some(d) = demo.as_mut() else { break };
-                d.begin_stop();
-                if d.poll().context("stopping the demo")? {
-                    break;
-                }
-                let left = app.processes_of(&format!("a.{}.", d.pid()));
-                let notice =
-                    format!("stopping the demo: waiting for {left} of its processes to finish…");
-                if app.notice.as_ref() != Some(&notice) {
-                    app.notice = Some(notice);
-                    dirty = true;
-                }
+            // Relaxed: the flag carries no data; it is looked at again every pass.
+            let quitting = self.app.quit || self.signalled.load(Ordering::Relaxed);
+            if quitting && self.demo_stopped()? {
+                return Ok(());
             }
             // The terminal went away (hang-up): nothing left to draw on.
             if crossterm::terminal::size().is_err() {
-                break;
+                return Ok(());
             }
-            if dirty {
-                terminal.draw(|f| ui::render(f, &app))?;
-                dirty = false;
+            if self.dirty {
+                terminal.draw(|f| view::render(f, &self.app))?;
+                self.dirty = false;
             }
             // Wake at the next refresh, and at least every 250 ms to notice signals (every
             // 10 ms while the demo stops).
             let slice = Duration::from_millis(if quitting { 10 } else { 250 });
-            let wait = next.saturating_duration_since(Instant::now()).min(slice);
-            if let Ok(ev) = events.recv_timeout(wait) {
-                match ev {
-                    Event::Key(key) => {
-                        if let Some(action) = input::action(key, app.mode) {
-                            let before = app.interval;
-                            app.apply(action);
-                            if app.interval != before {
-                                next = Instant::now() + app.interval;
-                            }
-                            dirty = true;
-                        }
-                    }
-                    Event::Resize(..) => dirty = true,
-                    _ => {}
-                }
+            let wait = self
+                .next_refresh
+                .saturating_duration_since(Instant::now())
+                .min(slice);
+            match events.recv_timeout(wait) {
+                Ok(ev) => self.on_event(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                // No more input (the reader ended): wait for signals and refreshes only.
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
             }
-            if Instant::now() >= next {
-                if !app.paused {
-                    app.refresh();
-                    dirty = true;
-                }
-                // While the demo stops, its processes are seen leaving.
-                let every = if quitting {
-                    app.interval.min(Duration::from_millis(100))
-                } else {
-                    app.interval
-                };
-                next = Instant::now() + every;
+            if Instant::now() >= self.next_refresh {
+                self.on_tick(quitting);
             }
         }
-        Ok(())
-    })();
-    ratatui::restore();
-    // Not stopped above (the terminal went away, or drawing failed): stop it now.
-    if let Some(d) = demo {
-        d.stop().context("stopping the demo")?;
     }
-    result
+
+    /// While quitting: stops the demo (true once it has stopped, or if there is none), and
+    /// says on screen what the dashboard waits for.
+    fn demo_stopped(&mut self) -> anyhow::Result<bool> {
+        let Some(d) = self.demo.as_mut() else {
+            return Ok(true);
+        };
+        d.begin_stop();
+        if d.poll().context("stopping the demo")? {
+            return Ok(true);
+        }
+        let left = self.app.processes_of(&format!("a.{}.", d.pid()));
+        let notice = format!("stopping the demo: waiting for {left} of its processes to finish…");
+        if self.app.notice.as_ref() != Some(&notice) {
+            self.app.notice = Some(notice);
+            self.dirty = true;
+        }
+        Ok(false)
+    }
+
+    /// A key becomes an action on the state; a resize redraws.
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Key(key) => {
+                if let Some(action) = input::action(key, self.app.mode) {
+                    let before = self.app.interval;
+                    self.app.apply(action);
+                    if self.app.interval != before {
+                        self.next_refresh = Instant::now() + self.app.interval;
+                    }
+                    self.dirty = true;
+                }
+            }
+            Event::Resize(..) => self.dirty = true,
+            _ => {}
+        }
+    }
+
+    /// Time to refresh: new snapshots (unless paused), and when the next refresh is.
+    fn on_tick(&mut self, quitting: bool) {
+        if !self.app.paused {
+            self.app.refresh();
+            self.dirty = true;
+        }
+        // While the demo stops, its processes are seen leaving.
+        let every = if quitting {
+            self.app.interval.min(Duration::from_millis(100))
+        } else {
+            self.app.interval
+        };
+        self.next_refresh = Instant::now() + every;
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +285,11 @@ mod tests {
         assert_eq!(parse_interval("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_interval("fast").is_err());
         assert!(parse_interval("1ms").is_err());
+    }
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
     }
 }

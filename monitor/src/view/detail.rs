@@ -1,0 +1,243 @@
+//! The detail pane: one queue's counters, history sparklines, blocked-time histograms and
+//! attached processes.
+
+use crate::app::{App, QueueRow};
+use crate::fmt::{self, escape};
+use crate::theme;
+use mpqueue::layout_info::{HIST_BUCKETS, bucket_upper_ns};
+use mpqueue::observe::{HistogramSnapshot, ProcessSnapshot, Role, Snapshot};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph, Row, Sparkline, Table};
+use std::time::Duration;
+
+/// Draws the queue `app.detail()` (nothing if there is none), or why it cannot be read.
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let Some(r) = app.detail() else { return };
+    let title = format!(" {} ", escape(r.name()));
+    let Some(s) = &r.snap else {
+        let msg = format!(
+            "cannot read this queue: {}",
+            r.error.as_deref().map(escape).unwrap_or_default()
+        );
+        f.render_widget(
+            Paragraph::new(msg)
+                .style(theme::ERROR)
+                .block(Block::bordered().title(title)),
+            area,
+        );
+        return;
+    };
+    let [info, sparks, hists, procs] = Layout::vertical([
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(10),
+        Constraint::Min(4),
+    ])
+    .areas(area);
+    f.render_widget(
+        Paragraph::new(info_lines(s)).block(Block::bordered().title(title)),
+        info,
+    );
+    sparklines(f, sparks, r, s);
+    let [hp, hg] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(hists);
+    histogram(f, hp, "put blocked", &s.put_blocked);
+    histogram(f, hg, "get blocked", &s.get_blocked);
+    processes(f, procs, s);
+}
+
+/// Kind, id, creator, ring, state, and every counter.
+fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
+    let max = if s.maxsize == 0 {
+        "unbounded".to_string()
+    } else {
+        s.maxsize.to_string()
+    };
+    vec![
+        Line::from(format!(
+            "{} · id {} · created by pid {} · ring {} · {}",
+            if s.named { "named" } else { "anonymous" },
+            escape(&s.id),
+            s.created_by,
+            fmt::bytes(s.ring_capacity as f64),
+            match fmt::queue_state(s) {
+                "live" => "live",
+                "stale" => "stale: every attached process is dead",
+                _ => "unknown: no process known alive (another pid namespace, or /proc unreadable)",
+            }
+        )),
+        Line::from(format!(
+            "size {} / {max}   puts {}   gets {}   bytes in {}   out {}",
+            s.size,
+            s.puts,
+            s.gets,
+            fmt::bytes(s.bytes_put as f64),
+            fmt::bytes(s.bytes_got as f64)
+        )),
+        Line::from(format!(
+            "full events {}   empty events {}   timeouts put {} get {}   decode errors {}",
+            s.full_events, s.empty_events, s.put_timeouts, s.get_timeouts, s.decode_errors
+        )),
+        Line::from(format!(
+            "lost {}   frames discarded {}   lock recoveries {}",
+            s.lost, s.frames_discarded, s.lock_recoveries
+        )),
+    ]
+}
+
+/// Size, puts per second and gets per second over the last refreshes, as wide as fits.
+fn sparklines(f: &mut Frame, area: Rect, r: &QueueRow, s: &Snapshot) {
+    let [a, b, c] = Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas(area);
+    for (area, label, data, now) in [
+        (a, "size", &r.history.size, fmt::count(s.size as f64)),
+        (b, "put/s", &r.history.puts, fmt::count(r.rates.puts)),
+        (c, "get/s", &r.history.gets, fmt::count(r.rates.gets)),
+    ] {
+        let width = area.width.saturating_sub(2) as usize;
+        let recent: Vec<u64> = data.iter().rev().take(width).rev().copied().collect();
+        f.render_widget(
+            Sparkline::default()
+                .data(&recent)
+                .style(theme::SPARK)
+                .block(Block::bordered().title(format!(" {label} {now} "))),
+            area,
+        );
+    }
+}
+
+/// Compact label of bucket `i`'s upper bound: `8µ`, `131µ`, `4m`, `17s`, `∞`.
+fn bucket_label(i: usize) -> String {
+    if i + 1 >= HIST_BUCKETS {
+        return "∞".into();
+    }
+    let ns = bucket_upper_ns(i);
+    match ns {
+        n if n < 1_000_000 => format!("{}µ", n / 1000),
+        n if n < 1_000_000_000 => format!("{}m", n / 1_000_000),
+        n => format!("{}s", n / 1_000_000_000),
+    }
+}
+
+/// A blocked-time histogram as bars, with its count and percentiles in the title.
+fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
+    let q = |p: f64| h.quantile(p).map_or("-".to_string(), fmt::duration);
+    let title = format!(
+        " {label}: n={} p50={} p90={} p99={} ",
+        h.count,
+        q(0.5),
+        q(0.9),
+        q(0.99)
+    );
+    let block = Block::bordered().title(title);
+    let nonzero: Vec<usize> = (0..HIST_BUCKETS).filter(|&i| h.buckets[i] > 0).collect();
+    let (Some(&lo), Some(&hi)) = (nonzero.first(), nonzero.last()) else {
+        f.render_widget(
+            Paragraph::new("no blocked calls yet")
+                .style(theme::DIM)
+                .block(block),
+            area,
+        );
+        return;
+    };
+    // Show the occupied buckets (at least 8); when they do not fit at 5 columns a bar,
+    // merge neighbours so that every count stays visible.
+    let (mut start, mut end) = (lo, hi);
+    while end - start + 1 < 8 {
+        if end + 1 < HIST_BUCKETS {
+            end += 1;
+        } else if start > 0 {
+            start -= 1;
+        } else {
+            break;
+        }
+    }
+    let fit = usize::from(area.width.saturating_sub(2) / 5).max(1);
+    let group = (end - start + 1).div_ceil(fit);
+    let bars: Vec<Bar> = (start..=end)
+        .step_by(group)
+        .map(|i| {
+            let last = (i + group - 1).min(end);
+            let n: u64 = h.buckets[i..=last].iter().sum();
+            Bar::default()
+                .value(n)
+                .label(bucket_label(last))
+                .text_value(fmt::count(n as f64))
+        })
+        .collect();
+    f.render_widget(
+        BarChart::default()
+            .data(BarGroup::default().bars(&bars))
+            .bar_width(4)
+            .bar_gap(1)
+            .bar_style(theme::BAR)
+            .block(block),
+        area,
+    );
+}
+
+/// One column of the process table.
+struct ProcessColumn {
+    header: &'static str,
+    width: u16,
+    cell: fn(&ProcessSnapshot) -> String,
+}
+
+impl ProcessColumn {
+    const fn new(header: &'static str, width: u16, cell: fn(&ProcessSnapshot) -> String) -> Self {
+        ProcessColumn {
+            header,
+            width,
+            cell,
+        }
+    }
+}
+
+/// The process table's columns, left to right.
+const PROCESS_COLUMNS: [ProcessColumn; 10] = [
+    ProcessColumn::new("pid", 8, |p| p.pid.to_string()),
+    ProcessColumn::new("role", 9, |p| p.role.as_str().to_string()),
+    ProcessColumn::new("buffered", 9, |p| p.buffered_items.to_string()),
+    ProcessColumn::new("buf bytes", 10, |p| fmt::bytes(p.buffered_bytes as f64)),
+    ProcessColumn::new("puts", 10, |p| p.puts.to_string()),
+    ProcessColumn::new("gets", 10, |p| p.gets.to_string()),
+    ProcessColumn::new("full", 7, |p| p.full_events.to_string()),
+    ProcessColumn::new("empty", 7, |p| p.empty_events.to_string()),
+    ProcessColumn::new("heartbeat", 11, heartbeat),
+    ProcessColumn::new("alive", 7, |p| fmt::liveness(p.liveness).to_string()),
+];
+
+/// How long ago the process last showed a sign of life: `now` (under 5 ms), `12ms ago`.
+fn heartbeat(p: &ProcessSnapshot) -> String {
+    p.heartbeat_age.map_or("-".into(), |d| {
+        if d < Duration::from_millis(5) {
+            "now".into()
+        } else {
+            format!("{} ago", fmt::duration(d))
+        }
+    })
+}
+
+/// The attached processes: working ones first, idle (attached only) last; dead ones dimmed.
+fn processes(f: &mut Frame, area: Rect, s: &Snapshot) {
+    let head = Row::new(PROCESS_COLUMNS.iter().map(|c| c.header)).style(theme::HEADER);
+    let mut procs: Vec<_> = s.processes.iter().collect();
+    procs.sort_by_key(|p| (p.role == Role::Idle, !p.alive, p.pid));
+    let rows = procs.into_iter().map(|p| {
+        let style = if p.alive {
+            Style::default()
+        } else {
+            theme::DIM
+        };
+        Row::new(PROCESS_COLUMNS.iter().map(|c| (c.cell)(p))).style(style)
+    });
+    let widths = PROCESS_COLUMNS.iter().map(|c| Constraint::Length(c.width));
+    let title = format!(" processes: {} attached ", s.processes.len());
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(head)
+            .block(Block::bordered().title(title)),
+        area,
+    );
+}
