@@ -333,7 +333,8 @@ fn blocked_getter_wakes_up() {
     })
     .unwrap();
     started.wait();
-    std::thread::sleep(Duration::from_millis(50)); // let it block (not needed for correctness)
+    // Put only once the child's get is asleep (in the kernel, on the queue's futex).
+    assert!(eventually(LONG, || asleep(child.pid())));
     q.put(None).unwrap();
     assert_eq!(child.join().unwrap(), 0);
 }
@@ -519,9 +520,12 @@ fn signals_do_not_break_waits() {
     );
     at_least(t, Duration::from_millis(300));
     assert_eq!(q.get_nowait(), Ok(1));
-    // And a blocked get still receives what a child sends later while signals fly.
+    // And a blocked get still receives what a child sends later while signals fly: the
+    // child puts once this process's main thread is asleep in its get.
     let child = process::fork(|| {
-        std::thread::sleep(Duration::from_millis(100));
+        while !asleep(pid) {
+            std::thread::yield_now();
+        }
         q.put(9).unwrap();
         0
     })
@@ -570,4 +574,15 @@ fn queue_is_clone_send_sync() {
     let mut got: Vec<u32> = (0..4000).map(|_| q.get_timeout(LONG).unwrap()).collect();
     got.sort_unstable();
     assert_eq!(got, (0..4000).collect::<Vec<_>>());
+}
+
+/// Whether the main thread of process `pid` is asleep in the kernel (state `S`).
+fn asleep(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+        .unwrap_or(false)
 }
