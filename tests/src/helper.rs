@@ -9,6 +9,8 @@
 //!   `ready` and waits until killed (a hostile neighbour's queue)
 //! - `mpq-helper anon`       — creates an anonymous queue and prints the error if it cannot
 //! - `mpq-helper open-or-create NAME` — likewise with `open_or_create`
+//! - `mpq-helper stall`      — puts more than the ring holds into a queue nobody reads, and
+//!   exits: the exit flush gives up after 200 ms and drops the rest
 
 use mpqueue::Queue;
 use std::os::unix::fs::PermissionsExt;
@@ -79,6 +81,25 @@ fn main() -> anyhow::Result<()> {
             }
         }
         (Some("anon"), _) => report(Queue::<u64>::new(0).map(drop)),
+        (Some("stall"), _) => {
+            let q: Queue<Vec<u8>> = Queue::builder()
+                .capacity_bytes(4096)
+                .flush_timeout(Some(Duration::from_millis(200)))
+                .create()?;
+            for _ in 0..10 {
+                q.put(vec![1; 3000]).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            q.close();
+            // Nobody reads: the flush gives up and says so in its return value only.
+            match q.join_thread() {
+                Err(mpqueue::JoinError::Stalled { dropped }) => println!("dropped {dropped}"),
+                other => anyhow::bail!("expected a stalled flush, got {other:?}"),
+            }
+            q.cancel_join_thread();
+            for _ in 0..3 {
+                q.put(vec![2; 3000]).ok(); // closed: refused, nothing printed either
+            }
+        }
         (Some("open-or-create"), Some(name)) => report(
             Queue::<u64>::builder()
                 .name(name)

@@ -129,3 +129,26 @@ fn another_pid_namespace_never_reaps_live_processes() {
     );
     assert_eq!(q.get_nowait(), Ok(1));
 }
+
+/// Issue 11: library code never prints. A queue whose exit flush stalls (nobody reads) and
+/// drops items reports it through `JoinError::Stalled` and the stats, and writes nothing to
+/// the program's stderr (it used to print a line from the feeder thread).
+#[test]
+fn a_stalled_flush_prints_nothing() {
+    let dir = tempfile::Builder::new()
+        .prefix("mpqueue-e2e-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let out = helper()
+        .arg("stall")
+        .env("MPQUEUE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dropped 9");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "the library printed"
+    );
+}
