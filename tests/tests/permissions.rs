@@ -118,13 +118,15 @@ fn a_planted_queue_directory_is_refused() {
         .0,
         Some(0)
     );
-    let mut plant = helper_as(attacker, &helper, &dir, &["plant", "jobs"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut plant = KillOnDrop(
+        helper_as(attacker, &helper, &dir, &["plant", "jobs"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(plant.stdout.take().unwrap()),
+        &mut std::io::BufReader::new(plant.0.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -148,8 +150,18 @@ fn a_planted_queue_directory_is_refused() {
             );
         }
     }
-    plant.kill().unwrap();
-    plant.wait().unwrap();
+    drop(plant);
+}
+
+/// A child process that is killed and reaped when dropped, so a failing assert leaves no
+/// attacker running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Issue 11, item 1: in the caller's own directory, a segment owned by another user is
