@@ -67,16 +67,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    status_and_body(&resp)
 }
 
 /// A scrape of `/metrics` that gives up after `limit` without an answer: the error says
@@ -89,16 +80,7 @@ fn scrape_within(port: u16, limit: Duration) -> std::io::Result<(u16, String)> {
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let resp = String::from_utf8_lossy(&resp);
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok(status_and_body(&resp))
 }
 
 /// Whether the peer has closed `s` (end of stream or reset); never blocks, never reads.
@@ -667,4 +649,18 @@ fn methods_paths_and_head_requests() {
         "{garbage}"
     );
     assert_eq!(ex.get("/custom").0, 200);
+}
+
+/// The status code (0 if there is none) and the body of an HTTP response.
+fn status_and_body(resp: &str) -> (u16, String) {
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

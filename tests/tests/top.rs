@@ -469,16 +469,7 @@ fn once_and_json_report_exact_counts() {
 #[test]
 fn cleanup_removes_stale_segments() {
     let dir = queue_dir();
-    let d = dir.path().to_path_buf();
-    let child = process::fork(move || {
-        let q: Queue<u8> = Queue::builder().name("gone").dir(&d).create().unwrap();
-        std::mem::forget(q);
-        // SAFETY: dies without clean-up, as a crash would.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        0
-    })
-    .unwrap();
-    assert!(child.join().is_err());
+    crashed_queue(dir.path(), "gone");
     let live: Queue<u8> = Queue::builder()
         .name("kept")
         .dir(dir.path())
@@ -720,16 +711,7 @@ fn cleanup_from_another_pid_namespace_keeps_live_queues() {
 #[test]
 fn cleanup_without_a_readable_proc_removes_nothing() {
     let dir = queue_dir();
-    let d = dir.path().to_path_buf();
-    let crashed = process::fork(move || {
-        let q: Queue<u8> = Queue::builder().name("gone").dir(&d).create().unwrap();
-        std::mem::forget(q);
-        // SAFETY: dies without clean-up, as a crash would.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        0
-    })
-    .unwrap();
-    assert!(crashed.join().is_err());
+    crashed_queue(dir.path(), "gone");
     let workload = echo_workload(dir.path(), "held");
     // An empty /proc in a mount namespace of its own: no process can be known dead.
     let script = format!(
@@ -840,4 +822,20 @@ fn dashboard_survives_stats_files_shrinking_under_it() {
     t.send(&["q"]);
     t.wait_screen("clean exit", |s| s.contains("EXITED rc=0"));
     assert_eq!(t.display("#{alternate_on}"), "0", "terminal restored");
+}
+
+/// Leaves the files of a named queue `name` in `dir` whose only process was killed (a
+/// crash: no clean-up ran).
+fn crashed_queue(dir: &std::path::Path, name: &str) {
+    let d = dir.to_path_buf();
+    let name = name.to_string();
+    let child = process::fork(move || {
+        let q: Queue<u8> = Queue::builder().name(&name).dir(&d).create().unwrap();
+        std::mem::forget(q);
+        // SAFETY: dies without clean-up, as a crash would.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        0
+    })
+    .unwrap();
+    assert!(child.join().is_err(), "the child was killed");
 }

@@ -6,8 +6,9 @@ use crate::error::{BrokenKind, CorruptKind};
 use crate::layout::{RECORD_HEADER, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
-use crate::sys::{self, LockFailed, Locked, MutexGuard};
+use crate::sys::{self, LockFailed, Locked};
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// What a read produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,8 +36,9 @@ pub(crate) struct Partial {
 pub(crate) struct Reader<'r> {
     /// Its stats slot.
     pub slot: SlotIndex,
-    /// The item it parked (see [`Partial`]).
-    pub parked: &'r mut Option<Partial>,
+    /// The item it parked (see [`Partial`]). Locked only to park or resume one, never on
+    /// the way of an ordinary item.
+    pub parked: &'r Mutex<Option<Partial>>,
 }
 
 /// The streamed item a read is inside of, if any.
@@ -60,6 +62,13 @@ struct Record {
     size: u64,
 }
 
+impl Reader<'_> {
+    /// The parked item, locked.
+    fn stash(&self) -> MutexGuard<'_, Option<Partial>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// What a reader found parked at the head of the ring.
 enum Unpark {
     /// Its own item, resumed.
@@ -71,7 +80,7 @@ enum Unpark {
 }
 
 /// Holds the read lock; unlocks on drop.
-pub(crate) struct ReadGuard<'c>(#[allow(dead_code)] MutexGuard<'c>);
+pub(crate) struct ReadGuard<'c>(#[allow(dead_code)] sys::MutexGuard<'c>);
 
 impl<'a> Channel<'a> {
     /// Waits (without the read lock) until the ring has unread bytes or `deadline` passes.
@@ -368,7 +377,7 @@ impl<'a> Channel<'a> {
     fn park(&self, me: &mut Reader<'_>, bytes: Vec<u8>, total: u64) {
         let d = self.seg.data();
         let slot = self.seg.slot(me.slot);
-        *me.parked = Some(Partial { bytes, total });
+        *me.stash() = Some(Partial { bytes, total });
         d.parked_pid.store(slot.pid.load(Relaxed), Relaxed);
         d.parked_start.store(slot.start_time.load(Relaxed), Relaxed);
         d.parked_slot.store(me.slot.get() as u64, Relaxed);
@@ -385,7 +394,7 @@ impl<'a> Channel<'a> {
             let s = self.seg.slot(me.slot);
             s.pid.load(Relaxed) == pid && s.start_time.load(Relaxed) == start
         };
-        if mine && let Some(p) = me.parked.take() {
+        if mine && let Some(p) = me.stash().take() {
             // In the item again before the parker mark goes (see `park`).
             d.rj_in_item.store(1, Relaxed);
             d.parked_slot.store(0, Relaxed);
@@ -412,7 +421,7 @@ impl<'a> Channel<'a> {
     /// rest of the item is skipped by the next reader and counted in `frames_discarded`.
     pub(crate) fn abandon_parked(&self, _g: &ReadGuard<'_>, me: &mut Reader<'_>) {
         let d = self.seg.data();
-        if me.parked.take().is_some() && d.parked_slot.load(Relaxed) == me.slot.get() as u64 {
+        if me.stash().take().is_some() && d.parked_slot.load(Relaxed) == me.slot.get() as u64 {
             d.skip_item.store(1, Relaxed);
             d.parked_slot.store(0, Relaxed);
         }

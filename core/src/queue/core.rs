@@ -134,8 +134,7 @@ impl Local {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The parked item. Only taken while holding the channel's read lock (or briefly to
-    /// look), so it is never contended for long.
+    /// The parked item (locked briefly, to look, or by the read that parks or resumes it).
     pub(super) fn parked(&self) -> MutexGuard<'_, Option<Partial>> {
         self.parked.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -397,10 +396,9 @@ impl Core {
         // `get_nowait` still waits a little for another reader to finish copying an item.
         let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
         let guard = ch.lock_read(lock_deadline)?;
-        let mut parked = local.parked();
         let mut me = Reader {
             slot: local.slot,
-            parked: &mut parked,
+            parked: &local.parked,
         };
         ch.read(&guard, buf, deadline, &mut me)
     }
@@ -451,8 +449,7 @@ impl Core {
     /// rest of it (counted in `frames_discarded`). Waits for the read lock as long as exit
     /// flushing may wait.
     pub(super) fn abandon_parked(&self, local: &Local) {
-        let mut parked = local.parked();
-        if parked.is_none() {
+        if local.parked().is_none() {
             return;
         }
         let ch = Channel::new(&self.seg, self.opts.max_item);
@@ -461,7 +458,7 @@ impl Core {
         if let Ok(guard) = ch.lock_read(Some(deadline)) {
             let mut me = Reader {
                 slot: local.slot,
-                parked: &mut parked,
+                parked: &local.parked,
             };
             ch.abandon_parked(&guard, &mut me);
         }
