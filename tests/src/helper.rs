@@ -67,39 +67,9 @@ fn main() -> anyhow::Result<()> {
             }
             println!("opened");
         }
-        (Some("plant"), Some(name)) => {
-            let q: Queue<u64> = Queue::builder().name(name).create()?;
-            q.put(1).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let dir = mpqueue::queue_dir();
-            for ext in ["data", "stats"] {
-                let path = dir.join(format!("q.{name}.{ext}"));
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
-            }
-            println!("ready");
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
+        (Some("plant"), Some(name)) => plant(name)?,
         (Some("anon"), _) => report(Queue::<u64>::new(0).map(drop)),
-        (Some("stall"), _) => {
-            let q: Queue<Vec<u8>> = Queue::builder()
-                .capacity_bytes(4096)
-                .flush_timeout(Some(Duration::from_millis(200)))
-                .create()?;
-            for _ in 0..10 {
-                q.put(vec![1; 3000]).map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            q.close();
-            // Nobody reads: the flush gives up and says so in its return value only.
-            match q.join_thread() {
-                Err(mpqueue::JoinError::Stalled { dropped }) => println!("dropped {dropped}"),
-                other => anyhow::bail!("expected a stalled flush, got {other:?}"),
-            }
-            q.cancel_join_thread();
-            for _ in 0..3 {
-                q.put(vec![2; 3000]).ok(); // closed: refused, nothing printed either
-            }
-        }
+        (Some("stall"), _) => stall()?,
         (Some("open-or-create"), Some(name)) => report(
             Queue::<u64>::builder()
                 .name(name)
@@ -115,7 +85,47 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        _ => anyhow::bail!("usage: mpq-helper put|get NAME N | hold|open NAME | observe"),
+        _ => anyhow::bail!(
+            "usage: mpq-helper put|get NAME N | hold|open|plant|open-or-create NAME | anon | stall | observe"
+        ),
+    }
+    Ok(())
+}
+
+/// A hostile neighbour's queue: created, fed one item, its files made 0666; waits until
+/// killed.
+fn plant(name: &str) -> anyhow::Result<()> {
+    let q: Queue<u64> = Queue::builder().name(name).create()?;
+    q.put(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = mpqueue::queue_dir();
+    for ext in ["data", "stats"] {
+        let path = dir.join(format!("q.{name}.{ext}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    }
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// More than the ring holds, put into a queue nobody reads: the flush gives up and says so
+/// in its return value only.
+fn stall() -> anyhow::Result<()> {
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .capacity_bytes(4096)
+        .flush_timeout(Some(Duration::from_millis(200)))
+        .create()?;
+    for _ in 0..10 {
+        q.put(vec![1; 3000]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    q.close();
+    match q.join_thread() {
+        Err(mpqueue::JoinError::Stalled { dropped }) => println!("dropped {dropped}"),
+        other => anyhow::bail!("expected a stalled flush, got {other:?}"),
+    }
+    q.cancel_join_thread();
+    for _ in 0..3 {
+        q.put(vec![2; 3000]).ok(); // closed: refused, nothing printed either
     }
     Ok(())
 }
