@@ -125,7 +125,7 @@ impl<'a> Capacity<'a> {
 }
 
 /// Items ever accepted by `put`, over live, dead and retired processes.
-fn total_puts(seg: &Segments) -> u64 {
+pub(crate) fn total_puts(seg: &Segments) -> u64 {
     sync::read_consistent(&seg.stats().retire_seq, || {
         seg.slot_indices()
             .map(|i| seg.slot(i).puts.load(Acquire))

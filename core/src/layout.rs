@@ -15,7 +15,7 @@ pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"MPQSTAT\0");
 /// Layout major version: readers refuse any other.
 pub const LAYOUT_MAJOR: u32 = 1;
 /// Layout minor version: additions that old readers may ignore.
-pub const LAYOUT_MINOR: u32 = 1;
+pub const LAYOUT_MINOR: u32 = 2;
 /// `major << 16 | minor`, the value of the stats segment's `version` word.
 pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
 /// Layout major version of the data segment, which only the library itself reads: a
@@ -70,7 +70,26 @@ pub mod kind {
     pub const LAST: u32 = 4;
     /// The writer of the streamed item in progress died: drop what was read of it.
     pub const ABORT: u32 = 5;
+    /// Flag on a `WHOLE` or `FIRST` record: its data starts with the item's put stamp
+    /// (`CLOCK_MONOTONIC` ns, u64), for the time-in-queue histogram.
+    pub const STAMPED: u32 = 0x100;
 }
+
+/// Bytes of a put stamp at the start of a stamped record's data.
+pub const STAMP_LEN: usize = 8;
+
+/// Every this many puts of a process (its 1st, 17th, …) carries a put stamp.
+pub const STAMP_EVERY: u64 = 16;
+
+/// Tiers of the put timeline, see [`Timeline`].
+pub const TIMELINE_TIERS: usize = 4;
+/// Entries per tier.
+pub const TIMELINE_ENTRIES: usize = 8;
+/// Tier `k`'s period is `2^(TIMELINE_SHIFT + TIMELINE_STEP * k)` ns: 1.07 s, 17.2 s,
+/// 4.6 min, 73 min; each tier keeps its last 8 periods (8.6 s, 2.3 min, 37 min, 9.8 h).
+pub const TIMELINE_SHIFT: u32 = 30;
+/// See [`TIMELINE_SHIFT`].
+pub const TIMELINE_STEP: u32 = 4;
 
 /// Bytes of a record header: `u32` data length, `u32` kind.
 pub const RECORD_HEADER: u64 = 8;
@@ -235,6 +254,35 @@ pub struct StatsHeader {
 
     /// Serialises slot claims and retirements (robust).
     pub slot_lock: RobustMutex,
+    _pad4: [u8; 512 - 448 - std::mem::size_of::<RobustMutex>()],
+
+    // -- put timeline (offset 512, layout 1.2) --
+    /// How many items had been put at past moments, for the age of the oldest item.
+    pub timeline: Timeline,
+}
+
+/// One point of the put timeline: at monotonic time `at_ns`, `puts` items had been put
+/// (queue-wide) before the put that wrote the point.
+#[repr(C)]
+pub struct TimelinePoint {
+    /// `CLOCK_MONOTONIC_COARSE` ns; 0 = empty. While a producer writes the point it holds
+    /// [`TIMELINE_CLAIM`]` | period` here.
+    pub at_ns: AtomicU64,
+    /// Items put before it.
+    pub puts: AtomicU64,
+}
+
+/// Set in a point's `at_ns` while a producer writes it (with the period it writes for).
+pub const TIMELINE_CLAIM: u64 = 1 << 63;
+
+/// The put timeline: tier `k` holds one point per period of `2^(30 + 4k)` ns (about 1 s,
+/// 17 s, 4.6 min and 73 min), written by the first put of each period into entry
+/// `period % 8`. An observer finds the head item's index (`puts − size`) between two
+/// points and so its put time, without touching the ring.
+#[repr(C)]
+pub struct Timeline {
+    /// `[tier][entry]`.
+    pub points: [[TimelinePoint; TIMELINE_ENTRIES]; TIMELINE_TIERS],
 }
 
 /// A blocked-time histogram: non-cumulative bucket counts plus count and sum.
@@ -277,14 +325,16 @@ pub struct ProcSlot {
     pub start_time: AtomicU64,
     /// [`role`] bits.
     pub role: AtomicU64,
-    /// Last activity, monotonic (coarse) ns.
+    /// Its last put or get, monotonic (coarse) ns (attach time before either).
     pub heartbeat_ns: AtomicU64,
     /// When the slot was claimed, ns since the Unix epoch.
     pub attached_unix_ns: AtomicU64,
     /// The pid namespace `pid` is valid in (inode of `/proc/PID/ns/pid`; 0 = not known).
     /// A process in another namespace cannot tell whether the owner lives (layout 1.1).
     pub pid_ns: AtomicU64,
-    _pad0: [u64; 1],
+    /// Put time (`CLOCK_MONOTONIC_COARSE` ns) of the oldest item in this process's feeder
+    /// buffer; 0 = none buffered (layout 1.2).
+    pub buffered_since_ns: AtomicU64,
 
     // -- producer (offset 64) --
     /// Items accepted by `put` (monotonic).
@@ -317,13 +367,19 @@ pub struct ProcSlot {
     pub get_timeouts: AtomicU64,
     /// Items that could not be decoded.
     pub decode_errors: AtomicU64,
-    _pad1: [u64; 2],
+    /// When it last put, monotonic (coarse) ns; 0 = never (layout 1.2).
+    pub last_put_ns: AtomicU64,
+    /// When its `get` last returned an item, monotonic (coarse) ns; 0 = never (layout 1.2).
+    pub last_get_ns: AtomicU64,
 
     /// Time blocked in `put` (offset 192).
     pub put_blocked: Histogram,
     /// Time blocked in `get` (offset 432).
     pub get_blocked: Histogram,
-    _pad2: [u64; 44],
+    /// Time in queue of the stamped items it got, from `put` to `get` (offset 672, layout
+    /// 1.2).
+    pub wait: Histogram,
+    _pad2: [u64; 14],
 }
 
 const _: () = assert!(std::mem::size_of::<DataHeader>() <= DATA_HEADER_LEN);
@@ -339,12 +395,16 @@ const _: () = assert!(std::mem::offset_of!(StatsHeader, reserved) == 256);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, consumed) == 320);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, lock_recoveries) == 384);
 const _: () = assert!(std::mem::offset_of!(StatsHeader, slot_lock) == 448);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, timeline) == 512);
 const _: () = assert!(std::mem::size_of::<ProcSlot>() == SLOT_LEN);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, pid_ns) == 48);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, puts) == 64);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, gets) == 128);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, put_blocked) == 192);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, get_blocked) == 432);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, buffered_since_ns) == 56);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, last_put_ns) == 176);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, wait) == 672);
 const _: () = assert!(std::mem::size_of::<Histogram>() == 240);
 
 /// Bytes of a stats segment with `slots` process slots.

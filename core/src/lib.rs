@@ -67,6 +67,7 @@ mod segment;
 mod stats;
 mod sync;
 mod sys;
+mod timeline;
 
 pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError};
 pub use process::{Child, ChildError};

@@ -173,6 +173,12 @@ impl<'a> SlotLock<'a> {
             p.store(0, Relaxed);
             h.retire_word.store(0, Relaxed);
         }
+        // Times fold as the latest of the two: a repeat changes nothing.
+        for (t, p) in time_words(total).into_iter().zip(time_words(slot)) {
+            t.fetch_max(p.load(Relaxed), Relaxed);
+            p.store(0, Relaxed);
+        }
+        slot.buffered_since_ns.store(0, Relaxed);
         slot.role.store(0, Relaxed);
         slot.pid.store(0, Relaxed);
         slot.pid_ns.store(0, Relaxed);
@@ -206,10 +212,16 @@ fn counter_words(s: &ProcSlot) -> Vec<&AtomicU64> {
         &s.get_timeouts,
         &s.decode_errors,
     ];
-    for hist in [&s.put_blocked, &s.get_blocked] {
+    for hist in [&s.put_blocked, &s.get_blocked, &s.wait] {
         words.extend(hist_words(hist));
     }
     words
+}
+
+/// The time words of a slot that retirement folds into slot 0 as the latest, so that slot 0
+/// keeps when a process that has gone last put and got.
+fn time_words(s: &ProcSlot) -> [&AtomicU64; 2] {
+    [&s.last_put_ns, &s.last_get_ns]
 }
 
 fn hist_words(h: &Histogram) -> impl Iterator<Item = &AtomicU64> {

@@ -2,15 +2,19 @@
 //! `get` make goes through [`Counters`], and the on/off switch (`Builder::stats`,
 //! `MPQUEUE_STATS=off`) is applied here and nowhere else.
 //!
-//! Off turns off what only observers read: roles and heartbeats, Full/Empty events,
-//! timeouts, decode errors and the blocked-time histograms. What the queue itself needs is
+//! Off turns off what only observers read, and every clock read of the fast path: roles,
+//! last put and get times (heartbeats), the put timeline and put stamps, Full/Empty events,
+//! timeouts, decode errors, and the blocked-time and time-in-queue histograms. What the queue itself needs is
 //! always kept: `puts` and `gets` (size), `reserving` (capacity), and bytes in and out. The
 //! ring's `committed` counts and `dropped` are written by the channel and by `procs`.
 //! Counter adds are `Relaxed`: each slot is written only by its owner, and observers need
 //! no order between counters except the one noted on `got`.
 
-use crate::layout::{self, Histogram, ProcSlot, role};
+use crate::capacity::total_puts;
+use crate::layout::{self, Histogram, ProcSlot, STAMP_EVERY, role};
+use crate::segment::{Segments, SlotIndex};
 use crate::sys;
+use crate::timeline;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 /// Which blocking call waited.
@@ -22,29 +26,68 @@ pub(crate) enum Blocked {
     Get,
 }
 
+/// When `put` accepted an item, as [`Counters::accepted`] noted it (all zero with the
+/// counters off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PutTime {
+    /// Monotonic ns (coarse), for the age of the item while it waits in a feeder buffer.
+    pub(crate) at_ns: u64,
+    /// The item's put stamp (`CLOCK_MONOTONIC` ns), if it is one of the sampled items
+    /// whose time in queue is measured.
+    pub(crate) stamp: Option<u64>,
+}
+
 /// This process's counters of one queue.
 pub(crate) struct Counters<'a> {
+    seg: &'a Segments,
     slot: &'a ProcSlot,
     on: bool,
 }
 
 impl<'a> Counters<'a> {
-    /// The counters in `slot`, with the optional ones `on` or off.
-    pub(crate) fn new(slot: &'a ProcSlot, on: bool) -> Self {
-        Counters { slot, on }
+    /// The counters in `seg`'s slot `slot`, with the optional ones `on` or off.
+    pub(crate) fn new(seg: &'a Segments, slot: SlotIndex, on: bool) -> Self {
+        Counters {
+            seg,
+            slot: seg.slot(slot),
+            on,
+        }
     }
 
     /// An item `put` accepted (`bytes` encoded): counted before it can be read, so that
     /// `gets <= puts` in any snapshot. On a bounded queue its capacity unit stops being
     /// "reserving" now.
-    pub(crate) fn accepted(&self, bytes: usize, bounded: bool) {
+    ///
+    /// With the counters on, also the put's time: the process's last put, the queue's put
+    /// timeline (see `timeline`), and on every [`STAMP_EVERY`]th put of the process a put
+    /// stamp for the item to carry. One coarse clock read per put (a fine one when stamped).
+    pub(crate) fn accepted(&self, bytes: usize, bounded: bool) -> PutTime {
         let s = self.slot;
-        let ops = s.puts.fetch_add(1, SeqCst);
+        let mut put = PutTime::default();
+        if self.on {
+            let stamped = s.puts.load(Relaxed).is_multiple_of(STAMP_EVERY);
+            let now = if stamped {
+                sys::mono_now()
+            } else {
+                sys::coarse_now()
+            };
+            timeline::note_put(&self.seg.stats().timeline, now, || total_puts(self.seg));
+            put = PutTime {
+                at_ns: now,
+                stamp: stamped.then_some(now),
+            };
+        }
+        s.puts.fetch_add(1, SeqCst);
         if bounded {
             s.reserving.fetch_sub(1, SeqCst);
         }
         s.bytes_put.fetch_add(bytes as u64, Relaxed);
-        self.touch(role::PRODUCER, ops);
+        if self.on {
+            self.mark(role::PRODUCER);
+            s.last_put_ns.store(put.at_ns, Relaxed);
+            s.heartbeat_ns.store(put.at_ns, Relaxed);
+        }
+        put
     }
 
     /// An item `get` returned. Called under the read lock, after `consumed`: the Release
@@ -58,24 +101,45 @@ impl<'a> Counters<'a> {
             .store(s.bytes_got.load(Relaxed) + bytes as u64, Relaxed);
     }
 
-    /// A `get` started: marks the role (and, now and then, the heartbeat).
-    pub(crate) fn getting(&self) {
-        self.touch(role::CONSUMER, self.slot.gets.load(Relaxed));
-    }
-
-    /// Marks the role and, on every 32nd operation (and the first), the heartbeat: a clock
-    /// read per operation would cost more than all the counters. Calls that block refresh
-    /// it too (`waited`).
-    fn touch(&self, role_bit: u64, ops: u64) {
+    /// The time of a `get` that returned an item (after the read lock is let go): the
+    /// process's last get and, for an item with a put stamp, its time in queue.
+    pub(crate) fn got_at(&self, stamp: Option<u64>) {
         if !self.on {
             return;
         }
         let s = self.slot;
+        let now = match stamp {
+            Some(put) => {
+                let now = sys::mono_now();
+                observe(&s.wait, now.saturating_sub(put));
+                now
+            }
+            None => sys::coarse_now(),
+        };
+        s.last_get_ns.store(now, Relaxed);
+        s.heartbeat_ns.store(now, Relaxed);
+    }
+
+    /// A `get` started: marks the role.
+    pub(crate) fn getting(&self) {
+        if self.on {
+            self.mark(role::CONSUMER);
+        }
+    }
+
+    /// Marks the role (once).
+    fn mark(&self, role_bit: u64) {
+        let s = self.slot;
         if s.role.load(Relaxed) & role_bit == 0 {
             s.role.fetch_or(role_bit, Relaxed);
-            s.heartbeat_ns.store(sys::coarse_now(), Relaxed);
-        } else if ops.is_multiple_of(32) {
-            s.heartbeat_ns.store(sys::coarse_now(), Relaxed);
+        }
+    }
+
+    /// Notes that the oldest item in this process's feeder buffer was put at `at_ns` (0:
+    /// the buffer is empty).
+    pub(crate) fn buffered_since(&self, at_ns: u64) {
+        if self.on {
+            self.slot.buffered_since_ns.store(at_ns, Relaxed);
         }
     }
 
@@ -109,20 +173,22 @@ impl<'a> Counters<'a> {
     }
 
     /// A call that blocked from `since` (monotonic ns) until now: one observation in its
-    /// histogram, and a heartbeat.
+    /// histogram.
     pub(crate) fn waited(&self, which: Blocked, since: u64) {
         if !self.on {
             return;
         }
-        let now = sys::mono_now();
-        self.slot.heartbeat_ns.store(now, Relaxed);
         let h: &Histogram = match which {
             Blocked::Put => &self.slot.put_blocked,
             Blocked::Get => &self.slot.get_blocked,
         };
-        let ns = now.saturating_sub(since);
-        h.count.fetch_add(1, Relaxed);
-        h.sum_ns.fetch_add(ns, Relaxed);
-        h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
+        observe(h, sys::mono_now().saturating_sub(since));
     }
+}
+
+/// One observation of `ns` nanoseconds in `h`.
+fn observe(h: &Histogram, ns: u64) {
+    h.count.fetch_add(1, Relaxed);
+    h.sum_ns.fetch_add(ns, Relaxed);
+    h.buckets[layout::bucket_of(ns)].fetch_add(1, Relaxed);
 }

@@ -67,11 +67,6 @@ impl<'a> Channel<'a> {
         }
     }
 
-    /// Bytes the ring holds.
-    pub(crate) fn capacity(&self) -> u64 {
-        self.cap
-    }
-
     // ---- raw ring access -------------------------------------------------------------------
 
     fn copy_in(&self, pos: u64, src: &[u8]) {

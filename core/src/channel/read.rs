@@ -3,7 +3,7 @@
 
 use super::{Channel, passed, slice};
 use crate::error::{BrokenKind, CorruptKind};
-use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::layout::{RECORD_HEADER, STAMP_LEN, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
 use crate::sys::{self, LockFailed, Locked};
@@ -30,6 +30,7 @@ pub(crate) enum ReadStop {
 pub(crate) struct Partial {
     bytes: Vec<u8>,
     total: u64,
+    stamp: Option<u64>,
 }
 
 /// The reading process: its stats slot and the item it parked, if any.
@@ -39,6 +40,8 @@ pub(crate) struct Reader<'r> {
     /// The item it parked (see [`Partial`]). Locked only to park or resume one, never on
     /// the way of an ordinary item.
     pub parked: &'r Mutex<Option<Partial>>,
+    /// Set by a read: the put stamp of the item read, if it carried one.
+    pub stamp: Option<u64>,
 }
 
 /// The streamed item a read is inside of, if any.
@@ -48,6 +51,8 @@ struct Item {
     open: bool,
     /// Its announced length.
     total: u64,
+    /// Its put stamp, if it carries one.
+    stamp: Option<u64>,
 }
 
 /// A record at the head of the ring.
@@ -60,6 +65,8 @@ struct Record {
     len: u32,
     /// Ring bytes it takes.
     size: u64,
+    /// Bytes of put stamp at the start of its data (0 or [`STAMP_LEN`]).
+    stamp_len: u32,
 }
 
 impl Reader<'_> {
@@ -141,6 +148,7 @@ impl<'a> Channel<'a> {
         me: &mut Reader<'_>,
     ) -> Result<bool, ReadStop> {
         let d = self.seg.data();
+        me.stamp = None;
         d.rj_consumed
             .store(self.seg.stats().consumed.load(Relaxed), Relaxed);
         d.rj_final.store(0, Relaxed);
@@ -153,6 +161,7 @@ impl<'a> Channel<'a> {
                     item = Item {
                         open: true,
                         total: p.total,
+                        stamp: p.stamp,
                     };
                 }
                 Unpark::Skipped => {}
@@ -166,7 +175,7 @@ impl<'a> Channel<'a> {
             let Some((rp, wp)) = self.next_record(&mut item, out, deadline, me)? else {
                 return Ok(false);
             };
-            let (len, kind) = self.read_header(rp);
+            let (len, raw_kind) = self.read_header(rp);
             let size = record_size(len as u64);
             if size > wp - rp {
                 return Err(self.corrupt(
@@ -175,7 +184,24 @@ impl<'a> Channel<'a> {
                     format!("record of {len} bytes overruns the data"),
                 ));
             }
-            let rec = Record { rp, wp, len, size };
+            // A put stamp may lead a WHOLE or FIRST record's data; any other flag is corrupt.
+            let stamped = raw_kind & kind::STAMPED != 0;
+            let kind = raw_kind & !kind::STAMPED;
+            let stamp_len = if stamped { STAMP_LEN as u32 } else { 0 };
+            if (stamped && !matches!(kind, kind::WHOLE | kind::FIRST)) || len < stamp_len {
+                return Err(self.corrupt(
+                    wp,
+                    CorruptKind::UnknownKind,
+                    format!("record of kind {raw_kind:#x} with {len} bytes"),
+                ));
+            }
+            let rec = Record {
+                rp,
+                wp,
+                len,
+                size,
+                stamp_len,
+            };
             let skipping = d.skip_item.load(Relaxed) != 0;
             let done = match kind {
                 kind::WHOLE | kind::FIRST if item.open => Err(self.corrupt(
@@ -189,9 +215,9 @@ impl<'a> Channel<'a> {
                     d.skip_item.store(0, Relaxed);
                     Ok(false)
                 }
-                kind::WHOLE => self.on_whole(&rec, out),
+                kind::WHOLE => self.on_whole(&rec, out, me),
                 kind::FIRST => self.on_first(&rec, out, &mut item),
-                kind::MORE | kind::LAST if item.open => self.on_piece(&rec, kind, out, &item),
+                kind::MORE | kind::LAST if item.open => self.on_piece(&rec, kind, out, &item, me),
                 kind::MORE | kind::LAST => Ok(self.on_orphan(&rec, kind)),
                 kind::ABORT => Ok(self.on_abort(&rec, out, &mut item, skipping)),
                 _ => Err(self.corrupt(
@@ -253,7 +279,7 @@ impl<'a> Channel<'a> {
                 if item.open {
                     // The writer lives (a dead one's lock would have been repaired with an
                     // ABORT by `probe_writer`): keep the item for later.
-                    self.park(me, std::mem::take(out), item.total);
+                    self.park(me, std::mem::take(out), item);
                 }
                 d.rj_active.store(0, Relaxed);
                 return Err(ReadStop::Deadline);
@@ -261,25 +287,44 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// The put stamp at the start of a record's data, if it has one.
+    fn stamp_of(&self, rec: &Record) -> Option<u64> {
+        (rec.stamp_len != 0).then(|| {
+            let mut t = [0u8; STAMP_LEN];
+            self.copy_out(rec.rp + RECORD_HEADER, &mut t);
+            u64::from_le_bytes(t)
+        })
+    }
+
     /// A whole item in one record.
-    fn on_whole(&self, rec: &Record, out: &mut Vec<u8>) -> Result<bool, ReadStop> {
-        if rec.len as u64 > self.max_item {
-            let len = rec.len;
+    fn on_whole(
+        &self,
+        rec: &Record,
+        out: &mut Vec<u8>,
+        me: &mut Reader<'_>,
+    ) -> Result<bool, ReadStop> {
+        let len = rec.len - rec.stamp_len;
+        if len as u64 > self.max_item {
             return Err(self.corrupt(
                 rec.wp,
                 CorruptKind::Length,
                 format!("item of {len} bytes over the limit"),
             ));
         }
-        self.copy_out_to_vec(rec.rp + RECORD_HEADER, rec.len as usize, out);
+        me.stamp = self.stamp_of(rec);
+        let data_at = rec.rp + RECORD_HEADER + rec.stamp_len as u64;
+        self.copy_out_to_vec(data_at, len as usize, out);
         self.finish_item(rec.rp + rec.size);
         Ok(true)
     }
 
-    /// The first piece of a streamed item: its total length, then data.
+    /// The first piece of a streamed item: its put stamp (if any), its total length, then
+    /// data.
     fn on_first(&self, rec: &Record, out: &mut Vec<u8>, item: &mut Item) -> Result<bool, ReadStop> {
-        let data_at = rec.rp + RECORD_HEADER;
-        if rec.len < 8 {
+        let stamp = self.stamp_of(rec);
+        let data_at = rec.rp + RECORD_HEADER + rec.stamp_len as u64;
+        let rec_len = rec.len - rec.stamp_len;
+        if rec_len < 8 {
             return Err(self.corrupt(
                 rec.wp,
                 CorruptKind::Length,
@@ -289,7 +334,7 @@ impl<'a> Channel<'a> {
         let mut t = [0u8; 8];
         self.copy_out(data_at, &mut t);
         let total = u64::from_le_bytes(t);
-        if total > self.max_item || total < (rec.len - 8) as u64 {
+        if total > self.max_item || total < (rec_len - 8) as u64 {
             let why = format!("streamed item of {total} bytes is invalid");
             return Err(self.corrupt(rec.wp, CorruptKind::Length, why));
         }
@@ -300,8 +345,12 @@ impl<'a> Channel<'a> {
             let why = format!("no memory for an item of {total} bytes");
             return Err(self.corrupt(rec.wp, CorruptKind::NoMemory, why));
         }
-        self.append(out, data_at + 8, rec.len as usize - 8);
-        *item = Item { open: true, total };
+        self.append(out, data_at + 8, rec_len as usize - 8);
+        *item = Item {
+            open: true,
+            total,
+            stamp,
+        };
         self.seg.data().rj_in_item.store(1, Relaxed);
         self.publish_read(rec.rp + rec.size);
         Ok(false)
@@ -314,6 +363,7 @@ impl<'a> Channel<'a> {
         kind: u32,
         out: &mut Vec<u8>,
         item: &Item,
+        me: &mut Reader<'_>,
     ) -> Result<bool, ReadStop> {
         if out.len() as u64 + rec.len as u64 > item.total {
             return Err(self.corrupt(
@@ -334,6 +384,7 @@ impl<'a> Channel<'a> {
                 "streamed item shorter than announced".into(),
             ));
         }
+        me.stamp = item.stamp;
         self.finish_item(rec.rp + rec.size);
         Ok(true)
     }
@@ -374,10 +425,14 @@ impl<'a> Channel<'a> {
     /// The journal stays consistent at every step: a death before `parked_slot` is stored
     /// leaves `rj_in_item` set (the next reader skips the item), a death after it leaves a
     /// dead parker (likewise).
-    fn park(&self, me: &mut Reader<'_>, bytes: Vec<u8>, total: u64) {
+    fn park(&self, me: &mut Reader<'_>, bytes: Vec<u8>, item: &Item) {
         let d = self.seg.data();
         let slot = self.seg.slot(me.slot);
-        *me.stash() = Some(Partial { bytes, total });
+        *me.stash() = Some(Partial {
+            bytes,
+            total: item.total,
+            stamp: item.stamp,
+        });
         d.parked_pid.store(slot.pid.load(Relaxed), Relaxed);
         d.parked_start.store(slot.start_time.load(Relaxed), Relaxed);
         d.parked_slot.store(me.slot.get() as u64, Relaxed);

@@ -3,7 +3,7 @@
 
 use super::{Channel, ROOM_SPINS, passed, slice};
 use crate::error::BrokenKind;
-use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::layout::{RECORD_HEADER, STAMP_LEN, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
 use crate::sys::{self, LockFailed, Locked, MutexGuard};
@@ -172,9 +172,10 @@ impl<'a> Channel<'a> {
         guard
     }
 
-    /// Whether an item of `len` bytes goes into the ring as one record (else it streams).
+    /// Whether an item of `len` bytes goes into the ring as one record, a put stamp
+    /// included (else it streams).
     pub(crate) fn fits_whole(&self, len: usize) -> bool {
-        record_size(len as u64) <= self.cap
+        record_size((STAMP_LEN + len) as u64) <= self.cap
     }
 
     /// Whether an earlier writer's half-published item still awaits its ABORT record.
@@ -182,10 +183,19 @@ impl<'a> Channel<'a> {
         self.seg.data().wj_active.load(Relaxed) != 0
     }
 
-    /// Writes `frame` as one item if the ring has room for it now. Caller holds the lock.
-    /// Refuses while an earlier item still awaits its ABORT (`write` waits for room for it).
-    pub(crate) fn try_write(&self, _g: &WriteGuard<'_>, frame: &[u8], slot: SlotIndex) -> bool {
-        let need = record_size(frame.len() as u64);
+    /// Writes `frame` as one item (with its put stamp, if any) if the ring has room for it
+    /// now. Caller holds the lock. Refuses while an earlier item still awaits its ABORT
+    /// (`write` waits for room for it).
+    pub(crate) fn try_write(
+        &self,
+        _g: &WriteGuard<'_>,
+        frame: &[u8],
+        stamp: Option<u64>,
+        slot: SlotIndex,
+    ) -> bool {
+        let stamp = stamp.map(u64::to_le_bytes);
+        let prefix: &[u8] = stamp.as_ref().map_or(&[], |s| s);
+        let need = record_size((prefix.len() + frame.len()) as u64);
         if need > self.cap
             || self.seg.data().wj_active.load(Relaxed) != 0
             || !matches!(self.free_at_least(need), Ok(f) if f >= need)
@@ -197,7 +207,12 @@ impl<'a> Channel<'a> {
         let s = self.seg.slot(slot);
         let committed = s.committed.load(Relaxed);
         self.begin_journal(wp, slot, committed);
-        self.write_record(wp, kind::WHOLE, &[], frame);
+        let kind = if prefix.is_empty() {
+            kind::WHOLE
+        } else {
+            kind::WHOLE | kind::STAMPED
+        };
+        self.write_record(wp, kind, prefix, frame);
         d.wj_final.store(wp + need, Relaxed);
         self.publish_write(wp + need);
         self.end_journal(slot, committed, frame.len());
@@ -231,12 +246,14 @@ impl<'a> Channel<'a> {
         self.copy_in(pos + RECORD_HEADER + prefix.len() as u64, data);
     }
 
-    /// Writes `frame` as one item, waiting for space as needed. Caller holds the lock.
-    /// On `Err` nothing of the item stays readable (a half-streamed item is aborted).
+    /// Writes `frame` as one item (with its put stamp, if any), waiting for space as
+    /// needed. Caller holds the lock. On `Err` nothing of the item stays readable (a
+    /// half-streamed item is aborted).
     pub(crate) fn write(
         &self,
         g: &WriteGuard<'_>,
         frame: &[u8],
+        stamp: Option<u64>,
         slot: SlotIndex,
         lim: &WriteLimits<'_>,
     ) -> Result<(), WriteStop> {
@@ -247,10 +264,11 @@ impl<'a> Channel<'a> {
             self.repair_write();
         }
         let n = frame.len() as u64;
-        let whole = record_size(n);
+        let stamp_len = if stamp.is_some() { STAMP_LEN } else { 0 };
+        let whole = record_size(n + stamp_len as u64);
         if whole <= self.cap {
             self.wait_space(whole, lim)?;
-            let ok = self.try_write(g, frame, slot);
+            let ok = self.try_write(g, frame, stamp, slot);
             debug_assert!(ok, "space was available");
             return if ok {
                 Ok(())
@@ -261,17 +279,21 @@ impl<'a> Channel<'a> {
                 ))
             };
         }
-        // Streamed: FIRST (with the total length), MORE…, LAST. Each chunk waits for at least
-        // half the ring (or what is left of the item) so pieces stay large.
+        // Streamed: FIRST (with the put stamp if any, then the total length), MORE…, LAST.
+        // Each chunk waits for at least half the ring (or what is left of the item) so
+        // pieces stay large.
         let d = self.seg.data();
         let s = self.seg.slot(slot);
         let committed = s.committed.load(Relaxed);
         self.begin_journal(d.write_pos.load(Relaxed), slot, committed);
-        let total = n.to_le_bytes();
+        let mut head = [0u8; STAMP_LEN + 8];
+        head[..STAMP_LEN].copy_from_slice(&stamp.unwrap_or(0).to_le_bytes());
+        head[STAMP_LEN..].copy_from_slice(&n.to_le_bytes());
+        let first_prefix = &head[STAMP_LEN - stamp_len..];
         let mut off = 0usize;
         let mut first = true;
         while first || off < frame.len() {
-            let prefix: &[u8] = if first { &total } else { &[] };
+            let prefix: &[u8] = if first { first_prefix } else { &[] };
             let left = (frame.len() - off + prefix.len()) as u64;
             let want = record_size(left).min(self.cap / 2);
             let free = match self.wait_space(want, lim) {
@@ -287,7 +309,9 @@ impl<'a> Channel<'a> {
             };
             let room = ((free - RECORD_HEADER) & !7).min(u32::MAX as u64 & !7) as usize;
             let part = (room - prefix.len()).min(frame.len() - off);
-            let kind = if first {
+            let kind = if first && stamp.is_some() {
+                kind::FIRST | kind::STAMPED
+            } else if first {
                 kind::FIRST
             } else if off + part == frame.len() {
                 kind::LAST

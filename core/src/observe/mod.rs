@@ -30,10 +30,12 @@
 //! ```
 
 mod file;
+mod health;
 mod parse;
 mod snapshot;
 
 use file::{GRACE, StatsFile};
+pub use health::{Health, HealthRules, HealthWindow};
 
 pub use parse::{parse, parse_bytes};
 pub use snapshot::{HistogramSnapshot, ProcessSnapshot, Rates, Role, Snapshot};

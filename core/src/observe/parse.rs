@@ -7,6 +7,7 @@ use crate::header::{Copied, Live, Shape, View, corrupt, validate};
 use crate::layout::{Histogram, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, StatsHeader, slot_state};
 use crate::segment::FLAG_NAMED;
 use crate::sys::{self, Liveness};
+use crate::timeline::{self, Points};
 use std::mem::offset_of;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -19,6 +20,9 @@ struct RawProcess {
     pid_ns: u64,
     role: u64,
     heartbeat_ns: u64,
+    last_put_ns: u64,
+    last_get_ns: u64,
+    buffered_since_ns: u64,
     buffered_items: u64,
     buffered_bytes: u64,
     puts: u64,
@@ -36,6 +40,13 @@ pub(super) struct Raw {
     sums: [u64; 8],
     put_blocked: HistogramSnapshot,
     get_blocked: HistogramSnapshot,
+    wait: HistogramSnapshot,
+    /// Number (in put order) of the oldest item still queued.
+    head: u64,
+    points: Points,
+    /// Latest `last_put_ns` and `last_get_ns` of any slot, slot 0 included.
+    last_put_ns: u64,
+    last_get_ns: u64,
     processes: Vec<RawProcess>,
     flags: u64,
     maxsize: u64,
@@ -96,6 +107,13 @@ fn read_process(v: &impl View, i: usize, path: &Path) -> Result<Option<RawProces
         pid_ns: sf(offset_of!(ProcSlot, pid_ns)),
         role: sf(offset_of!(ProcSlot, role)),
         heartbeat_ns: sf(offset_of!(ProcSlot, heartbeat_ns)),
+        last_put_ns: sf(offset_of!(ProcSlot, last_put_ns)),
+        last_get_ns: sf(offset_of!(ProcSlot, last_get_ns)),
+        buffered_since_ns: if buffered_items == 0 {
+            0
+        } else {
+            sf(offset_of!(ProcSlot, buffered_since_ns))
+        },
         buffered_items,
         buffered_bytes: if buffered_items == 0 {
             0
@@ -133,21 +151,22 @@ pub(super) fn read_raw(
     let lost = late.at(offset_of!(StatsHeader, lost));
     let sf = |i: usize, off: usize| late.at(slot_base(i) + off);
     let mut sums = [0u64; 8];
-    let mut put_blocked = HistogramSnapshot::default();
-    let mut get_blocked = HistogramSnapshot::default();
+    let [mut put_blocked, mut get_blocked, mut wait]: [HistogramSnapshot; 3] = Default::default();
+    let (mut last_put_ns, mut last_get_ns) = (0, 0);
     let mut processes = Vec::new();
     for i in 0..=slots {
         for (sum, off) in sums.iter_mut().zip(SUMMED) {
             *sum = sum.wrapping_add(sf(i, off));
         }
-        put_blocked.add(&hist(
-            late,
-            slot_base(i) + offset_of!(ProcSlot, put_blocked),
-        ));
-        get_blocked.add(&hist(
-            late,
-            slot_base(i) + offset_of!(ProcSlot, get_blocked),
-        ));
+        for (h, off) in [
+            (&mut put_blocked, offset_of!(ProcSlot, put_blocked)),
+            (&mut get_blocked, offset_of!(ProcSlot, get_blocked)),
+            (&mut wait, offset_of!(ProcSlot, wait)),
+        ] {
+            h.add(&hist(late, slot_base(i) + off));
+        }
+        last_put_ns = last_put_ns.max(sf(i, offset_of!(ProcSlot, last_put_ns)));
+        last_get_ns = last_get_ns.max(sf(i, offset_of!(ProcSlot, last_get_ns)));
         if i == 0 {
             continue;
         }
@@ -155,14 +174,24 @@ pub(super) fn read_raw(
             processes.push(p);
         }
     }
+    let timeline = offset_of!(StatsHeader, timeline);
+    let points = std::array::from_fn(|k| {
+        let at = timeline + 16 * k;
+        (late.at(at), late.at(at + 8))
+    });
     Ok(Raw {
         gets,
         size: early_puts.saturating_sub(consumed).saturating_sub(lost),
+        head: consumed.saturating_add(lost),
         lost,
         puts: sums[7],
         sums,
         put_blocked,
         get_blocked,
+        wait,
+        points,
+        last_put_ns,
+        last_get_ns,
         processes,
         flags: late.at(offset_of!(StatsHeader, flags)),
         maxsize: late.at(offset_of!(StatsHeader, maxsize)),
@@ -174,9 +203,33 @@ pub(super) fn read_raw(
     })
 }
 
+/// The time from `at_ns` (monotonic; 0 = never) to `now`.
+fn age(now: u64, at_ns: u64) -> Option<Duration> {
+    (at_ns != 0).then(|| Duration::from_nanos(now.saturating_sub(at_ns)))
+}
+
+/// The age of the oldest item: from the put timeline, or from a feeder buffer holding an
+/// older one (items of one process can wait behind another's).
+fn oldest_age(raw: &Raw, now: u64) -> Option<Duration> {
+    if raw.size == 0 {
+        return None;
+    }
+    let queued = timeline::head_put_time(&raw.points, raw.head).map(|t| match t {
+        timeline::PutTime::AtOrAfter(at) | timeline::PutTime::Before(at) => at,
+    });
+    let buffered = raw.processes.iter().map(|p| p.buffered_since_ns);
+    queued
+        .into_iter()
+        .chain(buffered)
+        .filter(|&at| at != 0)
+        .min()
+        .and_then(|at| age(now, at))
+}
+
 /// The snapshot of what was read: each process's liveness is looked up now, once.
 pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
-    let now = sys::coarse_now();
+    let now = sys::mono_now();
+    let oldest_age = oldest_age(&raw, now);
     let processes: Vec<ProcessSnapshot> = raw
         .processes
         .into_iter()
@@ -188,8 +241,10 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
                 alive: liveness != Liveness::Dead,
                 liveness,
                 role: Role::from_bits(p.role),
-                heartbeat_age: (p.role != 0 && p.heartbeat_ns != 0)
-                    .then(|| Duration::from_nanos(now.saturating_sub(p.heartbeat_ns))),
+                heartbeat_age: age(now, p.heartbeat_ns).filter(|_| p.role != 0),
+                last_put_age: age(now, p.last_put_ns),
+                last_get_age: age(now, p.last_get_ns),
+                buffered_age: age(now, p.buffered_since_ns),
                 buffered_items: p.buffered_items,
                 buffered_bytes: p.buffered_bytes,
                 puts: p.puts,
@@ -229,12 +284,17 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         frames_discarded: raw.frames_discarded,
         put_blocked: raw.put_blocked,
         get_blocked: raw.get_blocked,
+        wait: raw.wait,
+        oldest_age,
+        last_get_age: age(now, raw.last_get_ns),
+        last_put_age: age(now, raw.last_put_ns),
+        buffered_items: processes.iter().map(|p| p.buffered_items).sum(),
         alive: processes.iter().any(|p| p.alive),
         processes,
         created_by: raw.created_by as u32,
         created_unix_ns: raw.created_unix_ns,
         ring_capacity: raw.ring_capacity,
-        taken_ns: sys::mono_now(),
+        taken_ns: now,
     }
 }
 

@@ -124,8 +124,14 @@ pub struct ProcessSnapshot {
     pub liveness: Liveness,
     /// What it has done.
     pub role: Role,
-    /// Time since its last put/get; `None` if it never did either.
+    /// Time since its last put or get; `None` if it never did either.
     pub heartbeat_age: Option<Duration>,
+    /// Time since its last put; `None` if it never put (or its counters are off).
+    pub last_put_age: Option<Duration>,
+    /// Time since its `get` last returned an item; `None` if it never got one.
+    pub last_get_age: Option<Duration>,
+    /// Age of the oldest item in its feeder buffer; `None` if the buffer is empty.
+    pub buffered_age: Option<Duration>,
     /// Items it has accepted and not yet written into the channel (its feeder buffer).
     pub buffered_items: u64,
     /// Bytes of those.
@@ -150,6 +156,9 @@ impl Default for ProcessSnapshot {
             liveness: Liveness::Unknown,
             role: Role::Idle,
             heartbeat_age: None,
+            last_put_age: None,
+            last_get_age: None,
+            buffered_age: None,
             buffered_items: 0,
             buffered_bytes: 0,
             puts: 0,
@@ -213,6 +222,23 @@ pub struct Snapshot {
     pub put_blocked: HistogramSnapshot,
     /// Time blocked in `get`.
     pub get_blocked: HistogramSnapshot,
+    /// Time in queue, from `put` to `get`, of every 16th item each producer put (see
+    /// `docs/stats-layout.md`).
+    pub wait: HistogramSnapshot,
+    /// Age of the oldest item in the queue, feeder buffers included; `None` when empty
+    /// (or unknown: a layout 1.1 segment, or producers with the counters off). Read from
+    /// the put timeline (see `docs/stats-layout.md`): never younger than the truth (to a
+    /// clock tick), and older by at most about 1 s for items up to 8 s old, 17 s up to
+    /// 2 min, 4.6 min up to 37 min and 73 min up to 9.8 h; an item older than that shows
+    /// as at least 9.8 h old.
+    pub oldest_age: Option<Duration>,
+    /// Time since any consumer's `get` last returned an item (processes that have gone
+    /// included); `None` if none ever did.
+    pub last_get_age: Option<Duration>,
+    /// Time since any process last put; `None` if none ever did.
+    pub last_put_age: Option<Duration>,
+    /// Items in the feeder buffers of all processes (counted in `size`).
+    pub buffered_items: u64,
     /// Attached processes (live, or dead and not yet reaped).
     pub processes: Vec<ProcessSnapshot>,
     /// Creator's pid.

@@ -8,7 +8,7 @@ use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
 use crate::segment::{Segments, SlotIndex};
-use crate::stats::{Blocked, Counters};
+use crate::stats::{Blocked, Counters, PutTime};
 use crate::sync;
 use crate::sys;
 use std::collections::VecDeque;
@@ -81,24 +81,38 @@ pub(super) struct Local {
     pub(super) parked: Mutex<Option<Partial>>,
 }
 
+/// An encoded item waiting for the feeder, with when it was put.
+pub(super) struct Frame {
+    pub(super) bytes: Vec<u8>,
+    pub(super) put: PutTime,
+}
+
 /// Encoded frames waiting for the feeder, oldest first, with their total size.
 #[derive(Default)]
 pub(super) struct Pending {
-    pub(super) frames: VecDeque<Vec<u8>>,
+    pub(super) frames: VecDeque<Frame>,
     pub(super) bytes: u64,
 }
 
 impl Pending {
-    pub(super) fn push(&mut self, frame: &[u8]) {
-        self.frames.push_back(frame.to_vec());
+    pub(super) fn push(&mut self, frame: &[u8], put: PutTime) {
+        self.frames.push_back(Frame {
+            bytes: frame.to_vec(),
+            put,
+        });
         self.bytes += frame.len() as u64;
     }
 
     /// Removes and returns the oldest `n` frames (all of them if there are fewer).
-    pub(super) fn take(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let taken: Vec<Vec<u8>> = self.frames.drain(..n.min(self.frames.len())).collect();
-        self.bytes -= taken.iter().map(|f| f.len() as u64).sum::<u64>();
+    pub(super) fn take(&mut self, n: usize) -> Vec<Frame> {
+        let taken: Vec<Frame> = self.frames.drain(..n.min(self.frames.len())).collect();
+        self.bytes -= taken.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
         taken
+    }
+
+    /// When the oldest buffered frame was put (0: none is).
+    pub(super) fn oldest_put(&self) -> u64 {
+        self.frames.front().map_or(0, |f| f.put.at_ns)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -227,7 +241,7 @@ impl Core {
 
     /// This process's counters of the queue.
     pub(super) fn counters(&self, l: &Local) -> Counters<'_> {
-        Counters::new(self.my_slot(l), self.opts.stats)
+        Counters::new(&self.seg, l.slot, self.opts.stats)
     }
 
     pub(super) fn capacity(&self) -> Capacity<'_> {
@@ -282,9 +296,9 @@ impl Core {
             return Err(PutError::Full(item));
         }
         // From here the item is accepted.
-        self.counters(local).accepted(frame.len(), bounded);
+        let put = self.counters(local).accepted(frame.len(), bounded);
         drop(item);
-        self.enqueue(local, frame);
+        self.enqueue(local, frame, put);
         Ok(())
     }
 
@@ -313,11 +327,8 @@ impl Core {
             if let Err(e) = self.await_item(&ch, local, deadline, nowait, &mut wait) {
                 break Err(e);
             }
-            match self.take_item(&ch, local, buf, deadline) {
-                Ok(true) => {
-                    counters.got(buf.len());
-                    break Ok(());
-                }
+            match self.take_item(&ch, local, buf, deadline, &counters) {
+                Ok(true) => break Ok(()),
                 Ok(false) => {
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
                         break Err(GetError::Empty);
@@ -385,13 +396,15 @@ impl Core {
         Ok(())
     }
 
-    /// Takes the read lock and reads one item (see `Channel::read`).
+    /// Takes the read lock and reads one item (see `Channel::read`), counting it: the count
+    /// under the lock (its holder alone writes `gets`), the times after it.
     fn take_item(
         &self,
         ch: &Channel<'_>,
         local: &Local,
         buf: &mut Vec<u8>,
         deadline: Option<u64>,
+        counters: &Counters<'_>,
     ) -> Result<bool, ReadStop> {
         // `get_nowait` still waits a little for another reader to finish copying an item.
         let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
@@ -399,8 +412,17 @@ impl Core {
         let mut me = Reader {
             slot: local.slot,
             parked: &local.parked,
+            stamp: None,
         };
-        ch.read(&guard, buf, deadline, &mut me)
+        let got = ch.read(&guard, buf, deadline, &mut me)?;
+        if got {
+            counters.got(buf.len());
+        }
+        drop(guard);
+        if got {
+            counters.got_at(me.stamp);
+        }
+        Ok(got)
     }
 
     pub(super) fn close(&self) {
@@ -436,6 +458,7 @@ impl Core {
         // Whatever is still buffered (the feeder never started, or was cancelled) is dropped.
         let rest = st.buffer.take(usize::MAX);
         st.dropped += self.count_dropped(local, &rest);
+        self.counters(local).buffered_since(0);
         // What was dropped is counted in the stats (`dropped` of this process, `lost` of
         // the queue); after `cancel_join_thread` dropping is what the caller asked for.
         match std::mem::take(&mut st.dropped) {
@@ -459,6 +482,7 @@ impl Core {
             let mut me = Reader {
                 slot: local.slot,
                 parked: &local.parked,
+                stamp: None,
             };
             ch.abandon_parked(&guard, &mut me);
         }

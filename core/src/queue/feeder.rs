@@ -1,11 +1,12 @@
 //! The way into the channel for one process's items: written straight from `put` when
 //! possible, else buffered for the feeder thread, with flow control between the two.
 
-use super::core::{Core, Local, LocalState};
+use super::core::{Core, Frame, Local, LocalState};
 use crate::channel::{Channel, Progress, WriteLimits};
-use crate::layout;
+use crate::layout::STAMP_LEN;
 use crate::procs;
 use crate::segment::SlotIndex;
+use crate::stats::PutTime;
 use crate::sys;
 use std::sync::Arc;
 use std::sync::MutexGuard;
@@ -33,16 +34,21 @@ const BUFFER_HIGH_ITEMS: usize = 4 * FEEDER_BATCH;
 impl Core {
     /// Writes straight into the ring when nothing of ours is pending and the write lock is
     /// free; otherwise appends to the buffer for the feeder (per-process FIFO either way).
-    pub(super) fn enqueue(self: &Arc<Self>, local: &Local, frame: &[u8]) {
+    pub(super) fn enqueue(self: &Arc<Self>, local: &Local, frame: &[u8], put: PutTime) {
         let mut st = local.lock();
         if st.buffer.len() >= BUFFER_HIGH_ITEMS || st.buffer.bytes >= self.seg.ring().1 {
             st = self.await_drain(local, st);
         }
-        if st.buffer.is_empty() && !st.busy && self.write_direct(frame, local.slot) {
+        let idle = st.buffer.is_empty() && !st.busy;
+        if idle && self.write_direct(frame, put.stamp, local.slot) {
             self.start_feeder(&mut st);
             return;
         }
-        st.buffer.push(frame);
+        if idle {
+            // The oldest item not yet in the ring is this one now.
+            self.counters(local).buffered_since(put.at_ns);
+        }
+        st.buffer.push(frame, put);
         self.start_feeder(&mut st);
         if st.feeder_idle {
             local.work.notify_one();
@@ -89,23 +95,22 @@ impl Core {
     /// in step with it: its buffer does not grow, and no third thread competes for the CPUs
     /// with the two doing the work. A reader that makes no room within [`DIRECT_WAIT_NS`]
     /// gets the item through the feeder, so `put` never waits longer than that for it.
-    pub(super) fn write_direct(&self, frame: &[u8], slot: SlotIndex) -> bool {
+    pub(super) fn write_direct(&self, frame: &[u8], stamp: Option<u64>, slot: SlotIndex) -> bool {
         let ch = Channel::new(&self.seg, self.opts.max_item);
-        if layout::record_size(frame.len() as u64) > ch.capacity() {
+        if !ch.fits_whole(frame.len()) {
             return false; // streamed in pieces by the feeder
         }
+        let len = frame.len() + STAMP_LEN;
         for _ in 0..DIRECT_TRIES {
             match ch.try_lock_write() {
                 Some(g) => {
-                    if ch.try_write(&g, frame, slot) {
+                    if ch.try_write(&g, frame, stamp, slot) {
                         return true;
                     }
                     drop(g);
                     // No room (then wait for some), or a crashed writer's item to end first
                     // (then the feeder does that, after the tries).
-                    if !ch.room_for(frame.len())
-                        && !ch.await_room(frame.len(), DIRECT_WAIT_NS, READER_STALL_NS)
-                    {
+                    if !ch.room_for(len) && !ch.await_room(len, DIRECT_WAIT_NS, READER_STALL_NS) {
                         return false;
                     }
                 }
@@ -141,7 +146,7 @@ impl Core {
         };
         let ch = Channel::new(&self.seg, self.opts.max_item);
         loop {
-            let batch: Vec<Vec<u8>> = {
+            let batch: Vec<Frame> = {
                 let mut st = local.lock();
                 while st.buffer.is_empty() && !st.stop {
                     st.feeder_idle = true;
@@ -165,6 +170,7 @@ impl Core {
                 let rest = st.buffer.take(usize::MAX);
                 st.dropped += self.count_dropped(local, &rest);
             }
+            self.counters(local).buffered_since(st.buffer.oldest_put());
             local.idle.notify_all();
         }
     }
@@ -174,7 +180,7 @@ impl Core {
     /// Items larger than the ring stream under the lock. While flushing (close or exit),
     /// every wait, the lock's included, ends after `flush_timeout` without a reader making
     /// room. Returns how many items were dropped.
-    pub(super) fn write_batch(&self, ch: &Channel<'_>, local: &Local, batch: &[Vec<u8>]) -> u64 {
+    pub(super) fn write_batch(&self, ch: &Channel<'_>, local: &Local, batch: &[Frame]) -> u64 {
         let cancel = || local.abort.load(Relaxed);
         let flushing = || local.stopping.load(Relaxed);
         let progress = Progress::new();
@@ -195,19 +201,24 @@ impl Core {
             let Ok(guard) = ch.lock_write_limited(&limits) else {
                 return self.count_dropped(local, &batch[i..]);
             };
-            while let Some(frame) = batch.get(i) {
-                if ch.fits_whole(frame.len()) && !ch.repair_pending() {
-                    if !ch.try_write(&guard, frame, local.slot) {
+            while let Some(Frame { bytes, put }) = batch.get(i) {
+                if ch.fits_whole(bytes.len()) && !ch.repair_pending() {
+                    if !ch.try_write(&guard, bytes, put.stamp, local.slot) {
                         break; // no room: wait for it without the lock
                     }
-                } else if ch.write(&guard, frame, local.slot, &limits).is_err() {
+                } else if ch
+                    .write(&guard, bytes, put.stamp, local.slot, &limits)
+                    .is_err()
+                {
                     return self.count_dropped(local, &batch[i..]);
                 }
                 i += 1;
             }
             drop(guard);
             if let Some(frame) = batch.get(i)
-                && ch.wait_room(frame.len(), &limits).is_err()
+                && ch
+                    .wait_room(frame.bytes.len() + STAMP_LEN, &limits)
+                    .is_err()
             {
                 return self.count_dropped(local, &batch[i..]);
             }
@@ -216,12 +227,12 @@ impl Core {
     }
 
     /// Counts frames that will never be written as dropped, and gives their capacity back.
-    pub(super) fn count_dropped(&self, local: &Local, frames: &[Vec<u8>]) -> u64 {
+    pub(super) fn count_dropped(&self, local: &Local, frames: &[Frame]) -> u64 {
         if frames.is_empty() {
             return 0;
         }
         let n = frames.len() as u64;
-        let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
+        let bytes: u64 = frames.iter().map(|f| f.bytes.len() as u64).sum();
         procs::count_dropped(&self.seg, local.slot, n, bytes);
         n
     }
