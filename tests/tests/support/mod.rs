@@ -1,6 +1,10 @@
 //! Helpers for the end-to-end tests: the workspace's binaries, a private queue directory,
-//! a tmux session driven like a person would, and polling with deadlines.
+//! a tmux session driven like a person would, and polling with deadlines; the exporter and
+//! a Prometheus server ([`prom`]); the dashboard's queries and PromQL selectors ([`promql`]).
 #![allow(dead_code)]
+
+pub mod prom;
+pub mod promql;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
