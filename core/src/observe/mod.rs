@@ -29,11 +29,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod duration;
 mod file;
 mod health;
 mod parse;
 mod snapshot;
 
+pub use duration::parse_duration;
 use file::{GRACE, StatsFile};
 pub use health::{Health, HealthRules, HealthWindow};
 
