@@ -15,6 +15,7 @@ use crate::layout::{self, Histogram, ProcSlot, STAMP_EVERY, role};
 use crate::segment::{Segments, SlotIndex};
 use crate::sys;
 use crate::timeline;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 /// Which blocking call waited.
@@ -41,53 +42,72 @@ pub(crate) struct PutTime {
 pub(crate) struct Counters<'a> {
     seg: &'a Segments,
     slot: &'a ProcSlot,
+    /// This process's note of when the next period of the put timeline starts (see
+    /// `timeline::note_put`): puts before it skip the timeline.
+    next_point: &'a AtomicU64,
     on: bool,
 }
 
 impl<'a> Counters<'a> {
-    /// The counters in `seg`'s slot `slot`, with the optional ones `on` or off.
-    pub(crate) fn new(seg: &'a Segments, slot: SlotIndex, on: bool) -> Self {
+    /// The counters in `seg`'s slot `slot`, with the optional ones `on` or off;
+    /// `next_point` is the process's own word for [`timeline::note_put`].
+    pub(crate) fn new(
+        seg: &'a Segments,
+        slot: SlotIndex,
+        next_point: &'a AtomicU64,
+        on: bool,
+    ) -> Self {
         Counters {
             seg,
             slot: seg.slot(slot),
+            next_point,
             on,
         }
     }
 
     /// An item `put` accepted (`bytes` encoded): counted before it can be read, so that
     /// `gets <= puts` in any snapshot. On a bounded queue its capacity unit stops being
-    /// "reserving" now.
-    ///
-    /// With the counters on, also the put's time: the process's last put, the queue's put
-    /// timeline (see `timeline`), and on every [`STAMP_EVERY`]th put of the process a put
-    /// stamp for the item to carry. One coarse clock read per put (a fine one when stamped).
+    /// "reserving" now. With the counters on, also when (see [`put_time`](Self::put_time)).
+    #[inline]
     pub(crate) fn accepted(&self, bytes: usize, bounded: bool) -> PutTime {
         let s = self.slot;
-        let mut put = PutTime::default();
-        if self.on {
-            let stamped = s.puts.load(Relaxed).is_multiple_of(STAMP_EVERY);
-            let now = if stamped {
-                sys::mono_now()
-            } else {
-                sys::coarse_now()
-            };
-            timeline::note_put(&self.seg.stats().timeline, now, || total_puts(self.seg));
-            put = PutTime {
-                at_ns: now,
-                stamp: stamped.then_some(now),
-            };
-        }
-        s.puts.fetch_add(1, SeqCst);
+        let ops = s.puts.fetch_add(1, SeqCst);
         if bounded {
             s.reserving.fetch_sub(1, SeqCst);
         }
         s.bytes_put.fetch_add(bytes as u64, Relaxed);
         if self.on {
-            self.mark(role::PRODUCER);
-            s.last_put_ns.store(put.at_ns, Relaxed);
-            s.heartbeat_ns.store(put.at_ns, Relaxed);
+            self.put_time(ops)
+        } else {
+            PutTime::default()
         }
-        put
+    }
+
+    /// The time of the process's put number `ops` (0-based): its last put, the queue's put
+    /// timeline, and on every [`STAMP_EVERY`]th put a put stamp for the item to carry. One
+    /// coarse clock read per put (a fine one when stamped).
+    #[inline(always)]
+    fn put_time(&self, ops: u64) -> PutTime {
+        let s = self.slot;
+        let stamped = ops.is_multiple_of(STAMP_EVERY);
+        let now = if stamped {
+            sys::mono_now()
+        } else {
+            sys::coarse_now()
+        };
+        if now >= self.next_point.load(Relaxed) {
+            // This item is counted already: the items before it are one fewer.
+            let before = || total_puts(self.seg).wrapping_sub(1);
+            let next = timeline::note_put(&self.seg.stats().timeline, now, before);
+            self.next_point.store(next, Relaxed);
+        }
+        self.mark(role::PRODUCER);
+        s.last_put_ns.store(now, Relaxed);
+        s.heartbeat_ns.store(now, Relaxed);
+        PutTime {
+            at_ns: now,
+            stamp: stamped.then_some(now),
+        }
     }
 
     /// An item `get` returned. Called under the read lock, after `consumed`: the Release
@@ -103,10 +123,15 @@ impl<'a> Counters<'a> {
 
     /// The time of a `get` that returned an item (after the read lock is let go): the
     /// process's last get and, for an item with a put stamp, its time in queue.
+    #[inline]
     pub(crate) fn got_at(&self, stamp: Option<u64>) {
-        if !self.on {
-            return;
+        if self.on {
+            self.get_time(stamp);
         }
+    }
+
+    #[inline]
+    fn get_time(&self, stamp: Option<u64>) {
         let s = self.slot;
         let now = match stamp {
             Some(put) => {
@@ -128,6 +153,7 @@ impl<'a> Counters<'a> {
     }
 
     /// Marks the role (once).
+    #[inline(always)]
     fn mark(&self, role_bit: u64) {
         let s = self.slot;
         if s.role.load(Relaxed) & role_bit == 0 {

@@ -38,10 +38,11 @@ fn is_current(at_ns: u64, ns: u64, tier: usize) -> bool {
 
 /// Notes a put at monotonic time `now`: if it is the first of a period, writes that
 /// period's point in each tier, with `puts_before()` (queue-wide items put before it).
-/// One load on the way of every other put.
-pub(crate) fn note_put(t: &Timeline, now: u64, puts_before: impl Fn() -> u64) {
+/// Returns when the next period starts: a process need not call again before then.
+pub(crate) fn note_put(t: &Timeline, now: u64, puts_before: impl Fn() -> u64) -> u64 {
+    let next = (period(now, 0) + 1) << TIMELINE_SHIFT;
     if is_current(entry(t, now, 0).at_ns.load(Relaxed), now, 0) {
-        return;
+        return next;
     }
     let mut puts = None;
     for tier in 0..TIMELINE_TIERS {
@@ -63,6 +64,7 @@ pub(crate) fn note_put(t: &Timeline, now: u64, puts_before: impl Fn() -> u64) {
         // Release: a reader that sees the time sees the count.
         e.at_ns.store(now, Release);
     }
+    next
 }
 
 /// The points of a timeline as read by an observer: `(at_ns, puts_before)` pairs, zero or

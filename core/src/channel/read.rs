@@ -184,17 +184,20 @@ impl<'a> Channel<'a> {
                     format!("record of {len} bytes overruns the data"),
                 ));
             }
-            // A put stamp may lead a WHOLE or FIRST record's data; any other flag is corrupt.
-            let stamped = raw_kind & kind::STAMPED != 0;
-            let kind = raw_kind & !kind::STAMPED;
-            let stamp_len = if stamped { STAMP_LEN as u32 } else { 0 };
-            if (stamped && !matches!(kind, kind::WHOLE | kind::FIRST)) || len < stamp_len {
-                return Err(self.corrupt(
-                    wp,
-                    CorruptKind::UnknownKind,
-                    format!("record of kind {raw_kind:#x} with {len} bytes"),
-                ));
-            }
+            // A put stamp may lead a WHOLE or FIRST record's data.
+            let (kind, stamp_len) = if raw_kind & kind::STAMPED == 0 {
+                (raw_kind, 0)
+            } else {
+                let kind = raw_kind & !kind::STAMPED;
+                if !matches!(kind, kind::WHOLE | kind::FIRST) || len < STAMP_LEN as u32 {
+                    return Err(self.corrupt(
+                        wp,
+                        CorruptKind::UnknownKind,
+                        format!("record of kind {raw_kind:#x} with {len} bytes"),
+                    ));
+                }
+                (kind, STAMP_LEN as u32)
+            };
             let rec = Record {
                 rp,
                 wp,

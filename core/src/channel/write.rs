@@ -193,9 +193,8 @@ impl<'a> Channel<'a> {
         stamp: Option<u64>,
         slot: SlotIndex,
     ) -> bool {
-        let stamp = stamp.map(u64::to_le_bytes);
-        let prefix: &[u8] = stamp.as_ref().map_or(&[], |s| s);
-        let need = record_size((prefix.len() + frame.len()) as u64);
+        let stamp_len = if stamp.is_some() { STAMP_LEN } else { 0 };
+        let need = record_size((stamp_len + frame.len()) as u64);
         if need > self.cap
             || self.seg.data().wj_active.load(Relaxed) != 0
             || !matches!(self.free_at_least(need), Ok(f) if f >= need)
@@ -207,12 +206,10 @@ impl<'a> Channel<'a> {
         let s = self.seg.slot(slot);
         let committed = s.committed.load(Relaxed);
         self.begin_journal(wp, slot, committed);
-        let kind = if prefix.is_empty() {
-            kind::WHOLE
-        } else {
-            kind::WHOLE | kind::STAMPED
-        };
-        self.write_record(wp, kind, prefix, frame);
+        match stamp {
+            None => self.write_record(wp, kind::WHOLE, &[], frame),
+            Some(t) => self.write_record(wp, kind::WHOLE | kind::STAMPED, &t.to_le_bytes(), frame),
+        }
         d.wj_final.store(wp + need, Relaxed);
         self.publish_write(wp + need);
         self.end_journal(slot, committed, frame.len());
@@ -242,7 +239,9 @@ impl<'a> Channel<'a> {
     pub(super) fn write_record(&self, pos: u64, kind: u32, prefix: &[u8], data: &[u8]) {
         let len = prefix.len() + data.len();
         self.write_header(pos, len as u32, kind);
-        self.copy_in(pos + RECORD_HEADER, prefix);
+        if !prefix.is_empty() {
+            self.copy_in(pos + RECORD_HEADER, prefix);
+        }
         self.copy_in(pos + RECORD_HEADER + prefix.len() as u64, data);
     }
 

@@ -288,7 +288,9 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         oldest_age,
         last_get_age: age(now, raw.last_get_ns),
         last_put_age: age(now, raw.last_put_ns),
-        buffered_items: processes.iter().map(|p| p.buffered_items).sum(),
+        buffered_items: processes
+            .iter()
+            .fold(0, |n, p| n.saturating_add(p.buffered_items)),
         alive: processes.iter().any(|p| p.alive),
         processes,
         created_by: raw.created_by as u32,

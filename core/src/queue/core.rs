@@ -79,6 +79,8 @@ pub(super) struct Local {
     pub(super) detached: AtomicBool,
     /// A streamed item this process's `get` timed out in (see `Channel::read`).
     pub(super) parked: Mutex<Option<Partial>>,
+    /// When the put timeline's next period starts (see `Counters`).
+    pub(super) next_point: AtomicU64,
 }
 
 /// An encoded item waiting for the feeder, with when it was put.
@@ -179,7 +181,17 @@ impl Core {
 
     /// This process's `Local`, attaching the process on first use (and in forked children),
     /// waiting for the slot lock at most until `deadline` (`None`: 10 s).
+    #[inline]
     pub(super) fn local(&self, deadline: Option<u64>) -> Result<&Local, Error> {
+        match self.current_local() {
+            Some(l) => Ok(l),
+            None => self.attach_local(deadline),
+        }
+    }
+
+    /// `local`'s way when this process has no `Local` of its generation yet.
+    #[cold]
+    fn attach_local(&self, deadline: Option<u64>) -> Result<&Local, Error> {
         let generation = registry::generation();
         let p = self.local.load(Acquire);
         // SAFETY: a non-null pointer was produced by Box::into_raw below and is freed only in
@@ -214,6 +226,7 @@ impl Core {
             abort: AtomicBool::new(false),
             detached: AtomicBool::new(false),
             parked: Mutex::new(None),
+            next_point: AtomicU64::new(0),
         }));
         match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
             // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
@@ -229,6 +242,7 @@ impl Core {
     }
 
     /// The current `Local` if this process has one (no attach).
+    #[inline]
     pub(super) fn current_local(&self) -> Option<&Local> {
         // SAFETY: see `local`.
         unsafe { self.local.load(Acquire).as_ref() }
@@ -240,8 +254,8 @@ impl Core {
     }
 
     /// This process's counters of the queue.
-    pub(super) fn counters(&self, l: &Local) -> Counters<'_> {
-        Counters::new(&self.seg, l.slot, self.opts.stats)
+    pub(super) fn counters<'s>(&'s self, l: &'s Local) -> Counters<'s> {
+        Counters::new(&self.seg, l.slot, &l.next_point, self.opts.stats)
     }
 
     pub(super) fn capacity(&self) -> Capacity<'_> {
