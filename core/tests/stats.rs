@@ -795,3 +795,23 @@ fn without_a_readable_proc_nothing_is_known_dead_or_removed() {
     assert!(r("live-owner").snapshot().unwrap().alive);
     drop(live);
 }
+
+/// Threads of one process getting at once: each get is counted, once (the count is made
+/// under the read lock, the only writer of the slot's `gets`).
+#[test]
+fn gets_of_many_threads_of_one_process_are_all_counted() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<u32> = Queue::builder().label("threads").create().unwrap();
+    let n = 200_000u32;
+    for i in 0..n {
+        q.put(i).unwrap();
+    }
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| while q.get_nowait().is_ok() {});
+        }
+    });
+    let s = snap("threads");
+    assert_eq!((s.puts, s.gets, s.size), (n as u64, n as u64, 0));
+}
