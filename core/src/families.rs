@@ -3,8 +3,11 @@
 //! so the two cannot diverge.
 //!
 //! Each [`Family`] reads its value(s) from an [`observe::Snapshot`](crate::observe::Snapshot):
-//! one sample per queue ([`Source::Queue`]), one per attached process of each queue
-//! ([`Source::Process`]), or one bucketed histogram per queue ([`Source::Histogram`]).
+//! one sample per queue ([`Source::Queue`], or [`Source::QueueIfKnown`] where a value can
+//! be unknown), one per attached process of each queue ([`Source::Process`]), or one
+//! bucketed histogram per queue ([`Source::Histogram`]). One family, `mpqueue_health`, is a
+//! state set ([`Source::Health`]): its value is the publisher's verdict, judged by a
+//! [`HealthWindow`](crate::observe::HealthWindow) kept across refreshes.
 //! Samples are labelled with [`queue_labels`], and per-process ones also with
 //! [`process_labels`]. [`FAMILIES`] lists them in the order the exporter writes them.
 //!
@@ -27,7 +30,7 @@
 //! assert_eq!(names.len(), families::FAMILIES.len());
 //! ```
 
-use crate::observe::{HistogramSnapshot, ProcessSnapshot, Snapshot};
+use crate::observe::{Health, HistogramSnapshot, ProcessSnapshot, Snapshot};
 use Kind::{Counter, Gauge};
 use Unit::{Bytes, Count, Seconds};
 
@@ -107,6 +110,16 @@ pub enum Scope {
 pub enum Source {
     /// One value per queue.
     Queue(fn(&Snapshot) -> f64),
+    /// One value per queue, or none while it is unknown (nothing got yet, say): the sample
+    /// is left out then, rather than written as a made-up number.
+    QueueIfKnown(fn(&Snapshot) -> Option<f64>),
+    /// A state set (Prometheus has no such type: it is a [`Kind::Gauge`]): one sample per
+    /// queue and verdict of [`Health::ALL`], labelled [`HEALTH_LABEL`] with
+    /// [`Health::as_str`], 1 for the queue's verdict and 0 for the others
+    /// ([`health_states`]). The verdict is not in a snapshot: the publisher judges it with
+    /// a [`HealthWindow`](crate::observe::HealthWindow) it keeps across refreshes, once
+    /// per refresh, since `Lagging` needs earlier snapshots.
+    Health,
     /// One value per attached process ([`Snapshot::processes`]).
     Process(fn(&ProcessSnapshot) -> f64),
     /// One histogram per queue; bucket bounds are [`HistogramSnapshot::bounds`] (ns).
@@ -222,7 +235,9 @@ impl Family {
     /// ```
     pub fn scope(&self) -> Scope {
         match self.source {
-            Source::Queue(_) | Source::Histogram(_) => Scope::Queue,
+            Source::Queue(_) | Source::QueueIfKnown(_) | Source::Health | Source::Histogram(_) => {
+                Scope::Queue
+            }
             Source::Process(_) => Scope::Process,
         }
     }
@@ -272,6 +287,22 @@ const fn queue(
     }
 }
 
+const fn queue_if_known(
+    name: &'static str,
+    unit: Unit,
+    help: &'static str,
+    value: fn(&Snapshot) -> Option<f64>,
+) -> Family {
+    Family {
+        name,
+        kind: Gauge,
+        help,
+        unit,
+        source: Source::QueueIfKnown(value),
+        quantiles: &[],
+    }
+}
+
 const fn process(
     kind: Kind,
     name: &'static str,
@@ -315,7 +346,10 @@ const fn histogram(
 /// ```
 /// use mpqueue::families::{FAMILIES, Kind};
 /// let histograms: Vec<_> = FAMILIES.iter().filter(|f| f.kind() == Kind::Histogram).map(|f| f.name()).collect();
-/// assert_eq!(histograms, ["mpqueue_put_blocked_seconds", "mpqueue_get_blocked_seconds"]);
+/// assert_eq!(
+///     histograms,
+///     ["mpqueue_put_blocked_seconds", "mpqueue_get_blocked_seconds", "mpqueue_item_wait_seconds"]
+/// );
 /// ```
 #[rustfmt::skip]
 pub static FAMILIES: &[Family] = &[
@@ -335,6 +369,10 @@ pub static FAMILIES: &[Family] = &[
     queue(Counter, "mpqueue_lock_recoveries_total", Count, "Locks taken over from a dead owner.", |s| s.lock_recoveries as f64),
     queue(Gauge, "mpqueue_processes", Count, "Attached processes that are alive.", |s| s.processes.iter().filter(|p| p.alive).count() as f64),
     queue(Gauge, "mpqueue_ring_capacity_bytes", Bytes, "Size of the shared channel ring.", |s| s.ring_capacity as f64),
+    queue(Gauge, "mpqueue_buffered_items", Count, "Items put and still in a feeder buffer, summed over the processes (counted in mpqueue_size).", |s| s.buffered_items as f64),
+    queue_if_known("mpqueue_oldest_item_age_seconds", Seconds, "Age of the oldest item in the queue, feeder buffers included; 0 when empty, no sample when unknown (old layout, counters off).", oldest_age),
+    queue_if_known("mpqueue_last_get_age_seconds", Seconds, "Time since a get last returned an item of the queue; no sample until one has.", |s| s.last_get_age.map(|d| d.as_secs_f64())),
+    Family { name: "mpqueue_health", kind: Gauge, help: "Health verdict as a state set: 1 for the current status (ok, idle, lagging, stalled, no_consumer), 0 for the others.", unit: Count, source: Source::Health, quantiles: &[] },
     histogram(
         "mpqueue_put_blocked_seconds",
         "Time put calls spent blocked on a full queue (calls that did not block are not observed).",
@@ -347,6 +385,12 @@ pub static FAMILIES: &[Family] = &[
         &[Quantile { q: 0.5, name: "mpqueue_get_blocked_p50_seconds" }, Quantile { q: 0.99, name: "mpqueue_get_blocked_p99_seconds" }],
         |s| &s.get_blocked,
     ),
+    histogram(
+        "mpqueue_item_wait_seconds",
+        "Time items spent in the queue, from put to get (every 16th item of each producer).",
+        &[Quantile { q: 0.5, name: "mpqueue_item_wait_p50_seconds" }, Quantile { q: 0.99, name: "mpqueue_item_wait_p99_seconds" }],
+        |s| &s.wait,
+    ),
     process(Gauge, "mpqueue_process_buffered_items", Count, "Items a process has put that are still in its feeder buffer.", |p| p.buffered_items as f64),
     process(Gauge, "mpqueue_process_buffered_bytes", Bytes, "Bytes of those items.", |p| p.buffered_bytes as f64),
     process(Counter, "mpqueue_process_puts_total", Count, "Items a process put.", |p| p.puts as f64),
@@ -354,6 +398,34 @@ pub static FAMILIES: &[Family] = &[
     process(Gauge, "mpqueue_process_alive", Count, "1 if the attached process is running.", |p| f64::from(u8::from(p.alive))),
     process(Gauge, "mpqueue_process_heartbeat_age_seconds", Seconds, "Time since the process last put or got (-1 if never).", |p| p.heartbeat_age.map_or(-1.0, |d| d.as_secs_f64())),
 ];
+
+/// `mpqueue_oldest_item_age_seconds`: the age, 0 when the queue is empty, unknown when
+/// items wait and their age is not known.
+fn oldest_age(s: &Snapshot) -> Option<f64> {
+    match s.oldest_age {
+        Some(age) => Some(age.as_secs_f64()),
+        None => (s.size == 0).then_some(0.0),
+    }
+}
+
+/// The label that names a verdict in the [`Source::Health`] state set.
+pub const HEALTH_LABEL: &str = "status";
+
+/// The samples of the [`Source::Health`] state set for a queue judged `verdict`: each
+/// verdict of [`Health::ALL`] (its [`HEALTH_LABEL`] value) with 1.0 for `verdict` and 0.0
+/// for the others.
+///
+/// # Examples
+/// ```
+/// use mpqueue::observe::Health;
+/// let states = mpqueue::families::health_states(Health::Stalled);
+/// assert_eq!(states.len(), Health::ALL.len());
+/// assert!(states.contains(&("stalled", 1.0)) && states.contains(&("ok", 0.0)));
+/// assert_eq!(states.iter().map(|(_, v)| v).sum::<f64>(), 1.0);
+/// ```
+pub fn health_states(verdict: Health) -> [(&'static str, f64); Health::ALL.len()] {
+    Health::ALL.map(|h| (h.as_str(), if h == verdict { 1.0 } else { 0.0 }))
+}
 
 /// The family called `name`, if any.
 ///
@@ -480,12 +552,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_state_set_has_one_status_set_per_verdict() {
+        let state_sets: Vec<_> = FAMILIES
+            .iter()
+            .filter(|f| matches!(f.source, Source::Health))
+            .map(|f| (f.name, f.kind))
+            .collect();
+        assert_eq!(state_sets, [("mpqueue_health", Kind::Gauge)]);
+        for verdict in Health::ALL {
+            let states = health_states(verdict);
+            let on: Vec<_> = states.iter().filter(|(_, v)| *v == 1.0).collect();
+            assert_eq!(on, [&(verdict.as_str(), 1.0)]);
+            assert!(states.iter().all(|(_, v)| *v == 0.0 || *v == 1.0));
+        }
+    }
+
+    /// The oldest age is 0 for an empty queue, and unknown (no sample) only when items
+    /// wait and nobody knows since when.
+    #[test]
+    fn the_oldest_age_is_zero_when_empty_and_unknown_only_with_items() {
+        let mut s = Snapshot::default();
+        assert_eq!(oldest_age(&s), Some(0.0));
+        s.size = 3;
+        assert_eq!(oldest_age(&s), None);
+        s.oldest_age = Some(std::time::Duration::from_millis(2500));
+        assert_eq!(oldest_age(&s), Some(2.5));
+        let last_get = find("mpqueue_last_get_age_seconds").unwrap();
+        let Source::QueueIfKnown(value) = last_get.source else {
+            panic!("{last_get:?}")
+        };
+        assert_eq!(value(&s), None, "never got: no sample");
+        s.last_get_age = Some(std::time::Duration::from_secs(4));
+        assert_eq!(value(&s), Some(4.0));
+    }
+
     /// The exporter writes the per-queue families, then the histograms, then the
     /// per-process ones (so leaving the last out drops a tail of the page).
     #[test]
     fn families_are_in_page_order() {
         let rank = |f: &Family| match f.source {
-            Source::Queue(_) => 0,
+            Source::Queue(_) | Source::QueueIfKnown(_) | Source::Health => 0,
             Source::Histogram(_) => 1,
             Source::Process(_) => 2,
         };

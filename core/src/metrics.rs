@@ -6,7 +6,14 @@
 //! and, per queue (labels [`queue_labels`]: `queue`, `named`, `id`):
 //! - sets every per-queue counter of [`FAMILIES`] as a counter (`mpqueue_puts_total`,
 //!   `mpqueue_lost_items_total`, …) and every per-queue gauge as a gauge (`mpqueue_size`,
-//!   `mpqueue_processes`, …), with the family's help text and unit as its description;
+//!   `mpqueue_processes`, …), with the family's help text and unit as its description; a
+//!   value that is unknown ([`Source::QueueIfKnown`], such as `mpqueue_last_get_age_seconds`
+//!   before the first get) is not set (a recorder keeps a gauge's last value);
+//! - sets the `mpqueue_health` state set ([`Source::Health`]) as one gauge per verdict,
+//!   labelled `status`, 1 for the queue's verdict and 0 for the others. The verdicts come
+//!   from a [`HealthWindow`] with the default [`HealthRules`](crate::observe::HealthRules)
+//!   that this module keeps across reports, judging each queue once per report; `Lagging`
+//!   needs reports spanning half its window (5 s);
 //! - sets each histogram family's [`Family::quantiles`] as gauges of their own names
 //!   (`mpqueue_put_blocked_p50_seconds`, `…_p99_seconds`, and `get`): a recorder takes
 //!   observations, not bucket counts, so the exact histograms
@@ -27,10 +34,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::families::{FAMILIES, Family, Kind, Source, Unit, queue_labels};
-use crate::observe::{self, Snapshot};
+use crate::families::{
+    FAMILIES, Family, HEALTH_LABEL, Kind, Source, Unit, health_states, queue_labels,
+};
+use crate::observe::{self, Health, HealthWindow, Snapshot};
 use crate::registry;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+/// The verdicts' memory across reports: a queue lags only over a window of them.
+static WINDOW: Mutex<Option<HealthWindow>> = Mutex::new(None);
 
 fn unit(u: Unit) -> ::metrics::Unit {
     match u {
@@ -44,10 +57,10 @@ fn unit(u: Unit) -> ::metrics::Unit {
 fn describe() {
     for f in FAMILIES {
         match (f.kind(), f.source()) {
-            (Kind::Counter, Source::Queue(_)) => {
+            (Kind::Counter, Source::Queue(_) | Source::QueueIfKnown(_)) => {
                 ::metrics::describe_counter!(f.name(), unit(f.unit()), f.help());
             }
-            (Kind::Gauge, Source::Queue(_)) => {
+            (Kind::Gauge, Source::Queue(_) | Source::QueueIfKnown(_) | Source::Health) => {
                 ::metrics::describe_gauge!(f.name(), unit(f.unit()), f.help());
             }
             (_, Source::Histogram(_)) => {
@@ -68,15 +81,32 @@ fn quantile_help(f: &Family, q: f64) -> String {
     )
 }
 
-fn publish(s: &Snapshot) {
+fn publish(s: &Snapshot, verdict: Health) {
     let labels = queue_labels(s);
     for f in FAMILIES {
         match (f.kind(), f.source()) {
             (Kind::Counter, Source::Queue(value)) => {
                 ::metrics::counter!(f.name(), &labels).absolute(value(s) as u64);
             }
+            (Kind::Counter, Source::QueueIfKnown(value)) => {
+                if let Some(v) = value(s) {
+                    ::metrics::counter!(f.name(), &labels).absolute(v as u64);
+                }
+            }
             (Kind::Gauge, Source::Queue(value)) => {
                 ::metrics::gauge!(f.name(), &labels).set(value(s));
+            }
+            (Kind::Gauge, Source::QueueIfKnown(value)) => {
+                if let Some(v) = value(s) {
+                    ::metrics::gauge!(f.name(), &labels).set(v);
+                }
+            }
+            (_, Source::Health) => {
+                for (status, v) in health_states(verdict) {
+                    let [queue, named, id] = labels.clone();
+                    let labels = [queue, named, id, (HEALTH_LABEL, status.to_string())];
+                    ::metrics::gauge!(f.name(), &labels).set(v);
+                }
             }
             (_, Source::Histogram(pick)) => {
                 for q in f.quantiles() {
@@ -100,6 +130,9 @@ fn publish(s: &Snapshot) {
 /// ```
 pub fn report() {
     describe();
+    let mut window = WINDOW.lock().unwrap_or_else(PoisonError::into_inner);
+    let window = window.get_or_insert_with(HealthWindow::default);
+    let mut ids = Vec::new();
     for queue in registry::live() {
         let seg = queue.segments();
         let id = seg
@@ -107,9 +140,11 @@ pub fn report() {
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         if let Ok(s) = observe::parse(seg.stats_words(), seg.stats_path(), &id) {
-            publish(&s);
+            publish(&s, window.judge(&s));
+            ids.push(id);
         }
     }
+    window.retain(&ids);
 }
 
 /// Starts a thread that calls [`report`] every `interval`, for the life of the process.
@@ -226,6 +261,37 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("# HELP mpqueue_puts_total Items accepted by put.\n"));
+    }
+
+    /// The health state set: one gauge per verdict, 1 for the queue's (a queue that just
+    /// moved an item and is empty again is `ok`), 0 for the others; the wait quantiles
+    /// and the ages are there too.
+    #[test]
+    fn report_sets_the_health_state_set_and_the_ages() {
+        let page = reported_page();
+        let health: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with("mpqueue_health{"))
+            .collect();
+        assert_eq!(health.len(), Health::ALL.len(), "{page}");
+        for h in Health::ALL {
+            let want = if h == Health::Ok { " 1" } else { " 0" };
+            let status = format!("status=\"{}\"", h.as_str());
+            assert!(
+                health
+                    .iter()
+                    .any(|l| l.contains(&status) && l.ends_with(want)),
+                "{status}{want}\n{page}"
+            );
+        }
+        for name in [
+            "mpqueue_oldest_item_age_seconds{",
+            "mpqueue_last_get_age_seconds{",
+            "mpqueue_buffered_items{",
+            "mpqueue_item_wait_p50_seconds{",
+        ] {
+            assert!(page.lines().any(|l| l.starts_with(name)), "{name}\n{page}");
+        }
     }
 
     /// `promtool check metrics` (Debian package prometheus; `scripts/test.sh` installs

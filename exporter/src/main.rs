@@ -8,10 +8,11 @@ mod server;
 use anyhow::Context;
 use clap::Parser;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use mpqueue::observe::{HealthRules, HealthWindow};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Serves every mpqueue queue's shared-memory counters to Prometheus.
@@ -36,6 +37,11 @@ struct Args {
     /// its request yet is closed to make room; if all are busy, new ones get a 503.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: u16,
+    /// A queue whose items wait, with a live consumer that has got nothing for this long
+    /// (and items as old), is `stalled` in `mpqueue_health`. A number and a unit: 500ms,
+    /// 10s, 2m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpqueue::observe::parse_duration)]
+    stall_after: Duration,
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
@@ -90,9 +96,13 @@ fn error_reason(e: &mpqueue::Error) -> &'static str {
     }
 }
 
-/// One scrape: every stats segment, read now.
-fn scrape(dir: &Path, own: &Own, options: render::Options) -> String {
+/// One scrape: every stats segment, read now, and each live queue judged by `window`.
+///
+/// The window's lock is held while the segments are read and judged, so concurrent
+/// scrapes add each queue's snapshots to it in the order they were taken.
+fn scrape(dir: &Path, own: &Own, window: &Mutex<HealthWindow>, options: render::Options) -> String {
     let start = Instant::now();
+    let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
     let mut snaps = Vec::new();
     match mpqueue::observe::list_in(dir) {
         Ok(list) => {
@@ -109,11 +119,22 @@ fn scrape(dir: &Path, own: &Own, options: render::Options) -> String {
                 .increment(1)
         }
     }
-    let live = snaps.iter().filter(|s| s.alive).count();
-    metrics::gauge!("mpqueue_exporter_queues").set(live as f64);
-    metrics::gauge!("mpqueue_exporter_stale_queues").set((snaps.len() - live) as f64);
+    let total = snaps.len();
+    let live: Vec<render::Judged> = snaps
+        .into_iter()
+        .filter(|s| s.alive)
+        .map(|snapshot| render::Judged {
+            health: window.judge(&snapshot),
+            snapshot,
+        })
+        .collect();
+    let ids: Vec<String> = live.iter().map(|q| q.snapshot.id.clone()).collect();
+    window.retain(&ids);
+    drop(window);
+    metrics::gauge!("mpqueue_exporter_queues").set(live.len() as f64);
+    metrics::gauge!("mpqueue_exporter_stale_queues").set((total - live.len()) as f64);
     let mut out = String::with_capacity(64 * 1024);
-    render::render_with(&mut out, &snaps, options);
+    render::render_with(&mut out, &live, options);
     metrics::histogram!("mpqueue_exporter_scrape_duration_seconds")
         .record(start.elapsed().as_secs_f64());
     own.handle.run_upkeep();
@@ -154,11 +175,16 @@ fn main() -> anyhow::Result<()> {
     let options = render::Options {
         process_metrics: !args.no_process_metrics,
     };
+    // Kept across scrapes: `lagging` compares a queue with its earlier snapshots.
+    let window = Mutex::new(HealthWindow::new(HealthRules {
+        stall_after: args.stall_after,
+        ..HealthRules::default()
+    }));
     let site = Arc::new(server::Site {
         metrics_path: args.path.clone(),
         scrape: {
             let dir = dir.clone();
-            Box::new(move || scrape(&dir, &own, options))
+            Box::new(move || scrape(&dir, &own, &window, options))
         },
     });
     let limits = server::Limits {

@@ -3,11 +3,22 @@
 //! ([`mpqueue::families::FAMILIES`]), in its order, so the exporter and the `metrics`
 //! feature cannot disagree on names or types. Histograms are written from the
 //! shared-memory bucket counts as they are (cumulated, never resampled), which
-//! `metrics-exporter-prometheus` cannot do.
+//! `metrics-exporter-prometheus` cannot do. The health state set (`mpqueue_health`) is
+//! written from verdicts the caller judged ([`Judged`]), since they need earlier scrapes.
 
-use mpqueue::families::{self, FAMILIES, Family, Scope, Source};
-use mpqueue::observe::{HistogramSnapshot, ProcessSnapshot, Snapshot};
+use mpqueue::families::{self, FAMILIES, Family, HEALTH_LABEL, Scope, Source};
+use mpqueue::observe::{Health, HistogramSnapshot, ProcessSnapshot, Snapshot};
 use std::fmt::Write;
+
+/// A queue as a scrape shows it: its snapshot, and the health verdict the exporter's
+/// [`HealthWindow`](mpqueue::observe::HealthWindow) gave it for this scrape.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The queue's counters, read for this scrape.
+    pub snapshot: Snapshot,
+    /// Its verdict (written as the `mpqueue_health` state set).
+    pub health: Health,
+}
 
 /// Escapes a label value per the exposition format: backslash, double quote, newline.
 pub fn escape_label(v: &str) -> String {
@@ -47,11 +58,29 @@ fn header(out: &mut String, f: &Family) {
     let _ = writeln!(out, "# TYPE {} {}", f.name(), f.kind().as_str());
 }
 
-/// One sample per queue.
-fn queue_samples(out: &mut String, snaps: &[&Snapshot], name: &str, value: fn(&Snapshot) -> f64) {
+/// One sample per queue, left out where `value` gives `None`.
+fn queue_samples(
+    out: &mut String,
+    snaps: &[&Snapshot],
+    name: &str,
+    value: impl Fn(&Snapshot) -> Option<f64>,
+) {
     for s in snaps {
-        let l = labels(&families::queue_labels(s));
-        let _ = writeln!(out, "{name}{l} {}", value(s));
+        if let Some(v) = value(s) {
+            let l = labels(&families::queue_labels(s));
+            let _ = writeln!(out, "{name}{l} {v}");
+        }
+    }
+}
+
+/// The state set: one sample per queue and verdict, 1 for the queue's verdict.
+fn health_samples(out: &mut String, queues: &[&Judged], name: &str) {
+    for q in queues {
+        let base = labels(&families::queue_labels(&q.snapshot));
+        for (status, v) in families::health_states(q.health) {
+            let l = with_labels(&base, &[(HEALTH_LABEL, status.to_string())]);
+            let _ = writeln!(out, "{name}{l} {v}");
+        }
     }
 }
 
@@ -119,24 +148,29 @@ impl Default for Options {
     }
 }
 
-/// Renders the families of every live queue in `snaps` (stale ones are left out), with
+/// Renders the families of every live queue in `queues` (stale ones are left out), with
 /// the default [`Options`].
 #[cfg(test)]
-pub fn render(out: &mut String, snaps: &[Snapshot]) {
-    render_with(out, snaps, Options::default());
+pub fn render(out: &mut String, queues: &[Judged]) {
+    render_with(out, queues, Options::default());
 }
 
-/// Renders the families of every live queue in `snaps` with `options`: every family of the
-/// table, in its order (per-process ones only if `options.process_metrics`).
-pub fn render_with(out: &mut String, snaps: &[Snapshot], options: Options) {
-    let live: Vec<&Snapshot> = snaps.iter().filter(|s| s.alive).collect();
+/// Renders the families of every live queue in `queues` with `options`: every family of the
+/// table, in its order (per-process ones only if `options.process_metrics`). A value the
+/// table says is unknown has no sample (`mpqueue_last_get_age_seconds` before the first
+/// get); every other family has one per live queue (or process) on every scrape.
+pub fn render_with(out: &mut String, queues: &[Judged], options: Options) {
+    let judged: Vec<&Judged> = queues.iter().filter(|q| q.snapshot.alive).collect();
+    let live: Vec<&Snapshot> = judged.iter().map(|q| &q.snapshot).collect();
     for f in FAMILIES {
         if f.scope() == Scope::Process && !options.process_metrics {
             continue;
         }
         header(out, f);
         match f.source() {
-            Source::Queue(value) => queue_samples(out, &live, f.name(), value),
+            Source::Queue(value) => queue_samples(out, &live, f.name(), |s| Some(value(s))),
+            Source::QueueIfKnown(value) => queue_samples(out, &live, f.name(), value),
+            Source::Health => health_samples(out, &judged, f.name()),
             Source::Process(value) => process_samples(out, &live, f.name(), value),
             Source::Histogram(pick) => histogram_samples(out, &live, f.name(), pick),
         }
@@ -181,6 +215,14 @@ mod tests {
         s.empty_events = 2;
         s.get_timeouts = 1;
         s.put_blocked = put_blocked;
+        s.wait.buckets[19] = 3; // 0.27 to 0.54 s
+        s.wait.buckets[20] = 1;
+        s.wait.count = 4;
+        s.wait.sum_ns = 2_000_000_000;
+        s.oldest_age = Some(Duration::from_millis(2500));
+        s.last_get_age = Some(Duration::from_millis(250));
+        s.last_put_age = Some(Duration::from_millis(10));
+        s.buffered_items = 3;
         s.processes = vec![p];
         s.created_by = 7;
         s.ring_capacity = 4096;
@@ -188,10 +230,23 @@ mod tests {
         s
     }
 
+    /// Each snapshot with the verdict it gets alone (as a first scrape judges it).
+    fn judged(snaps: Vec<Snapshot>) -> Vec<Judged> {
+        snaps
+            .into_iter()
+            .map(|snapshot| Judged {
+                health: snapshot.health(),
+                snapshot,
+            })
+            .collect()
+    }
+
     #[test]
     fn golden_lines() {
         let mut out = String::new();
-        render(&mut out, &[snap("jobs", true), snap("gone", false)]);
+        let mut queues = judged(vec![snap("jobs", true), snap("gone", false)]);
+        queues[0].health = Health::Lagging; // as a window of scrapes can judge it
+        render(&mut out, &queues);
         for line in [
             "# HELP mpqueue_puts_total Items accepted by put.",
             "# TYPE mpqueue_puts_total counter",
@@ -205,6 +260,18 @@ mod tests {
             "mpqueue_put_blocked_seconds_count{queue=\"jobs\",named=\"true\",id=\"q.4\"} 3",
             "mpqueue_process_buffered_items{queue=\"jobs\",named=\"true\",id=\"q.4\",pid=\"7\",role=\"producer\"} 3",
             "mpqueue_process_heartbeat_age_seconds{queue=\"jobs\",named=\"true\",id=\"q.4\",pid=\"7\",role=\"producer\"} 1.5",
+            "mpqueue_buffered_items{queue=\"jobs\",named=\"true\",id=\"q.4\"} 3",
+            "mpqueue_oldest_item_age_seconds{queue=\"jobs\",named=\"true\",id=\"q.4\"} 2.5",
+            "mpqueue_last_get_age_seconds{queue=\"jobs\",named=\"true\",id=\"q.4\"} 0.25",
+            "# TYPE mpqueue_health gauge",
+            "mpqueue_health{queue=\"jobs\",named=\"true\",id=\"q.4\",status=\"lagging\"} 1",
+            "mpqueue_health{queue=\"jobs\",named=\"true\",id=\"q.4\",status=\"ok\"} 0",
+            "# TYPE mpqueue_item_wait_seconds histogram",
+            "mpqueue_item_wait_seconds_bucket{queue=\"jobs\",named=\"true\",id=\"q.4\",le=\"0.268435456\"} 0",
+            "mpqueue_item_wait_seconds_bucket{queue=\"jobs\",named=\"true\",id=\"q.4\",le=\"0.536870912\"} 3",
+            "mpqueue_item_wait_seconds_bucket{queue=\"jobs\",named=\"true\",id=\"q.4\",le=\"1.073741824\"} 4",
+            "mpqueue_item_wait_seconds_sum{queue=\"jobs\",named=\"true\",id=\"q.4\"} 2",
+            "mpqueue_item_wait_seconds_count{queue=\"jobs\",named=\"true\",id=\"q.4\"} 4",
         ] {
             assert!(out.lines().any(|l| l == line), "missing: {line}\n{out}");
         }
@@ -217,11 +284,45 @@ mod tests {
             .collect();
         assert_eq!(counts.len(), 28);
         assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+        // Exactly one status is on.
+        let on: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("mpqueue_health{") && l.ends_with(" 1"))
+            .collect();
+        assert_eq!(on.len(), 1, "{out}");
+    }
+
+    /// An age nobody knows has no sample (never a made-up -1 or 0), while an empty
+    /// queue's oldest item is 0 s old.
+    #[test]
+    fn unknown_ages_have_no_sample() {
+        let mut never_got = snap("fresh", true);
+        never_got.last_get_age = None;
+        never_got.oldest_age = None; // items wait; their age is unknown
+        let mut empty = snap("empty", true);
+        empty.size = 0;
+        empty.oldest_age = None;
+        let mut out = String::new();
+        render(&mut out, &judged(vec![never_got, empty]));
+        let samples = |name: &str| -> Vec<&str> {
+            out.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .collect()
+        };
+        assert_eq!(
+            samples("mpqueue_last_get_age_seconds"),
+            ["mpqueue_last_get_age_seconds{queue=\"empty\",named=\"true\",id=\"q.5\"} 0.25"]
+        );
+        assert_eq!(
+            samples("mpqueue_oldest_item_age_seconds"),
+            ["mpqueue_oldest_item_age_seconds{queue=\"empty\",named=\"true\",id=\"q.5\"} 0"]
+        );
+        assert_eq!(samples("mpqueue_health").len(), 2 * Health::ALL.len());
     }
 
     #[test]
     fn process_metrics_can_be_left_out() {
-        let snaps = [snap("jobs", true)];
+        let snaps = judged(vec![snap("jobs", true)]);
         let mut full = String::new();
         render(&mut full, &snaps);
         let mut lean = String::new();
@@ -244,8 +345,9 @@ mod tests {
     }
 
     /// A sample with every kind of value: a stale queue, a name that needs escaping, a
-    /// process that never put or got, and both histograms non-empty.
-    fn golden_sample() -> Vec<Snapshot> {
+    /// process that never put or got, every histogram non-empty, unknown ages (no
+    /// sample), and a verdict only a window of scrapes gives (`lagging`).
+    fn golden_sample() -> Vec<Judged> {
         let mut odd = snap("we\"ird\\name\n", true);
         odd.named = false;
         odd.get_blocked.buckets[3] = 5;
@@ -254,13 +356,17 @@ mod tests {
         odd.get_blocked.sum_ns = 2_500_000_123;
         odd.decode_errors = 2;
         odd.lost = u64::MAX;
+        odd.last_get_age = None;
+        odd.oldest_age = None;
         let mut idle = odd.processes[0].clone();
         idle.pid = 8;
         idle.role = Role::Idle;
         idle.heartbeat_age = None;
         idle.alive = false;
         odd.processes.push(idle);
-        vec![snap("jobs", true), snap("gone", false), odd]
+        let mut queues = judged(vec![snap("jobs", true), snap("gone", false), odd]);
+        queues[0].health = Health::Lagging;
+        queues
     }
 
     /// The whole page, byte for byte, as the exporter has always written it
@@ -305,10 +411,11 @@ mod tests {
         #[test]
         fn names_cannot_inject(name in "\\PC*|[\"\\\\\n{}=, #]{0,20}") {
             let mut out = String::new();
-            render(&mut out, &[snap(&name, true)]);
+            render(&mut out, &judged(vec![snap(&name, true)]));
             let samples = out.lines().filter(|l| !l.starts_with('#')).count();
-            // 16 queue families + 28 + 2 buckets/sum/count per histogram (+1 count) + 6 per process.
-            prop_assert_eq!(samples, 16 + 2 * 30 + 6);
+            // 19 queue families + 5 health states + 28 buckets, sum and count per
+            // histogram + 6 per process.
+            prop_assert_eq!(samples, 19 + 5 + 3 * 30 + 6);
             for l in out.lines().filter(|l| !l.starts_with('#')) {
                 let value = l.rsplit(' ').next().unwrap();
                 prop_assert!(value.parse::<f64>().is_ok() , "{}", l);
