@@ -4,16 +4,18 @@
 
 mod render;
 mod server;
+mod verdicts;
 
 use anyhow::Context;
 use clap::Parser;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use mpqueue::observe::{HealthRules, HealthWindow};
+use mpqueue::observe::HealthRules;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
+use verdicts::Verdicts;
 
 /// Serves every mpqueue queue's shared-memory counters to Prometheus.
 #[derive(Parser, Debug)]
@@ -96,13 +98,13 @@ fn error_reason(e: &mpqueue::Error) -> &'static str {
     }
 }
 
-/// One scrape: every stats segment, read now, and each live queue judged by `window`.
+/// One scrape: every stats segment, read now, and each live queue judged by `verdicts`.
 ///
-/// The window's lock is held while the segments are read and judged, so concurrent
-/// scrapes add each queue's snapshots to it in the order they were taken.
-fn scrape(dir: &Path, own: &Own, window: &Mutex<HealthWindow>, options: render::Options) -> String {
+/// Their lock is held while the segments are read and judged, so concurrent scrapes add
+/// each queue's snapshots to the health window in the order they were taken.
+fn scrape(dir: &Path, own: &Own, verdicts: &Mutex<Verdicts>, options: render::Options) -> String {
     let start = Instant::now();
-    let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut verdicts = verdicts.lock().unwrap_or_else(PoisonError::into_inner);
     let mut snaps = Vec::new();
     match mpqueue::observe::list_in(dir) {
         Ok(list) => {
@@ -124,13 +126,13 @@ fn scrape(dir: &Path, own: &Own, window: &Mutex<HealthWindow>, options: render::
         .into_iter()
         .filter(|s| s.alive)
         .map(|snapshot| render::Judged {
-            health: window.judge(&snapshot),
+            health: verdicts.judge(&snapshot),
             snapshot,
         })
         .collect();
     let ids: Vec<String> = live.iter().map(|q| q.snapshot.id.clone()).collect();
-    window.retain(&ids);
-    drop(window);
+    verdicts.retain(&ids);
+    drop(verdicts);
     metrics::gauge!("mpqueue_exporter_queues").set(live.len() as f64);
     metrics::gauge!("mpqueue_exporter_stale_queues").set((total - live.len()) as f64);
     let mut out = String::with_capacity(64 * 1024);
@@ -176,7 +178,7 @@ fn main() -> anyhow::Result<()> {
         process_metrics: !args.no_process_metrics,
     };
     // Kept across scrapes: `lagging` compares a queue with its earlier snapshots.
-    let window = Mutex::new(HealthWindow::new(HealthRules {
+    let verdicts = Mutex::new(Verdicts::new(HealthRules {
         stall_after: args.stall_after,
         ..HealthRules::default()
     }));
@@ -184,7 +186,7 @@ fn main() -> anyhow::Result<()> {
         metrics_path: args.path.clone(),
         scrape: {
             let dir = dir.clone();
-            Box::new(move || scrape(&dir, &own, &window, options))
+            Box::new(move || scrape(&dir, &own, &verdicts, options))
         },
     });
     let limits = server::Limits {

@@ -11,7 +11,7 @@ use mpqueue::observe::{Health, HistogramSnapshot, ProcessSnapshot, Snapshot};
 use std::fmt::Write;
 
 /// A queue as a scrape shows it: its snapshot, and the health verdict the exporter's
-/// [`HealthWindow`](mpqueue::observe::HealthWindow) gave it for this scrape.
+/// [`Verdicts`](crate::verdicts::Verdicts), kept across scrapes, gave it for this scrape.
 #[derive(Debug, Clone)]
 pub struct Judged {
     /// The queue's counters, read for this scrape.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::prom::{Exporter, Prometheus, scalar};
-use support::{bin, die_with_parent, queue_dir, wait_for};
+use support::{bin, die_with_parent, proc_status_bytes, queue_dir, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
 /// How often the tests scrape the exporter.
@@ -411,6 +411,41 @@ fn buffered_item_shows_in_buffered_items_with_its_age() {
     assert!(
         (2.5..=at_most + 1.0).contains(&age),
         "age {age} s after {at_most} s\n{body}"
+    );
+}
+
+/// The health window is kept across scrapes, but a client scraping as fast as it can does
+/// not make it grow: a queue's snapshot enters it at most every 250 ms, and scrapes in
+/// between get the last verdict.
+#[test]
+fn scraping_in_a_loop_does_not_grow_the_health_window() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let queues: Vec<Queue<u64>> = (0..20)
+        .map(|i| queue(dir.path(), &format!("many-{i}")))
+        .collect();
+    for q in &queues {
+        q.put(1).unwrap();
+    }
+    let ex = Exporter::start(dir.path());
+    let rss = || proc_status_bytes(ex.child.id(), "VmRSS").expect("the exporter's VmRSS");
+    for _ in 0..50 {
+        page(&ex);
+    }
+    let before = rss();
+    let start = Instant::now();
+    let mut scrapes = 0;
+    // Within one health window (10 s): without the floor, every scrape would add 20
+    // snapshots and none would expire yet.
+    while start.elapsed() < Duration::from_secs(5) {
+        let body = page(&ex);
+        assert_eq!(health(&body, "many-0"), "no_consumer");
+        scrapes += 1;
+    }
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "resident memory grew by {grown} bytes over {scrapes} scrapes"
     );
 }
 
