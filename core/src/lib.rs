@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+mod bytes;
 mod capacity;
 mod channel;
 mod codec;
@@ -69,11 +70,12 @@ mod sync;
 mod sys;
 mod timeline;
 
+pub use bytes::Bytes;
 pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError};
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, Queue, STATS_ENV, unlink,
+    DEFAULT_MAX_PROCESSES, Iter, Queue, STATS_ENV, TryIter, unlink,
 };
 pub use segment::{DIR_ENV, queue_dir};
 

@@ -90,20 +90,28 @@ enum Unpark {
 pub(crate) struct ReadGuard<'c>(#[allow(dead_code)] sys::MutexGuard<'c>);
 
 impl<'a> Channel<'a> {
-    /// Waits (without the read lock) until the ring has unread bytes or `deadline` passes.
-    pub(crate) fn wait_data(&self, deadline: Option<u64>) -> bool {
+    /// Waits (without the read lock) until the ring has unread bytes, `deadline` passes or
+    /// `stop()` says so (checked after every wake-up: see [`wake_readers`](Self::wake_readers)).
+    pub(crate) fn wait_data(&self, deadline: Option<u64>, stop: impl Fn() -> bool) -> bool {
         if self.has_data() || spin_for(|| self.has_data()) {
             return true;
         }
         loop {
-            self.data_event().sleep(deadline, || self.has_data());
+            self.data_event()
+                .sleep(deadline, || self.has_data() || stop());
             if self.has_data() {
                 return true;
             }
-            if passed(deadline) {
+            if passed(deadline) || stop() {
                 return false;
             }
         }
+    }
+
+    /// Wakes every reader waiting for data (in any process), so that one whose `stop`
+    /// changed sees it; the others go back to sleep.
+    pub(crate) fn wake_readers(&self) {
+        self.data_event().wake();
     }
 
     /// Takes the read lock (repairing after a dead holder).

@@ -402,7 +402,13 @@ impl Core {
         // Time only waits longer than a brief spin (no clock read on the fast path).
         if !sync::spin_briefly(|| ch.has_data()) {
             wait.since.get_or_insert_with(sys::mono_now);
-            if !ch.wait_data(deadline) {
+            // SeqCst, as `close` stores it: the Event protocol (a store, then a load of the
+            // futex word, against a waiter-bit RMW, then a load of this) misses no wake-up.
+            let closed = || local.closed.load(SeqCst);
+            if !ch.wait_data(deadline, closed) {
+                if closed() {
+                    return Err(GetError::Closed);
+                }
                 wait.timed_out = true;
                 return Err(GetError::Empty);
             }
@@ -439,15 +445,18 @@ impl Core {
         Ok(got)
     }
 
+    /// Closes the queue in this process: no more puts or gets; the feeder flushes and exits;
+    /// a `get` blocked in another thread returns `Closed`.
     pub(super) fn close(&self) {
         if let Some(local) = self.current_local() {
-            local.closed.store(true, Relaxed);
+            local.closed.store(true, SeqCst);
             local.stopping.store(true, Relaxed);
             local.lock().stop = true;
             local.work.notify_all();
         } else if let Ok(local) = self.local(None) {
-            local.closed.store(true, Relaxed);
+            local.closed.store(true, SeqCst);
         }
+        Channel::new(&self.seg, self.opts.max_item).wake_readers();
     }
 
     /// Waits until the feeder has written everything and exited (after `close`).

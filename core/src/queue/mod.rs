@@ -5,12 +5,14 @@ mod builder;
 mod core;
 mod feeder;
 mod items;
+mod iter;
 
 pub(crate) use self::core::Core;
 pub use self::core::DEFAULT_FLUSH_TIMEOUT;
 pub use builder::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
+pub use iter::{Iter, TryIter};
 
 use crate::error::{Error, JoinError};
 use crate::segment;
