@@ -1,11 +1,13 @@
-//! Dashboard state: the latest snapshot of every queue, with short histories for the
-//! sparklines, and what the user chose (view, selection, sort, filter, pause).
+//! Dashboard state: the latest snapshot of every queue with its health verdict, short
+//! histories for the sparklines, and what the user chose (view, selection, sort, filter,
+//! pause).
 //!
-//! Snapshots come from `mpqueue::observe`; [`App::apply`] carries out an [`Action`] (from
+//! Snapshots come from `mpqueue::observe`; one [`HealthWindow`] kept across refreshes judges
+//! them (`Lagging` needs its window). [`App::apply`] carries out an [`Action`] (from
 //! `input`). No drawing and no styling here: `view` renders an `&App`.
 
 use crate::input::{Action, Mode};
-use mpqueue::observe::{self, Rates, Snapshot};
+use mpqueue::observe::{self, Health, HealthRules, HealthWindow, Rates, Snapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,14 +24,20 @@ pub struct History {
     pub puts: VecDeque<u64>,
     /// Gets per second.
     pub gets: VecDeque<u64>,
+    /// Age of the oldest item in milliseconds (0 when empty or unknown).
+    pub oldest_ms: VecDeque<u64>,
 }
 
 impl History {
-    fn push(&mut self, size: u64, rates: &Rates) {
+    fn push(&mut self, s: &Snapshot, rates: &Rates) {
+        let oldest = s
+            .oldest_age
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         for (v, x) in [
-            (&mut self.size, size),
+            (&mut self.size, s.size),
             (&mut self.puts, rates.puts.round() as u64),
             (&mut self.gets, rates.gets.round() as u64),
+            (&mut self.oldest_ms, oldest),
         ] {
             if v.len() == HISTORY {
                 v.pop_front();
@@ -50,6 +58,8 @@ pub struct QueueRow {
     pub error: Option<String>,
     /// Rates between the last two snapshots.
     pub rates: Rates,
+    /// The verdict on the latest snapshot, over the health window; `None` if unreadable.
+    pub health: Option<Health>,
     /// Values over the last refreshes.
     pub history: History,
 }
@@ -65,6 +75,18 @@ impl QueueRow {
     pub fn state(&self) -> &'static str {
         self.snap.as_ref().map_or("error", crate::fmt::queue_state)
     }
+
+    /// Whether its verdict is `NoConsumer` or `Stalled`: such rows come first in every sort.
+    pub fn is_stuck(&self) -> bool {
+        self.health.is_some_and(Health::is_stuck)
+    }
+}
+
+/// How bad a verdict is: 0 for `Ok` up to 4 for `NoConsumer` (the reverse of
+/// [`Health::ALL`]); -1 for a queue that could not be read.
+fn badness(h: Option<Health>) -> f64 {
+    h.and_then(|h| Health::ALL.iter().rev().position(|x| *x == h))
+        .map_or(-1.0, |i| i as f64)
 }
 
 /// What the list can be sorted by: its sortable columns, left to right (the list's column
@@ -73,8 +95,12 @@ impl QueueRow {
 pub enum SortKey {
     /// Queue name.
     Name,
+    /// Health verdict, worst first when descending.
+    Health,
     /// Items in the queue.
     Size,
+    /// Age of the oldest item.
+    Oldest,
     /// Puts per second.
     PutRate,
     /// Gets per second.
@@ -85,6 +111,8 @@ pub enum SortKey {
     FullRate,
     /// Empty events per second.
     EmptyRate,
+    /// p99 time in queue.
+    WaitP99,
     /// p99 time blocked in put.
     PutP99,
     /// p99 time blocked in get.
@@ -97,14 +125,17 @@ pub enum SortKey {
 
 impl SortKey {
     /// Every key, in the order `s` steps through them (the columns' order).
-    pub const ALL: [SortKey; 11] = [
+    pub const ALL: [SortKey; 14] = [
         SortKey::Name,
+        SortKey::Health,
         SortKey::Size,
+        SortKey::Oldest,
         SortKey::PutRate,
         SortKey::GetRate,
         SortKey::ByteRate,
         SortKey::FullRate,
         SortKey::EmptyRate,
+        SortKey::WaitP99,
         SortKey::PutP99,
         SortKey::GetP99,
         SortKey::Processes,
@@ -120,12 +151,15 @@ impl SortKey {
     pub fn label(self) -> &'static str {
         match self {
             SortKey::Name => "name",
+            SortKey::Health => "health",
             SortKey::Size => "size",
+            SortKey::Oldest => "oldest",
             SortKey::PutRate => "put/s",
             SortKey::GetRate => "get/s",
             SortKey::ByteRate => "bytes/s",
             SortKey::FullRate => "full/s",
             SortKey::EmptyRate => "empty/s",
+            SortKey::WaitP99 => "wait p99",
             SortKey::PutP99 => "put p99",
             SortKey::GetP99 => "get p99",
             SortKey::Processes => "procs",
@@ -142,12 +176,17 @@ impl SortKey {
         };
         match self {
             SortKey::Name => 0.0,
+            SortKey::Health => badness(r.health),
             SortKey::Size => s.map_or(0.0, |s| s.size as f64),
+            SortKey::Oldest => s
+                .and_then(|s| s.oldest_age)
+                .map_or(0.0, |d| d.as_secs_f64()),
             SortKey::PutRate => r.rates.puts,
             SortKey::GetRate => r.rates.gets,
             SortKey::ByteRate => r.rates.bytes_put + r.rates.bytes_got,
             SortKey::FullRate => r.rates.full_events,
             SortKey::EmptyRate => r.rates.empty_events,
+            SortKey::WaitP99 => q(s.map(|s| &s.wait)),
             SortKey::PutP99 => q(s.map(|s| &s.put_blocked)),
             SortKey::GetP99 => q(s.map(|s| &s.get_blocked)),
             SortKey::Processes => s.map_or(0.0, |s| s.processes.len() as f64),
@@ -158,6 +197,15 @@ impl SortKey {
                 _ => 3.0,
             },
         }
+    }
+}
+
+/// Where a row goes in every sort: `NoConsumer` (0), then `Stalled` (1), then the rest (2).
+fn stuck_rank(r: &QueueRow) -> u8 {
+    match r.health {
+        Some(Health::NoConsumer) => 0,
+        Some(Health::Stalled) => 1,
+        _ => 2,
     }
 }
 
@@ -201,11 +249,13 @@ pub struct App {
     /// stopping.
     pub notice: Option<String>,
     rows: BTreeMap<String, QueueRow>,
+    /// Recent snapshots of every queue, judged over `HealthRules::window`.
+    health: HealthWindow,
 }
 
 impl App {
-    /// A dashboard over `dir`, refreshing every `interval`.
-    pub fn new(dir: PathBuf, interval: Duration) -> Self {
+    /// A dashboard over `dir`, refreshing every `interval`, judging health by `rules`.
+    pub fn new(dir: PathBuf, interval: Duration, rules: HealthRules) -> Self {
         App {
             dir,
             interval,
@@ -221,7 +271,13 @@ impl App {
             quit: false,
             notice: None,
             rows: BTreeMap::new(),
+            health: HealthWindow::new(rules),
         }
+    }
+
+    /// The thresholds of the health verdicts (`--stall-after`).
+    pub fn rules(&self) -> &HealthRules {
+        self.health.rules()
     }
 
     /// Reads every queue in the directory now (skipped while paused).
@@ -248,7 +304,8 @@ impl App {
         }
     }
 
-    /// Takes in one round of snapshots (by stats-file id); queues not in it are gone.
+    /// Takes in one round of snapshots (by stats-file id), judging each over the health
+    /// window; queues not in it are gone (and forgotten by the window).
     pub fn ingest(&mut self, results: Vec<(String, Result<Snapshot, String>)>) {
         let mut next = BTreeMap::new();
         for (id, result) in results {
@@ -257,6 +314,7 @@ impl App {
                 snap: None,
                 error: None,
                 rates: Rates::default(),
+                health: None,
                 history: History::default(),
             });
             match result {
@@ -265,22 +323,31 @@ impl App {
                         .snap
                         .as_ref()
                         .map_or_else(Rates::default, |prev| s.rate_since(prev));
-                    row.history.push(s.size, &row.rates);
+                    row.history.push(&s, &row.rates);
+                    row.health = Some(self.health.judge(&s));
                     row.snap = Some(s);
                     row.error = None;
                 }
                 Err(e) => {
                     row.snap = None;
+                    row.health = None;
                     row.error = Some(e);
                 }
             }
             next.insert(id, row);
         }
+        // The window knows queues by the id in their snapshot (the stats file's stem).
+        let ids: Vec<String> = next
+            .values()
+            .filter_map(|r: &QueueRow| r.snap.as_ref().map(|s| s.id.clone()))
+            .collect();
+        self.health.retain(&ids);
         self.rows = next;
         self.selected = self.selected.min(self.visible().len().saturating_sub(1));
     }
 
-    /// The rows shown: filtered by name, sorted.
+    /// The rows shown: filtered by name; stuck queues first (`NoConsumer`, then
+    /// `Stalled`), whatever the sort; then by the sort key.
     pub fn visible(&self) -> Vec<&QueueRow> {
         let filter = self.filter.to_lowercase();
         let mut v: Vec<&QueueRow> = self
@@ -296,7 +363,10 @@ impl App {
                 key.value(a).total_cmp(&key.value(b))
             };
             let ord = if self.descending { ord.reverse() } else { ord };
-            ord.then_with(|| a.id.cmp(&b.id))
+            stuck_rank(a)
+                .cmp(&stuck_rank(b))
+                .then(ord)
+                .then_with(|| a.id.cmp(&b.id))
         });
         v
     }
@@ -378,19 +448,36 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mpqueue::observe::{ProcessSnapshot, Role};
+
+    fn new_app() -> App {
+        App::new(
+            PathBuf::from("/nowhere"),
+            Duration::from_secs(1),
+            HealthRules::default(),
+        )
+    }
+
+    /// A queue of this name and size with a live consumer that got an item just now.
+    fn served(name: &str, size: u64) -> Snapshot {
+        let mut consumer = ProcessSnapshot::default();
+        consumer.role = Role::Consumer;
+        let mut s = Snapshot::default();
+        s.name = name.into();
+        s.id = format!("q.{name}");
+        s.size = size;
+        s.last_get_age = Some(Duration::ZERO);
+        s.processes = vec![consumer];
+        s
+    }
 
     /// A dashboard over queues of these names and sizes, read twice.
     fn app_with(queues: &[(&str, u64)]) -> App {
-        let mut app = App::new(PathBuf::from("/nowhere"), Duration::from_secs(1));
+        let mut app = new_app();
         let round = || {
             queues
                 .iter()
-                .map(|&(name, size)| {
-                    let mut s = Snapshot::default();
-                    s.name = name.into();
-                    s.size = size;
-                    (format!("q.{name}"), Ok(s))
-                })
+                .map(|&(name, size)| (format!("q.{name}"), Ok(served(name, size))))
                 .collect()
         };
         app.ingest(round());
@@ -407,11 +494,13 @@ mod tests {
         let mut app = app_with(&[("a", 1), ("b", 3), ("c", 2)]);
         assert_eq!(names(&app), ["a", "b", "c"]);
         app.apply(Action::NextSort);
+        assert_eq!((app.sort, app.descending), (SortKey::Health, true));
+        app.apply(Action::NextSort);
         assert_eq!((app.sort, app.descending), (SortKey::Size, true));
         assert_eq!(names(&app), ["b", "c", "a"]);
         app.apply(Action::ReverseSort);
         assert_eq!(names(&app), ["a", "c", "b"]);
-        for _ in 1..SortKey::ALL.len() {
+        for _ in 2..SortKey::ALL.len() {
             app.apply(Action::NextSort);
         }
         assert_eq!((app.sort, app.descending), (SortKey::Name, false));
@@ -442,9 +531,7 @@ mod tests {
         app.apply(Action::Down);
         assert_eq!(app.selected, 2);
         // Queues go away: the selection follows the shorter list.
-        let mut s = Snapshot::default();
-        s.name = "a".into();
-        app.ingest(vec![("q.a".into(), Ok(s))]);
+        app.ingest(vec![("q.a".into(), Ok(served("a", 0)))]);
         assert_eq!(app.selected, 0);
     }
 
@@ -458,6 +545,75 @@ mod tests {
         assert!(!app.help && app.detail().is_some());
         app.apply(Action::Back);
         assert_eq!(app.view, View::List);
+    }
+
+    #[test]
+    fn stuck_queues_come_first_in_every_sort() {
+        let mut app = new_app();
+        let mut stalled = served("b-stalled", 5);
+        stalled.last_get_age = Some(Duration::from_secs(60));
+        stalled.oldest_age = Some(Duration::from_secs(60));
+        let mut orphaned = served("c-orphaned", 1);
+        orphaned.processes.clear();
+        let round = vec![
+            ("q.a-big".to_string(), Ok(served("a-big", 100))),
+            ("q.b-stalled".to_string(), Ok(stalled)),
+            ("q.c-orphaned".to_string(), Ok(orphaned)),
+            ("q.d-empty".to_string(), Ok(served("d-empty", 0))),
+            ("q.e-bad".to_string(), Err("bad magic".to_string())),
+        ];
+        app.ingest(round);
+        let health: Vec<_> = app.visible().iter().map(|r| r.health).collect();
+        assert_eq!(
+            health,
+            [
+                Some(Health::NoConsumer),
+                Some(Health::Stalled),
+                Some(Health::Ok),
+                Some(Health::Ok),
+                None
+            ]
+        );
+        assert_eq!(
+            names(&app),
+            ["c-orphaned", "b-stalled", "a-big", "d-empty", "q.e-bad"]
+        );
+        // By size, largest first, and reversed: the stuck ones stay on top.
+        app.apply(Action::NextSort);
+        app.apply(Action::NextSort);
+        assert_eq!(app.sort, SortKey::Size);
+        assert_eq!(
+            names(&app),
+            ["c-orphaned", "b-stalled", "a-big", "d-empty", "q.e-bad"]
+        );
+        app.apply(Action::ReverseSort);
+        assert_eq!(
+            names(&app),
+            ["c-orphaned", "b-stalled", "d-empty", "q.e-bad", "a-big"]
+        );
+        assert!(app.visible()[1].is_stuck() && !app.visible()[2].is_stuck());
+    }
+
+    #[test]
+    fn one_window_across_refreshes_sees_a_queue_lag() {
+        let mut app = new_app();
+        // Every second 100 items got and 20 more waiting, the oldest a second older.
+        for t in 0..8u64 {
+            let mut s = served("lag", 100 + 20 * t);
+            s.gets = 1000 + 100 * t;
+            s.puts = s.gets + s.size;
+            s.oldest_age = Some(Duration::from_secs(2 + t));
+            s.taken_ns = (t + 1) * 1_000_000_000;
+            app.ingest(vec![("q.lag".into(), Ok(s))]);
+        }
+        let row = app.visible()[0];
+        assert_eq!(row.health, Some(Health::Lagging));
+        assert_eq!(row.history.oldest_ms.back(), Some(&9000));
+        assert_eq!(row.history.oldest_ms.len(), 8);
+        // The queue goes away, and comes back as a new one: judged afresh.
+        app.ingest(vec![]);
+        app.ingest(vec![("q.lag".into(), Ok(served("lag", 0)))]);
+        assert_eq!(app.visible()[0].health, Some(Health::Ok));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use app::App;
 use clap::Parser;
 use crossterm::event::{self, Event};
 use demo::Demo;
+use mpqueue::observe::HealthRules;
 use ratatui::DefaultTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,14 +28,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// A live dashboard of every mpqueue queue: sizes, rates, Full/Empty events, blocked
-/// times, per-process feeder depth and liveness.
+/// A live dashboard of every mpqueue queue: health, sizes, rates, time in queue, oldest
+/// item's age, Full/Empty events, blocked times, per-process feeder depth and liveness.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Refresh interval, e.g. `500ms`, `1s`, `2.5s`.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     interval: Duration,
+    /// A queue whose items wait while nothing was got for this long (and whose oldest
+    /// item is this old) is `stalled`, e.g. `30s`, `500ms`, `2m` (as mpqueue-exporter's).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stall_after)]
+    stall_after: Duration,
     /// Directory of the stats segments (default: $MPQUEUE_DIR, else /dev/shm/mpqueue-UID).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -71,15 +76,28 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--stall-after`: the shared duration syntax (`mpqueue::observe::parse_duration`), more
+/// than zero (a zero threshold would call every queue with an item in it stalled).
+fn parse_stall_after(s: &str) -> Result<Duration, String> {
+    match mpqueue::observe::parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?} is zero: a stall lasts some time, e.g. 10s")),
+        d => Ok(d),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args.dir.clone().unwrap_or_else(mpqueue::queue_dir);
     if args.cleanup {
         return cleanup(&dir);
     }
+    let rules = HealthRules {
+        stall_after: args.stall_after,
+        ..HealthRules::default()
+    };
     if args.once || args.json {
-        let report =
-            report::Report::collect(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        let report = report::Report::collect(&dir, &rules)
+            .with_context(|| format!("reading {}", dir.display()))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report.json())?);
         } else {
@@ -98,7 +116,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    run(App::new(dir, args.interval), demo)
+    run(App::new(dir, args.interval, rules), demo)
 }
 
 /// `--cleanup`: removes the stale queues' segments and says which.
@@ -285,6 +303,16 @@ mod tests {
         assert_eq!(parse_interval("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_interval("fast").is_err());
         assert!(parse_interval("1ms").is_err());
+    }
+
+    #[test]
+    fn stall_after_takes_the_shared_syntax_and_refuses_zero() {
+        assert_eq!(parse_stall_after("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_stall_after("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_stall_after("10").unwrap_err().contains("no unit"));
+        assert!(parse_stall_after("0s").unwrap_err().contains("zero"));
+        let args = Args::try_parse_from(["mpqueue-top", "--once"]).unwrap();
+        assert_eq!(args.stall_after, Duration::from_secs(10));
     }
 
     #[test]

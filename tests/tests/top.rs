@@ -99,8 +99,8 @@ fn dashboard_shows_live_queues_and_obeys_keys() {
         row(s, "alpha").is_some_and(|r| r.contains("50/50"))
     });
 
-    // Sort by the next column (size, descending).
-    t.send(&["s"]);
+    // Sort by the column after the next (health, then size, descending).
+    t.send(&["s", "s"]);
     t.wait_screen("sort by size", |s| s.contains("sort: size ▼"));
     // Filter by name.
     t.send(&["/"]);

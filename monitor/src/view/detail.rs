@@ -1,15 +1,16 @@
-//! The detail pane: one queue's counters, history sparklines, blocked-time histograms and
-//! attached processes.
+//! The detail pane: one queue's counters and health, history sparklines (the oldest item's
+//! age among them), the time-in-queue and blocked-time histograms, and the attached
+//! processes.
 
 use crate::app::{App, QueueRow};
 use crate::fmt::{self, escape};
 use crate::theme;
 use mpqueue::layout_info::{HIST_BUCKETS, bucket_upper_ns};
-use mpqueue::observe::{HistogramSnapshot, ProcessSnapshot, Role, Snapshot};
+use mpqueue::observe::{Health, HistogramSnapshot, ProcessSnapshot, Role, Snapshot};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph, Row, Sparkline, Table};
 use std::time::Duration;
 
@@ -31,21 +32,50 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let [info, sparks, hists, procs] = Layout::vertical([
-        Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Length(10),
         Constraint::Min(4),
     ])
     .areas(area);
+    let mut lines = info_lines(s);
+    lines.push(health_line(r.health, s, app));
     f.render_widget(
-        Paragraph::new(info_lines(s)).block(Block::bordered().title(title)),
+        Paragraph::new(lines).block(Block::bordered().title(title)),
         info,
     );
     sparklines(f, sparks, r, s);
-    let [hp, hg] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(hists);
-    histogram(f, hp, "put blocked", &s.put_blocked);
-    histogram(f, hg, "get blocked", &s.get_blocked);
+    let [hw, hp, hg] = Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas(hists);
+    histogram(
+        f,
+        hw,
+        "wait (time in queue)",
+        &s.wait,
+        "no item measured yet (every 16th is)",
+    );
+    histogram(f, hp, "put blocked", &s.put_blocked, "no blocked calls yet");
+    histogram(f, hg, "get blocked", &s.get_blocked, "no blocked calls yet");
     processes(f, procs, s);
+}
+
+/// The verdict in its colour, and what it is judged from: the oldest item's age, the last
+/// get and put, the items in feeder buffers, the stall threshold.
+fn health_line(health: Option<Health>, s: &Snapshot, app: &App) -> Line<'static> {
+    let when = |d: Option<Duration>| d.map_or("never".to_string(), |d| ago(Some(d)));
+    let verdict = health.map_or("?", Health::as_str);
+    let style = health.map_or(Style::new(), theme::health);
+    Line::from(vec![
+        Span::raw("health "),
+        Span::styled(verdict, style),
+        Span::raw(format!(
+            "   oldest item {}   last get {}   last put {}   buffered {}   stall after {}",
+            s.oldest_age.map_or("-".to_string(), fmt::duration),
+            when(s.last_get_age),
+            when(s.last_put_age),
+            s.buffered_items,
+            fmt::duration(app.rules().stall_after),
+        )),
+    ])
 }
 
 /// Kind, id, creator, ring, state, and every counter.
@@ -87,13 +117,16 @@ fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
     ]
 }
 
-/// Size, puts per second and gets per second over the last refreshes, as wide as fits.
+/// Size, puts per second, gets per second and the oldest item's age over the last
+/// refreshes, as wide as fits.
 fn sparklines(f: &mut Frame, area: Rect, r: &QueueRow, s: &Snapshot) {
-    let [a, b, c] = Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas(area);
+    let [a, b, c, d] = Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas(area);
+    let oldest = s.oldest_age.map_or("-".to_string(), fmt::duration);
     for (area, label, data, now) in [
         (a, "size", &r.history.size, fmt::count(s.size as f64)),
         (b, "put/s", &r.history.puts, fmt::count(r.rates.puts)),
         (c, "get/s", &r.history.gets, fmt::count(r.rates.gets)),
+        (d, "oldest", &r.history.oldest_ms, oldest),
     ] {
         let width = area.width.saturating_sub(2) as usize;
         let recent: Vec<u64> = data.iter().rev().take(width).rev().copied().collect();
@@ -120,27 +153,27 @@ fn bucket_label(i: usize) -> String {
     }
 }
 
-/// A blocked-time histogram as bars, with its count and percentiles in the title.
-fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
+/// A histogram as bars under a line with its count and percentiles; `empty` says why
+/// there are none.
+fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot, empty: &str) {
     let q = |p: f64| h.quantile(p).map_or("-".to_string(), fmt::duration);
-    let title = format!(
-        " {label}: n={} p50={} p90={} p99={} ",
-        h.count,
+    let block = Block::bordered().title(format!(" {label} "));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let [stats, chart] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let nonzero: Vec<usize> = (0..HIST_BUCKETS).filter(|&i| h.buckets[i] > 0).collect();
+    let (Some(&lo), Some(&hi)) = (nonzero.first(), nonzero.last()) else {
+        f.render_widget(Paragraph::new(empty).style(theme::DIM), inner);
+        return;
+    };
+    let line = format!(
+        "n={} p50={} p90={} p99={}",
+        fmt::count(h.count as f64),
         q(0.5),
         q(0.9),
         q(0.99)
     );
-    let block = Block::bordered().title(title);
-    let nonzero: Vec<usize> = (0..HIST_BUCKETS).filter(|&i| h.buckets[i] > 0).collect();
-    let (Some(&lo), Some(&hi)) = (nonzero.first(), nonzero.last()) else {
-        f.render_widget(
-            Paragraph::new("no blocked calls yet")
-                .style(theme::DIM)
-                .block(block),
-            area,
-        );
-        return;
-    };
+    f.render_widget(Paragraph::new(line), stats);
     // Show the occupied buckets (at least 8); when they do not fit at 5 columns a bar,
     // merge neighbours so that every count stays visible.
     let (mut start, mut end) = (lo, hi);
@@ -153,7 +186,7 @@ fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
             break;
         }
     }
-    let fit = usize::from(area.width.saturating_sub(2) / 5).max(1);
+    let fit = usize::from(chart.width / 5).max(1);
     let group = (end - start + 1).div_ceil(fit);
     let bars: Vec<Bar> = (start..=end)
         .step_by(group)
@@ -171,9 +204,8 @@ fn histogram(f: &mut Frame, area: Rect, label: &str, h: &HistogramSnapshot) {
             .data(BarGroup::default().bars(&bars))
             .bar_width(4)
             .bar_gap(1)
-            .bar_style(theme::BAR)
-            .block(block),
-        area,
+            .bar_style(theme::BAR),
+        chart,
     );
 }
 
@@ -195,22 +227,24 @@ impl ProcessColumn {
 }
 
 /// The process table's columns, left to right.
-const PROCESS_COLUMNS: [ProcessColumn; 10] = [
+const PROCESS_COLUMNS: [ProcessColumn; 12] = [
     ProcessColumn::new("pid", 8, |p| p.pid.to_string()),
-    ProcessColumn::new("role", 9, |p| p.role.as_str().to_string()),
-    ProcessColumn::new("buffered", 9, |p| p.buffered_items.to_string()),
-    ProcessColumn::new("buf bytes", 10, |p| fmt::bytes(p.buffered_bytes as f64)),
+    ProcessColumn::new("role", 8, |p| p.role.as_str().to_string()),
+    ProcessColumn::new("buffered", 8, |p| p.buffered_items.to_string()),
+    ProcessColumn::new("buf bytes", 9, |p| fmt::bytes(p.buffered_bytes as f64)),
     ProcessColumn::new("puts", 10, |p| p.puts.to_string()),
     ProcessColumn::new("gets", 10, |p| p.gets.to_string()),
     ProcessColumn::new("full", 7, |p| p.full_events.to_string()),
     ProcessColumn::new("empty", 7, |p| p.empty_events.to_string()),
-    ProcessColumn::new("heartbeat", 11, heartbeat),
+    ProcessColumn::new("last put", 9, |p| ago(p.last_put_age)),
+    ProcessColumn::new("last get", 9, |p| ago(p.last_get_age)),
+    ProcessColumn::new("heartbeat", 9, |p| ago(p.heartbeat_age)),
     ProcessColumn::new("alive", 7, |p| fmt::liveness(p.liveness).to_string()),
 ];
 
-/// How long ago the process last showed a sign of life: `now` (under 5 ms), `12ms ago`.
-fn heartbeat(p: &ProcessSnapshot) -> String {
-    p.heartbeat_age.map_or("-".into(), |d| {
+/// How long ago something happened: `now` (under 5 ms), `12ms ago`; `-` if it never did.
+fn ago(age: Option<Duration>) -> String {
+    age.map_or("-".into(), |d| {
         if d < Duration::from_millis(5) {
             "now".into()
         } else {

@@ -36,7 +36,8 @@ pub fn render(f: &mut Frame, app: &App) {
     }
 }
 
-/// The title, how many queues are in which state, the directory, the refresh interval.
+/// The title, how many queues are stuck (in red, if any), how many are in which state, the
+/// directory, the refresh interval.
 fn header(f: &mut Frame, area: Rect, app: &App) {
     let rows = app.visible();
     let live = rows.iter().filter(|r| r.state() == "live").count();
@@ -48,15 +49,17 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
     } else {
         String::new()
     };
-    let mut spans = vec![
-        Span::styled(" mpqueue-top ", theme::TITLE),
-        Span::raw(format!(
-            " {} queues: {live} live, {stale} stale{unknown}, {errors} unreadable · {} · every {}",
-            rows.len(),
-            escape(&app.dir.display().to_string()),
-            fmt::duration(app.interval)
-        )),
-    ];
+    let stuck = rows.iter().filter(|r| r.is_stuck()).count();
+    let mut spans = vec![Span::styled(" mpqueue-top ", theme::TITLE)];
+    if stuck > 0 {
+        spans.push(Span::styled(format!(" {stuck} stuck "), theme::STUCK));
+    }
+    spans.push(Span::raw(format!(
+        " {} queues: {live} live, {stale} stale{unknown}, {errors} unreadable · {} · every {}",
+        rows.len(),
+        escape(&app.dir.display().to_string()),
+        fmt::duration(app.interval)
+    )));
     if app.paused {
         spans.push(Span::styled("  PAUSED", theme::WARN));
     }
@@ -107,9 +110,12 @@ mod tests {
     use crate::app::View;
     use crate::input::Action;
     use mpqueue::layout_info::bucket_upper_ns;
-    use mpqueue::observe::{HistogramSnapshot, Liveness, ProcessSnapshot, Role, Snapshot};
+    use mpqueue::observe::{
+        Health, HealthRules, HistogramSnapshot, Liveness, ProcessSnapshot, Role, Snapshot,
+    };
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -142,6 +148,12 @@ mod tests {
         };
         p.role = role;
         p.heartbeat_age = Some(Duration::from_millis(u64::from(pid % 7) * 100));
+        if puts > 0 {
+            p.last_put_age = p.heartbeat_age;
+        }
+        if gets > 0 {
+            p.last_get_age = p.heartbeat_age;
+        }
         p.buffered_items = buffered;
         p.buffered_bytes = buffered * 72;
         p.puts = puts;
@@ -180,6 +192,11 @@ mod tests {
         s.lock_recoveries = 1;
         s.put_blocked = hist(&[(3, 40), (10, 5), (17, 1)]);
         s.get_blocked = hist(&[(0, 900), (5, 90), (12, 10)]);
+        s.wait = hist(&[(15, 30), (18, 60), (19, 9), (21, 1)]);
+        s.oldest_age = (s.size > 0).then(|| Duration::from_millis(1200));
+        s.last_get_age = (gets > 0).then(|| Duration::from_millis(20));
+        s.last_put_age = (puts > 0).then(|| Duration::from_millis(3));
+        s.buffered_items = 12;
         s.processes = vec![
             proc_(4242, Role::Producer, puts, 0, 12, alive),
             proc_(4243, Role::Consumer, 0, gets, 0, alive),
@@ -192,13 +209,34 @@ mod tests {
         s
     }
 
+    /// A queue whose consumer is alive and has got nothing for 25 s: stalled.
+    fn stuck(t: u64) -> Snapshot {
+        let mut s = snap("stuck", true, 0, 500, 400, t, true);
+        s.last_get_age = Some(Duration::from_secs(25));
+        s.oldest_age = Some(Duration::from_secs(31));
+        s
+    }
+
+    /// A queue whose only consumer died: no consumer.
+    fn orphans(t: u64, k: u64) -> Snapshot {
+        let mut s = snap("orphans", true, 1000, 300 * k, 200, t, true);
+        s.processes[1].alive = false;
+        s.processes[1].liveness = Liveness::Dead;
+        s.oldest_age = Some(Duration::from_secs(9));
+        s.last_get_age = Some(Duration::from_secs(8));
+        s
+    }
+
     fn fixture() -> App {
         let mut app = App::new(
             PathBuf::from("/dev/shm/mpqueue-test"),
             Duration::from_secs(1),
+            HealthRules::default(),
         );
         let round = |t: u64, k: u64| {
             vec![
+                ("q.stuck".to_string(), Ok(stuck(t))),
+                ("q.orphans".to_string(), Ok(orphans(t, k))),
                 (
                     "q.jobs".to_string(),
                     Ok(snap("jobs", true, 100, 1000 * k + 90, 1000 * k, t, true)),
@@ -240,8 +278,11 @@ mod tests {
     #[test]
     fn list_sorted_and_filtered() {
         let mut app = fixture();
+        app.apply(Action::NextSort); // health, worst first
         app.apply(Action::NextSort); // size, descending
-        assert_eq!(app.visible()[0].name(), "jobs");
+        let names: Vec<&str> = app.visible().iter().map(|r| r.name()).collect();
+        // The stuck ones first, whatever the sort.
+        assert_eq!(names[..3], ["orphans", "stuck", "jobs"]);
         app.apply(Action::StartFilter);
         for c in "re".chars() {
             app.apply(Action::FilterChar(c));
@@ -249,6 +290,73 @@ mod tests {
         app.apply(Action::FilterDone);
         assert_eq!(app.visible().len(), 1);
         insta::assert_snapshot!(draw(&app, 130, 8).backend());
+    }
+
+    #[test]
+    fn list_at_80_columns() {
+        insta::assert_snapshot!(draw(&fixture(), 80, 12).backend());
+    }
+
+    /// The text of row `y` of the screen.
+    fn line(t: &Terminal<TestBackend>, y: u16) -> String {
+        let b = t.backend().buffer();
+        (0..b.area.width).map(|x| b[(x, y)].symbol()).collect()
+    }
+
+    #[test]
+    fn health_is_coloured_and_stuck_queues_come_first() {
+        let app = fixture();
+        let t = draw(&app, 130, 12);
+        let b = t.backend().buffer();
+        // The header counts the stuck queues, in red.
+        let head = line(&t, 0);
+        let at = head.find("2 stuck").unwrap();
+        let x = head[..at].chars().count() as u16;
+        assert_eq!(b[(x, 0)].fg, ratatui::style::Color::Red, "{head}");
+        // Rows 3 and 4 (under the border and the column titles): the stuck queues, their
+        // verdict in red; then the rest by name, ok in green, idle dimmed.
+        let health_x = line(&t, 2).find("health").unwrap() as u16 - 2; // `│` is 3 bytes
+        for (y, name, verdict, colour) in [
+            (3, "orphans", "no_consumer", Color::Red),
+            (4, "stuck", "stalled", Color::Red),
+            (5, "evil", "ok", Color::Green),
+            (7, "old", "idle", Color::DarkGray),
+        ] {
+            let l = line(&t, y);
+            assert!(l[3..].starts_with(name), "{l}");
+            assert!(l.contains(verdict), "{l}");
+            assert_eq!(b[(health_x, y)].fg, colour, "{name}: {l}");
+        }
+        let verdicts: Vec<_> = app.visible().iter().map(|r| r.health).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Some(Health::NoConsumer),
+                Some(Health::Stalled),
+                Some(Health::Ok),
+                Some(Health::Ok),
+                Some(Health::Idle),
+                None,
+                Some(Health::Ok),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_detail_view_says_why_a_queue_is_stuck() {
+        let mut app = fixture();
+        app.view = View::Detail("q.stuck".into());
+        let t = draw(&app, 120, 36);
+        let screen: String = (0..36).map(|y| line(&t, y) + "\n").collect();
+        assert!(
+            screen.contains(
+                "health stalled   oldest item 31.0s   last get 25.0s ago   last put now   \
+                 buffered 12   stall after 10.0s"
+            ),
+            "{screen}"
+        );
+        assert!(screen.contains("┌ oldest 31.0s"), "{screen}");
+        assert!(screen.contains("┌ wait (time in queue)"), "{screen}");
     }
 
     #[test]
@@ -267,7 +375,8 @@ mod tests {
 
     #[test]
     fn hostile_names_never_reach_the_terminal_raw() {
-        let t = draw(&fixture(), 130, 12);
+        // Wide enough for every column and the whole escaped name.
+        let t = draw(&fixture(), 170, 12);
         let text: String = t
             .backend()
             .buffer()
@@ -276,7 +385,7 @@ mod tests {
             .map(|c| c.symbol())
             .collect();
         assert!(!text.contains('\x1b'));
-        assert!(text.contains("evil\\u{1b}[2J\\u{a}name"));
+        assert!(text.contains("evil\\u{1b}[2J\\u{a}name"), "{text}");
     }
 
     #[test]
@@ -304,7 +413,7 @@ mod tests {
         };
         let list = screen(&app);
         assert!(
-            list.contains("3 live, 1 stale, 1 unknown, 1 unreadable"),
+            list.contains("5 live, 1 stale, 1 unknown, 1 unreadable"),
             "{list}"
         );
         app.view = View::Detail("q.elsewhere".into());
