@@ -86,6 +86,9 @@ enum Mode {
         /// Whether the queue keeps its counters.
         #[arg(value_enum)]
         counters: modes::Counters,
+        /// Items per `put_many`/`get_many` (1: single `put` and `get`).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
@@ -102,6 +105,10 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Big { items, reps }) => modes::big(items, reps),
         Some(Mode::Ring { items }) => modes::ring(items),
         Some(Mode::Pingpong { round_trips }) => modes::pingpong(round_trips),
-        Some(Mode::Instructions { items, counters }) => modes::instructions(items, counters),
+        Some(Mode::Instructions {
+            items,
+            counters,
+            batch,
+        }) => modes::instructions(items, counters, batch),
     }
 }

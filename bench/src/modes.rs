@@ -62,13 +62,28 @@ pub fn pingpong(round_trips: usize) -> anyhow::Result<()> {
 /// Puts and gets `items` 64 B items in this process, one by one, and prints nothing: the
 /// program whose instructions the full run counts under callgrind
 /// (`report::counters::count_instructions`).
-pub fn instructions(items: u64, counters: Counters) -> anyhow::Result<()> {
+/// With `batch` over 1, items go in `put_many` and come out with `get_many` of `batch`.
+pub fn instructions(items: u64, counters: Counters, batch: usize) -> anyhow::Result<()> {
     let q: mpqueue::Queue<B64> = mpqueue::Queue::builder()
         .stats(matches!(counters, Counters::On))
         .create()?;
-    for _ in 0..items {
-        q.put(B64::make())?;
-        q.get()?;
+    if batch <= 1 {
+        for _ in 0..items {
+            q.put(B64::make())?;
+            q.get()?;
+        }
+        return Ok(());
+    }
+    let mut left = items as usize;
+    while left > 0 {
+        let n = left.min(batch);
+        q.put_many((0..n).map(|_| B64::make()).collect())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut got = 0;
+        while got < n {
+            got += q.get_many(n - got)?.len();
+        }
+        left -= n;
     }
     Ok(())
 }

@@ -52,39 +52,40 @@ impl<'a> Capacity<'a> {
             .saturating_sub(h.lost.load(Acquire))
     }
 
-    fn has_room(&self) -> bool {
-        self.size() < self.maxsize
+    fn has_room(&self, n: u64) -> bool {
+        self.size().saturating_add(n) <= self.maxsize
     }
 
-    /// Takes one unit now if there is room. On success `slot.reserving` stays raised until
-    /// the caller counts the item in `puts`: if the process dies in between, the reaper
-    /// gives the unit back. (Between raising `reserving` and the CAS, a death counts one
-    /// unit too many as lost: the queue then holds one more, never one less.)
-    fn try_take(&self, slot: &ProcSlot) -> bool {
+    /// Takes `n` units now if there is room for all of them. On success `slot.reserving`
+    /// stays raised until the caller counts each item in `puts`: if the process dies in
+    /// between, the reaper gives the units back. (Between raising `reserving` and the CAS, a
+    /// death counts `n` units too many as lost: the queue then holds more, never fewer.)
+    fn try_take(&self, slot: &ProcSlot, n: u64) -> bool {
         let h = self.seg.stats();
         loop {
             let r = h.reserved.load(SeqCst);
             let used = r
                 .saturating_sub(h.consumed.load(SeqCst))
                 .saturating_sub(h.lost.load(SeqCst));
-            if used >= self.maxsize {
+            if used.saturating_add(n) > self.maxsize {
                 return false;
             }
-            slot.reserving.fetch_add(1, SeqCst);
+            slot.reserving.fetch_add(n, SeqCst);
             if h.reserved
-                .compare_exchange_weak(r, r + 1, SeqCst, Relaxed)
+                .compare_exchange_weak(r, r + n, SeqCst, Relaxed)
                 .is_ok()
             {
                 return true;
             }
-            slot.reserving.fetch_sub(1, SeqCst);
+            slot.reserving.fetch_sub(n, SeqCst);
         }
     }
 
-    /// Takes one unit of a bounded queue, waiting until `deadline` (`Some(0)`: not at all).
-    pub(crate) fn take(&self, slot: &ProcSlot, deadline: Option<u64>) -> Reservation {
+    /// Takes `n` units of a bounded queue (all or none), waiting until `deadline`
+    /// (`Some(0)`: not at all). `n` must be at most `maxsize`.
+    pub(crate) fn take(&self, slot: &ProcSlot, n: u64, deadline: Option<u64>) -> Reservation {
         let mut r = Reservation::default();
-        if self.try_take(slot) {
+        if self.try_take(slot, n) {
             r.taken = true;
             return r;
         }
@@ -93,21 +94,21 @@ impl<'a> Capacity<'a> {
             r.timed_out = true;
             return r;
         }
-        if sync::spin_briefly(|| self.has_room()) && self.try_take(slot) {
+        if sync::spin_briefly(|| self.has_room(n)) && self.try_take(slot, n) {
             r.taken = true;
             return r;
         }
         r.waited_since = Some(sys::mono_now());
         loop {
-            if sync::spin_for(|| self.has_room()) && self.try_take(slot) {
+            if sync::spin_for(|| self.has_room(n)) && self.try_take(slot, n) {
                 r.taken = true;
                 return r;
             }
             let until = (sys::mono_now() + REAP_EVERY_NS).min(deadline.unwrap_or(u64::MAX));
             self.seg
                 .capacity_event()
-                .sleep(Some(until), || self.has_room());
-            if self.try_take(slot) {
+                .sleep(Some(until), || self.has_room(n));
+            if self.try_take(slot, n) {
                 r.taken = true;
                 return r;
             }

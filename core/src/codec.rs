@@ -26,16 +26,28 @@ pub(crate) fn encode_into<T: Serialize>(
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     out.clear();
-    options(limit)
-        .serialize_into(&mut *out, item)
-        .map_err(|e| match *e {
+    encode_append(item, limit, out)
+}
+
+/// Encodes `item` at the end of `out` (what is there stays), at most `limit` bytes.
+pub(crate) fn encode_append<T: Serialize>(
+    item: &T,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let r = options(limit).serialize_into(&mut *out, item);
+    r.map_err(|e| {
+        out.truncate(start);
+        match *e {
             bincode::ErrorKind::SizeLimit => EncodeError::TooLarge(
                 bincode::DefaultOptions::new()
                     .serialized_size(item)
                     .map_or(usize::MAX, |n| n as usize),
             ),
             other => EncodeError::Failed(other.to_string()),
-        })
+        }
+    })
 }
 
 /// Why bytes could not be decoded (turned into text only when it happens: a pointer-sized

@@ -162,6 +162,35 @@ impl<T> PutError<T> {
         }
     }
 
+    /// The same error with the item turned into `f(item)`.
+    ///
+    /// # Examples
+    /// ```
+    /// use mpqueue::PutError;
+    /// let e: PutError<Vec<u8>> = PutError::Full(7u8).map(|i| vec![i]);
+    /// assert_eq!(e, PutError::Full(vec![7]));
+    /// ```
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> PutError<U> {
+        match self {
+            PutError::Full(t) => PutError::Full(f(t)),
+            PutError::Closed(t) => PutError::Closed(f(t)),
+            PutError::TooLarge { item, size, max } => PutError::TooLarge {
+                item: f(item),
+                size,
+                max,
+            },
+            PutError::Encode { item, reason } => PutError::Encode {
+                item: f(item),
+                reason,
+            },
+            PutError::Broken { item, kind, detail } => PutError::Broken {
+                item: f(item),
+                kind,
+                detail,
+            },
+        }
+    }
+
     /// Whether the queue was full.
     pub fn is_full(&self) -> bool {
         matches!(self, PutError::Full(_))

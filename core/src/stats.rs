@@ -145,6 +145,25 @@ impl<'a> Counters<'a> {
         s.heartbeat_ns.store(now, Relaxed);
     }
 
+    /// The time of a batch `get` that returned items with these put stamps: one clock read
+    /// for all of them.
+    pub(crate) fn got_many_at(&self, stamps: &[Option<u64>]) {
+        if !self.on {
+            return;
+        }
+        let s = self.slot;
+        let now = if stamps.iter().any(Option::is_some) {
+            sys::mono_now()
+        } else {
+            sys::coarse_now()
+        };
+        for put in stamps.iter().flatten() {
+            observe(&s.wait, now.saturating_sub(*put));
+        }
+        s.last_get_ns.store(now, Relaxed);
+        s.heartbeat_ns.store(now, Relaxed);
+    }
+
     /// A `get` started: marks the role.
     pub(crate) fn getting(&self) {
         if self.on {

@@ -80,20 +80,29 @@ impl Rng {
     }
 }
 
-fn consume(q: &Queue<Item>, t: &Tally, stop_when_drained: bool) {
+/// Takes items (`batch` at a time with `get_many` when over 1) and tallies each.
+fn consume(q: &Queue<Item>, t: &Tally, stop_when_drained: bool, batch: usize) {
+    let wait = Duration::from_millis(200);
     loop {
-        match q.get_timeout(Duration::from_millis(200)) {
-            Ok(item) => {
-                assert_eq!(
-                    item.body,
-                    body(item.producer, item.seq),
-                    "corrupt item {}:{}",
-                    item.producer,
-                    item.seq
-                );
-                t.seen(item.producer, item.seq)
-                    .fetch_add(1, Ordering::SeqCst);
-                t.word(0).fetch_add(1, Ordering::SeqCst);
+        let got = if batch > 1 {
+            q.get_many_timeout(batch, wait)
+        } else {
+            q.get_timeout(wait).map(|item| vec![item])
+        };
+        match got {
+            Ok(items) => {
+                for item in items {
+                    assert_eq!(
+                        item.body,
+                        body(item.producer, item.seq),
+                        "corrupt item {}:{}",
+                        item.producer,
+                        item.seq
+                    );
+                    t.seen(item.producer, item.seq)
+                        .fetch_add(1, Ordering::SeqCst);
+                    t.word(0).fetch_add(1, Ordering::SeqCst);
+                }
             }
             Err(mpqueue::GetError::Empty) => {
                 if stop_when_drained && t.word(2).load(Ordering::SeqCst) == 1 {
@@ -105,7 +114,10 @@ fn consume(q: &Queue<Item>, t: &Tally, stop_when_drained: bool) {
     }
 }
 
-fn run(maxsize: usize, label: &str) {
+/// The harness; with `batch` over 1 every process puts and gets in batches (`put_many`
+/// of up to `batch` items, at most 4 for the survivor; `get_many(batch)`), and a killed
+/// consumer may take up to `batch` items with it.
+fn run(maxsize: usize, label: &str, batch: usize) {
     setup();
     let secs: u64 = std::env::var("MPQUEUE_SOAK_SECS")
         .ok()
@@ -124,22 +136,33 @@ fn run(maxsize: usize, label: &str) {
     // The surviving producer puts until told to stop; the surviving consumer drains.
     let survivor_p = process::fork(|| {
         let mut seq = 0u32;
+        let chunk = batch.clamp(1, 4) as u32;
         while t.word(2).load(Ordering::SeqCst) == 0 && (seq as usize) < MAX_SEQ {
-            let mut item = Item {
-                producer: SURVIVOR,
-                seq,
-                body: body(SURVIVOR, seq),
-            };
+            let n = chunk.min(MAX_SEQ as u32 - seq);
+            let mut items: Vec<Item> = (seq..seq + n)
+                .map(|seq| Item {
+                    producer: SURVIVOR,
+                    seq,
+                    body: body(SURVIVOR, seq),
+                })
+                .collect();
             loop {
-                match q.put_timeout(item, Duration::from_millis(500)) {
+                let wait = Duration::from_millis(500);
+                let r = match items.len() {
+                    1 => q
+                        .put_timeout(items.remove(0), wait)
+                        .map_err(|e| e.map(|i| vec![i])),
+                    _ => q.put_many_timeout(items, wait),
+                };
+                match r {
                     Ok(()) => break,
-                    Err(e) if e.is_full() => item = e.into_inner(), // keep trying; never hang
+                    Err(e) if e.is_full() => items = e.into_inner(), // keep trying; never hang
                     Err(e) => panic!("put failed: {e}"),
                 }
             }
-            seq += 1;
+            seq += n;
             t.word(1).store(u64::from(seq), Ordering::SeqCst);
-            if seq.is_multiple_of(64) {
+            if seq % 64 < n {
                 std::thread::sleep(Duration::from_micros(500));
             }
             // An unbounded queue has no backpressure: keep the backlog (and this process's
@@ -153,7 +176,7 @@ fn run(maxsize: usize, label: &str) {
     })
     .unwrap();
     let survivor_c = process::fork(|| {
-        consume(&q, &t, true);
+        consume(&q, &t, true, batch);
         0
     })
     .unwrap();
@@ -169,15 +192,20 @@ fn run(maxsize: usize, label: &str) {
             let id = *next_id;
             *next_id += 1;
             let c = process::fork(|| {
-                for seq in 0..512u32 {
-                    let _ = q.put_timeout(
-                        Item {
+                let chunk = batch.max(1) as u32;
+                for first in (0..512u32).step_by(chunk as usize) {
+                    let mut items: Vec<Item> = (first..(first + chunk).min(512))
+                        .map(|seq| Item {
                             producer: id,
                             seq,
                             body: body(id, seq),
-                        },
-                        Duration::from_millis(50),
-                    );
+                        })
+                        .collect();
+                    let wait = Duration::from_millis(50);
+                    let _ = match items.len() {
+                        1 => q.put_timeout(items.remove(0), wait).map_err(drop),
+                        _ => q.put_many_timeout(items, wait).map_err(drop),
+                    };
                 }
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
@@ -187,7 +215,7 @@ fn run(maxsize: usize, label: &str) {
             (c, false)
         } else {
             let c = process::fork(|| {
-                consume(&q, &t, false);
+                consume(&q, &t, false, batch);
                 0
             })
             .unwrap();
@@ -264,8 +292,9 @@ fn run(maxsize: usize, label: &str) {
         producer_kills + consumer_kills >= 50,
         "too few kills to mean anything"
     );
+    let may_take = consumer_kills * batch.max(1) as u64;
     assert!(
-        missing <= consumer_kills,
+        missing <= may_take,
         "{missing} survivor items lost, only {consumer_kills} consumers were killed"
     );
     // Every accepted item is received, counted as lost, or was taken by a killed consumer.
@@ -274,7 +303,7 @@ fn run(maxsize: usize, label: &str) {
         .checked_sub(received + s.lost)
         .expect("more received + lost than put");
     assert!(
-        taken_by_killed <= consumer_kills,
+        taken_by_killed <= may_take,
         "{taken_by_killed} items unaccounted for"
     );
     assert!(missing <= taken_by_killed);
@@ -284,10 +313,20 @@ fn run(maxsize: usize, label: &str) {
 
 #[test]
 fn kill_minus_nine_anywhere_unbounded() {
-    run(0, "crash-unbounded");
+    run(0, "crash-unbounded", 1);
 }
 
 #[test]
 fn kill_minus_nine_anywhere_bounded() {
-    run(16, "crash-bounded");
+    run(16, "crash-bounded", 1);
+}
+
+#[test]
+fn kill_minus_nine_anywhere_with_batches_unbounded() {
+    run(0, "crash-batches-unbounded", 16);
+}
+
+#[test]
+fn kill_minus_nine_anywhere_with_batches_bounded() {
+    run(16, "crash-batches-bounded", 8);
 }

@@ -2,21 +2,22 @@
 //! feeder (replaced in a forked child), and the put and get paths down to the channel.
 
 use crate::capacity::Capacity;
-use crate::channel::{Channel, Partial, ReadStop, Reader};
+use crate::channel::{Channel, ReadStop, Reader};
 use crate::error::{BrokenKind, Error, GetError, JoinError, PutError};
 use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
 use crate::segment::{Segments, SlotIndex};
-use crate::stats::{Blocked, Counters, PutTime};
+use crate::stats::{Blocked, Counters};
 use crate::sync;
 use crate::sys;
-use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+pub(super) use super::local::{Frame, Local, LocalState};
 
 /// Default time the exit flush waits for a reader to make room before dropping what is left.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +27,9 @@ const PARKED_POLL: Duration = Duration::from_millis(5);
 
 /// `get_nowait` still waits this long for another reader to finish copying an item out.
 const LOCK_GRACE_NS: u64 = 50_000_000;
+
+/// Where a batch `get` hands each item's bytes; false: no more.
+pub(super) type Sink<'s> = dyn FnMut(&[u8]) -> bool + 's;
 
 /// How one `get` waited, for its counters.
 #[derive(Default)]
@@ -58,102 +62,6 @@ pub(crate) struct Core {
     /// the process it is for, the slot index + 1), packed as `generation << 16 | slot`;
     /// taken over on attach, given back at exit.
     pub(super) claim: AtomicU64,
-}
-
-/// This process's side of a queue: its buffer, feeder and stats slot. Replaced (never freed)
-/// in a forked child, where the parent's copy may be locked by a thread that does not exist.
-pub(super) struct Local {
-    pub(super) generation: u64,
-    pub(super) slot: SlotIndex,
-    pub(super) state: Mutex<LocalState>,
-    /// Feeder: items or stop arrived.
-    pub(super) work: Condvar,
-    /// Flushers: the feeder went idle or exited.
-    pub(super) idle: Condvar,
-    pub(super) closed: AtomicBool,
-    /// Set by close/exit: the feeder exits once the buffer is empty, and stalls count.
-    pub(super) stopping: AtomicBool,
-    pub(super) cancel_join: AtomicBool,
-    /// Set at exit after cancel_join_thread: the feeder drops everything at once.
-    pub(super) abort: AtomicBool,
-    pub(super) detached: AtomicBool,
-    /// A streamed item this process's `get` timed out in (see `Channel::read`).
-    pub(super) parked: Mutex<Option<Partial>>,
-    /// When the put timeline's next period starts (see `Counters`).
-    pub(super) next_point: AtomicU64,
-}
-
-/// An encoded item waiting for the feeder, with when it was put.
-pub(super) struct Frame {
-    pub(super) bytes: Vec<u8>,
-    pub(super) put: PutTime,
-}
-
-/// Encoded frames waiting for the feeder, oldest first, with their total size.
-#[derive(Default)]
-pub(super) struct Pending {
-    pub(super) frames: VecDeque<Frame>,
-    pub(super) bytes: u64,
-}
-
-impl Pending {
-    pub(super) fn push(&mut self, frame: &[u8], put: PutTime) {
-        self.frames.push_back(Frame {
-            bytes: frame.to_vec(),
-            put,
-        });
-        self.bytes += frame.len() as u64;
-    }
-
-    /// Removes and returns the oldest `n` frames (all of them if there are fewer).
-    pub(super) fn take(&mut self, n: usize) -> Vec<Frame> {
-        let taken: Vec<Frame> = self.frames.drain(..n.min(self.frames.len())).collect();
-        self.bytes -= taken.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
-        taken
-    }
-
-    /// When the oldest buffered frame was put (0: none is).
-    pub(super) fn oldest_put(&self) -> u64 {
-        self.frames.front().map_or(0, |f| f.put.at_ns)
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-}
-
-#[derive(Default)]
-pub(super) struct LocalState {
-    pub(super) buffer: Pending,
-    /// The feeder holds a batch taken from `buffer`.
-    pub(super) busy: bool,
-    /// Batches the feeder has finished with (written or dropped).
-    pub(super) fed: u64,
-    /// `fed` when a `put` last waited a whole slice for the feeder in vain.
-    pub(super) stalled_at: Option<u64>,
-    pub(super) feeder: Option<JoinHandle<()>>,
-    pub(super) feeder_started: bool,
-    /// The feeder should exit once the buffer is empty.
-    pub(super) stop: bool,
-    /// The feeder sleeps on `work` (so a put must notify it).
-    pub(super) feeder_idle: bool,
-    /// Items the feeder dropped (stall, abort or broken segment).
-    pub(super) dropped: u64,
-}
-
-impl Local {
-    pub(super) fn lock(&self) -> MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The parked item (locked briefly, to look, or by the read that parks or resumes it).
-    pub(super) fn parked(&self) -> MutexGuard<'_, Option<Partial>> {
-        self.parked.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Core {
@@ -214,20 +122,7 @@ impl Core {
                 return Err(e);
             }
         };
-        let fresh = Box::into_raw(Box::new(Local {
-            generation,
-            slot,
-            state: Mutex::new(LocalState::default()),
-            work: Condvar::new(),
-            idle: Condvar::new(),
-            closed: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            cancel_join: AtomicBool::new(false),
-            abort: AtomicBool::new(false),
-            detached: AtomicBool::new(false),
-            parked: Mutex::new(None),
-            next_point: AtomicU64::new(0),
-        }));
+        let fresh = Box::into_raw(Box::new(Local::new(generation, slot)));
         match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
             // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
             Ok(_) => Ok(unsafe { &*fresh }),
@@ -269,8 +164,8 @@ impl Core {
 
     /// Takes one capacity unit of a bounded queue, counting what happened. `Err(())` = full
     /// at the deadline.
-    fn reserve(&self, local: &Local, deadline: Option<u64>) -> Result<(), ()> {
-        let r = self.capacity().take(self.my_slot(local), deadline);
+    pub(super) fn reserve(&self, local: &Local, n: u64, deadline: Option<u64>) -> Result<(), ()> {
+        let r = self.capacity().take(self.my_slot(local), n, deadline);
         let counters = self.counters(local);
         if r.found_full {
             counters.found(Blocked::Put);
@@ -306,7 +201,7 @@ impl Core {
             return Err(PutError::Closed(item));
         }
         let bounded = self.opts.maxsize > 0;
-        if bounded && self.reserve(local, deadline).is_err() {
+        if bounded && self.reserve(local, 1, deadline).is_err() {
             return Err(PutError::Full(item));
         }
         // From here the item is accepted.
@@ -316,12 +211,15 @@ impl Core {
         Ok(())
     }
 
-    /// Takes the next item's bytes into `buf`.
+    /// Takes the next item's bytes into `buf`. With `more` (a batch), hands each item to it
+    /// and goes on reading under the same hold of the read lock while items are there and
+    /// `more` asks for them; every item, the first included, goes to `more`.
     pub(super) fn get_frame(
         &self,
         deadline: Option<u64>,
         nowait: bool,
         buf: &mut Vec<u8>,
+        mut more: Option<&mut Sink<'_>>,
     ) -> Result<(), GetError> {
         let local = self.local(deadline).map_err(|e| match e {
             Error::Busy { .. } if deadline.is_some() => GetError::Empty,
@@ -333,6 +231,9 @@ impl Core {
         if local.closed.load(Relaxed) {
             return Err(GetError::Closed);
         }
+        if let Some(e) = local.take_deferred() {
+            return Err(e);
+        }
         let counters = self.counters(local);
         counters.getting();
         let ch = Channel::new(&self.seg, self.opts.max_item);
@@ -341,7 +242,7 @@ impl Core {
             if let Err(e) = self.await_item(&ch, local, deadline, nowait, &mut wait) {
                 break Err(e);
             }
-            match self.take_item(&ch, local, buf, deadline, &counters) {
+            match self.take_item(&ch, local, buf, deadline, &counters, more.as_deref_mut()) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
@@ -425,6 +326,7 @@ impl Core {
         buf: &mut Vec<u8>,
         deadline: Option<u64>,
         counters: &Counters<'_>,
+        more: Option<&mut Sink<'_>>,
     ) -> Result<bool, ReadStop> {
         // `get_nowait` still waits a little for another reader to finish copying an item.
         let lock_deadline = deadline.map(|d| d.max(sys::mono_now() + LOCK_GRACE_NS));
@@ -434,15 +336,26 @@ impl Core {
             parked: &local.parked,
             stamp: None,
         };
-        let got = ch.read(&guard, buf, deadline, &mut me)?;
-        if got {
+        if !ch.read(&guard, buf, deadline, &mut me)? {
+            return Ok(false);
+        }
+        counters.got(buf.len());
+        let Some(more) = more else {
+            drop(guard);
+            counters.got_at(me.stamp);
+            return Ok(true);
+        };
+        // A batch: the next items only if they are there now (a streamed one whose writer
+        // is slow is parked for the next call). A read that fails after the first item
+        // ends the batch; what it skipped is counted as for any `get`.
+        let mut stamps = vec![me.stamp];
+        while more(buf) && matches!(ch.read(&guard, buf, Some(0), &mut me), Ok(true)) {
             counters.got(buf.len());
+            stamps.push(me.stamp);
         }
         drop(guard);
-        if got {
-            counters.got_at(me.stamp);
-        }
-        Ok(got)
+        counters.got_many_at(&stamps);
+        Ok(true)
     }
 
     /// Closes the queue in this process: no more puts or gets; the feeder flushes and exits;

@@ -55,6 +55,59 @@ impl Core {
         }
     }
 
+    /// Writes a batch as `enqueue` writes one item: as many as fit straight into the ring
+    /// under one hold of the write lock (when nothing of ours is pending), the rest to the
+    /// feeder, in order.
+    pub(super) fn enqueue_many(self: &Arc<Self>, local: &Local, frames: &[(&[u8], PutTime)]) {
+        let mut st = local.lock();
+        if st.buffer.len() >= BUFFER_HIGH_ITEMS || st.buffer.bytes >= self.seg.ring().1 {
+            st = self.await_drain(local, st);
+        }
+        let idle = st.buffer.is_empty() && !st.busy;
+        let written = if idle {
+            self.write_direct_many(frames, local.slot)
+        } else {
+            0
+        };
+        if let Some((_, first)) = frames.get(written) {
+            if idle {
+                self.counters(local).buffered_since(first.at_ns);
+            }
+            for (frame, put) in &frames[written..] {
+                st.buffer.push(frame, *put);
+            }
+        }
+        self.start_feeder(&mut st);
+        if written < frames.len() && st.feeder_idle {
+            local.work.notify_one();
+        }
+    }
+
+    /// Writes the leading frames that fit in the ring now, under one hold of the write lock
+    /// (taken as `write_direct` takes it); how many it wrote.
+    fn write_direct_many(&self, frames: &[(&[u8], PutTime)], slot: SlotIndex) -> usize {
+        let ch = Channel::new(&self.seg, self.opts.max_item);
+        let mut guard = ch.try_lock_write();
+        for _ in 1..DIRECT_TRIES {
+            if guard.is_some() {
+                break;
+            }
+            for _ in 0..DIRECT_LOCK_SPINS {
+                std::hint::spin_loop();
+            }
+            guard = ch.try_lock_write();
+        }
+        let Some(g) = guard else {
+            return 0;
+        };
+        frames
+            .iter()
+            .take_while(|(frame, put)| {
+                ch.fits_whole(frame.len()) && ch.try_write(&g, frame, put.stamp, slot)
+            })
+            .count()
+    }
+
     /// Flow control for a producer that outruns its consumers: once this process's buffer
     /// holds [`BUFFER_HIGH_ITEMS`] items (or a ring's worth of bytes), `put` waits until the
     /// feeder has written all of it, so that the next `put` writes into the ring itself

@@ -13,8 +13,8 @@ use std::time::Duration;
 thread_local! {
     /// Per-thread buffers for encoding in `put` and receiving in `get`, so the fast path
     /// allocates nothing.
-    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub(super) static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub(super) static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Buffers above this are not kept between calls.
@@ -22,7 +22,7 @@ const SCRATCH_KEEP: usize = (4 << 20) + (64 << 10);
 
 /// Runs `f` with this thread's scratch buffer, taken out for the call (so a `Serialize`
 /// impl that itself uses a queue just gets a fresh one) and put back after.
-fn with_scratch<R>(
+pub(super) fn with_scratch<R>(
     key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
     f: impl FnOnce(&mut Vec<u8>) -> R,
 ) -> R {
@@ -42,7 +42,7 @@ fn with_scratch<R>(
     r
 }
 
-fn deadline_after(timeout: Duration) -> u64 {
+pub(super) fn deadline_after(timeout: Duration) -> u64 {
     sys::mono_now().saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -139,7 +139,7 @@ impl<T: DeserializeOwned> Queue<T> {
     fn get_deadline(&self, deadline: Option<u64>, nowait: bool) -> Result<T, GetError> {
         let core = self.core();
         with_scratch(&DECODE_BUF, |bytes| {
-            core.get_frame(deadline, nowait, bytes)?;
+            core.get_frame(deadline, nowait, bytes, None)?;
             codec::decode(bytes, core.opts.max_item).map_err(|e| {
                 if let Some(l) = core.current_local() {
                     core.counters(l).decode_error();

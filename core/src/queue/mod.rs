@@ -1,11 +1,13 @@
 //! `Queue<T>`: Python's `multiprocessing.Queue` over the shared channel, with a per-process
 //! buffer and feeder thread, capacity accounting for `maxsize`, and live counters.
 
+mod batch;
 mod builder;
 mod core;
 mod feeder;
 mod items;
 mod iter;
+mod local;
 
 pub(crate) use self::core::Core;
 pub use self::core::DEFAULT_FLUSH_TIMEOUT;
