@@ -42,7 +42,7 @@ struct Args {
     /// A queue whose items wait, with a live consumer that has got nothing for this long
     /// (and items as old), is `stalled` in `mpqueue_health`. A number and a unit: 500ms,
     /// 10s, 2m, 1h.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpqueue::observe::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpqueue::observe::parse_stall_after)]
     stall_after: Duration,
 }
 

@@ -38,7 +38,7 @@ struct Args {
     interval: Duration,
     /// A queue whose items wait while nothing was got for this long (and whose oldest
     /// item is this old) is `stalled`, e.g. `30s`, `500ms`, `2m` (as mpqueue-exporter's).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stall_after)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpqueue::observe::parse_stall_after)]
     stall_after: Duration,
     /// Directory of the stats segments (default: $MPQUEUE_DIR, else /dev/shm/mpqueue-UID).
     #[arg(long)]
@@ -74,15 +74,6 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("interval {s:?} must be between 50ms and 1h"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// `--stall-after`: the shared duration syntax (`mpqueue::observe::parse_duration`), more
-/// than zero (a zero threshold would call every queue with an item in it stalled).
-fn parse_stall_after(s: &str) -> Result<Duration, String> {
-    match mpqueue::observe::parse_duration(s)? {
-        d if d.is_zero() => Err(format!("{s:?} is zero: a stall lasts some time, e.g. 10s")),
-        d => Ok(d),
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -307,10 +298,15 @@ mod tests {
 
     #[test]
     fn stall_after_takes_the_shared_syntax_and_refuses_zero() {
+        use mpqueue::observe::parse_stall_after;
         assert_eq!(parse_stall_after("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_stall_after("1.5m"), Ok(Duration::from_secs(90)));
         assert!(parse_stall_after("10").unwrap_err().contains("no unit"));
-        assert!(parse_stall_after("0s").unwrap_err().contains("zero"));
+        assert!(
+            mpqueue::observe::parse_stall_after("0s")
+                .unwrap_err()
+                .contains("zero")
+        );
         let args = Args::try_parse_from(["mpqueue-top", "--once"]).unwrap();
         assert_eq!(args.stall_after, Duration::from_secs(10));
     }

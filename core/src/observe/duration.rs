@@ -88,6 +88,24 @@ fn nanos_of(number: &str, scale: u128) -> Option<u128> {
     Some(nanos)
 }
 
+/// `--stall-after` of `mpqueue-top` and `mpqueue-exporter`: [`parse_duration`], and more
+/// than zero (a zero threshold would call every queue with an item in it stalled).
+///
+/// # Examples
+/// ```
+/// use mpqueue::observe::parse_stall_after;
+/// assert_eq!(parse_stall_after("2s"), Ok(std::time::Duration::from_secs(2)));
+/// assert!(parse_stall_after("0s").unwrap_err().contains("zero"));
+/// ```
+pub fn parse_stall_after(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "{text:?} is zero: a stall lasts some time, e.g. 10s"
+        )),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

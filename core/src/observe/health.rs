@@ -161,9 +161,9 @@ impl Snapshot {
     }
 
     /// The verdict over the time from `earlier` (a snapshot of the same queue) to this one:
-    /// as [`health_with`](Self::health_with), and `Lagging` when items were got, yet the
-    /// backlog grew by over a tenth (at least 2 items) or the oldest item's age by over a
-    /// quarter of the time between the snapshots (at least 1 s); `Idle` when the queue
+    /// as [`health_with`](Self::health_with), and `Lagging` when items were waiting at both,
+    /// items were got, and yet the backlog grew by over a tenth (at least 2 items) or the
+    /// oldest item's age by over a quarter of the time between the snapshots (at least 1 s); `Idle` when the queue
     /// was empty at both and nothing was put or got in between. If `earlier` is not of the
     /// same queue (its counters are ahead), this is `health_with`.
     ///
@@ -202,7 +202,9 @@ impl Snapshot {
             (Some(a), Some(b)) => b >= a + (span / 4).max(Duration::from_secs(1)),
             _ => false,
         };
-        if got && self.size > 0 && (backlog_grew || age_grew) {
+        // A backlog that was empty at the start is not lagging (Burrow: any zero lag in the
+        // window is OK).
+        if got && earlier.size > 0 && self.size > 0 && (backlog_grew || age_grew) {
             Health::Lagging
         } else if self.size == 0 && earlier.size == 0 && !got && self.puts == earlier.puts {
             Health::Idle
@@ -323,10 +325,54 @@ impl HealthWindow {
     }
 }
 
-/// Whether the size, or the oldest item's age, never went down from one snapshot to the
-/// next, through `h` and then `last`.
+/// Whether the queue held items at every snapshot, through `h` and then `last`, and its size
+/// or its oldest item's age never went down from one to the next.
 fn grows_throughout(h: &VecDeque<Snapshot>, last: &Snapshot) -> bool {
     let all: Vec<&Snapshot> = h.iter().chain(std::iter::once(last)).collect();
+    if all.iter().any(|s| s.size == 0) {
+        return false;
+    }
     let pairs = || all.windows(2).map(|w| (w[0], w[1]));
     pairs().all(|(a, b)| b.size >= a.size) || pairs().all(|(a, b)| b.oldest_age >= a.oldest_age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(at_s: u64, size: u64, gets: u64) -> Snapshot {
+        let consumer = super::super::snapshot::ProcessSnapshot {
+            role: Role::Consumer,
+            ..Default::default()
+        };
+        Snapshot {
+            id: "q.t".into(),
+            taken_ns: at_s * 1_000_000_000,
+            size,
+            gets,
+            puts: gets + size,
+            last_get_age: Some(Duration::ZERO),
+            processes: vec![consumer],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_busy_queue_seen_empty_then_with_a_backlog_once_is_not_lagging() {
+        let mut w = HealthWindow::new(HealthRules::default());
+        for t in 0..10 {
+            assert_eq!(w.judge(&snap(t, 0, 1000 * t)), Health::Ok, "{t}");
+        }
+        assert_eq!(w.judge(&snap(10, 159, 10_000)), Health::Ok);
+    }
+
+    #[test]
+    fn a_backlog_growing_at_every_look_while_items_are_got_is_lagging() {
+        let mut w = HealthWindow::new(HealthRules::default());
+        let verdicts: Vec<Health> = (0..12)
+            .map(|t| w.judge(&snap(t, 10 + 50 * t, 100 * t)))
+            .collect();
+        assert_eq!(verdicts[0], Health::Ok);
+        assert_eq!(verdicts.last(), Some(&Health::Lagging), "{verdicts:?}");
+    }
 }

@@ -35,7 +35,7 @@ mod health;
 mod parse;
 mod snapshot;
 
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_stall_after};
 use file::{GRACE, StatsFile};
 pub use health::{Health, HealthRules, HealthWindow};
 
