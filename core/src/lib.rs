@@ -75,7 +75,7 @@ pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError};
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, Iter, Queue, STATS_ENV, TryIter, unlink,
+    DEFAULT_MAX_PROCESSES, Iter, Queue, STATS_ENV, SimpleQueue, TryIter, unlink,
 };
 pub use segment::{DIR_ENV, queue_dir};
 

@@ -262,6 +262,17 @@ impl<T> Builder<T> {
         }
     }
 
+    /// `create` for a [`SimpleQueue`](super::SimpleQueue): unbounded, so a `maxsize` is refused.
+    pub(super) fn create_simple(self) -> Result<Queue<T>, Error> {
+        if self.maxsize != 0 {
+            return Err(Error::InvalidOption {
+                option: "maxsize",
+                detail: "a SimpleQueue is unbounded".into(),
+            });
+        }
+        self.create()
+    }
+
     /// Creates the queue (or opens it, with [`open_or_create`](Self::open_or_create)).
     ///
     /// # Errors

@@ -8,6 +8,7 @@ mod feeder;
 mod items;
 mod iter;
 mod local;
+mod simple;
 
 pub(crate) use self::core::Core;
 pub use self::core::DEFAULT_FLUSH_TIMEOUT;
@@ -15,6 +16,7 @@ pub use builder::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
 pub use iter::{Iter, TryIter};
+pub use simple::SimpleQueue;
 
 use crate::error::{Error, JoinError};
 use crate::segment;

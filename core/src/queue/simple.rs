@@ -1,0 +1,213 @@
+//! `SimpleQueue<T>`: Python's `multiprocessing.SimpleQueue`, with no feeder thread and no
+//! `maxsize`: `put` writes into the channel in the caller and blocks while the ring is full.
+
+use super::Queue;
+use super::core::Core;
+use super::items::{ENCODE_BUF, with_scratch};
+use crate::channel::{Channel, Progress, WriteLimits, WriteStop};
+use crate::codec::{self, EncodeError};
+use crate::error::{BrokenKind, Error, GetError, PutError};
+use crate::procs;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Core {
+    /// Writes one encoded item into the ring from the calling thread, waiting (holding the
+    /// write lock, as Python's `SimpleQueue` holds its pipe's lock) while the ring is full.
+    fn put_now<T>(self: &Arc<Self>, item: T, frame: &[u8]) -> Result<(), PutError<T>> {
+        let local = match self.local(None) {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(PutError::Broken {
+                    item,
+                    kind: BrokenKind::Attach,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if local.closed.load(Relaxed) {
+            return Err(PutError::Closed(item));
+        }
+        let put = self.counters(local).accepted(frame.len(), false);
+        let ch = Channel::new(&self.seg, self.opts.max_item);
+        let progress = Progress::new();
+        let limits = WriteLimits {
+            deadline: None,
+            cancel: &|| false,
+            stall_ns: None,
+            flushing: &|| false,
+            progress: &progress,
+        };
+        let written = ch
+            .lock_write_limited(&limits)
+            .and_then(|g| ch.write(&g, frame, put.stamp, local.slot, &limits));
+        match written {
+            Ok(()) => Ok(()),
+            Err(stop) => {
+                // Accepted and never written: counted as dropped, and so as lost.
+                procs::count_dropped(&self.seg, local.slot, 1, frame.len() as u64);
+                let (kind, detail) = match stop {
+                    WriteStop::Broken(kind, detail) => (kind, detail),
+                    other => (BrokenKind::Lock, format!("write stopped: {other:?}")),
+                };
+                Err(PutError::Broken { item, kind, detail })
+            }
+        }
+    }
+}
+
+/// Python's `multiprocessing.SimpleQueue`: an unbounded queue whose `put` writes into the
+/// shared channel in the calling thread, with no feeder thread (it blocks while the ring is
+/// full, as Python's blocks on a full pipe), and `get`, `empty` and `close`.
+///
+/// A process that dies in `put` is repaired after as with [`Queue`]; a `SimpleQueue` is
+/// observed by `mpqueue::observe` and the tools like any queue.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// use mpqueue::SimpleQueue;
+/// let q: SimpleQueue<String> = SimpleQueue::new()?;
+/// let child = mpqueue::process::fork(|| {
+///     q.put("from the child".to_string()).unwrap();
+///     0
+/// })?;
+/// assert_eq!(q.get()?, "from the child");
+/// assert_eq!(child.join()?, 0);
+/// assert!(q.empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// Creates an anonymous simple queue, shared with children forked afterwards.
+    ///
+    /// # Errors
+    /// [`Error`] if the shared memory cannot be created.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::SimpleQueue::<u8>::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn new() -> Result<Self, Error> {
+        Self::from_builder(Queue::builder())
+    }
+
+    /// Creates (or opens) a simple queue with the options of `builder`: a name, a label,
+    /// `capacity_bytes`, … A `maxsize` is refused: a `SimpleQueue` is unbounded.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a `maxsize`; as [`Builder::create`](super::Builder::create).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use mpqueue::{Queue, SimpleQueue};
+    /// let q = SimpleQueue::<u8>::from_builder(Queue::builder().name("simple-doc"))?;
+    /// q.put(3)?;
+    /// assert_eq!(Queue::<u8>::open("simple-doc")?.get()?, 3);
+    /// assert!(SimpleQueue::<u8>::from_builder(Queue::builder().maxsize(4)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_builder(builder: super::Builder<T>) -> Result<Self, Error> {
+        builder.create_simple().map(|queue| SimpleQueue { queue })
+    }
+
+    /// Whether no item is in the queue.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::SimpleQueue::<u8>::new()?;
+    /// q.put(1)?;
+    /// assert!(!q.empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.queue.empty()
+    }
+
+    /// Closes the queue in this process: later `put`s and `get`s fail with `Closed`, and a
+    /// `get` blocked in another thread returns `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::SimpleQueue::<u8>::new()?;
+    /// q.close();
+    /// assert!(q.put(1).unwrap_err().is_closed());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Puts `item`, writing it into the channel now; waits while the ring is full.
+    ///
+    /// # Errors
+    /// [`PutError::Closed`] after [`close`](Self::close); [`PutError::TooLarge`] and
+    /// [`PutError::Encode`] if it cannot be encoded; [`PutError::Broken`] if the channel is
+    /// unusable. The item comes back in each.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::SimpleQueue::<(u8, String)>::new()?;
+    /// q.put((1, "one".into()))?;
+    /// assert_eq!(q.get()?, (1, "one".to_string()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        let core = &self.queue.handle.core;
+        let max = core.opts.max_item;
+        with_scratch(&ENCODE_BUF, |frame| {
+            match codec::encode_into(&item, max, frame) {
+                Ok(()) => core.put_now(item, frame),
+                Err(EncodeError::TooLarge(size)) => Err(PutError::TooLarge {
+                    item,
+                    size,
+                    max: max as usize,
+                }),
+                Err(EncodeError::Failed(reason)) => Err(PutError::Encode { item, reason }),
+            }
+        })
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Removes and returns the oldest item, waiting as long as the queue is empty.
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    /// See [`put`](Self::put).
+    pub fn get(&self) -> Result<T, GetError> {
+        self.queue.get()
+    }
+}

@@ -1,0 +1,82 @@
+//! `SimpleQueue` across real processes: put and get, `empty`, `close`, and a `put` that
+//! blocks while the ring is full (issue 14).
+
+mod common;
+use common::*;
+use mpqueue::{GetError, Queue, SimpleQueue, process};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn items_of_four_processes_arrive_in_order_per_process() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: SimpleQueue<(u32, u32)> = SimpleQueue::new().unwrap();
+    let children: Vec<_> = (0..4u32)
+        .map(|p| {
+            process::fork(|| {
+                for i in 0..5000 {
+                    q.put((p, i)).unwrap();
+                }
+                0
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut next = [0u32; 4];
+    for _ in 0..20_000 {
+        let (p, i) = q.get().unwrap();
+        assert_eq!(i, next[p as usize]);
+        next[p as usize] += 1;
+    }
+    for c in children {
+        assert_eq!(c.join().unwrap(), 0);
+    }
+    assert!(q.empty());
+}
+
+#[test]
+fn empty_and_close() {
+    setup();
+    let q: SimpleQueue<u8> = SimpleQueue::new().unwrap();
+    assert!(q.empty());
+    q.put(1).unwrap();
+    assert!(!q.empty());
+    q.close();
+    assert!(q.put(2).unwrap_err().is_closed());
+    assert_eq!(q.get(), Err(GetError::Closed));
+}
+
+/// A 4 KiB ring holds two 1500-byte items: the third `put` blocks in the writing
+/// process itself (there is no feeder) until the parent gets one.
+#[test]
+fn put_blocks_while_the_ring_is_full() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: SimpleQueue<Vec<u8>> =
+        SimpleQueue::from_builder(Queue::builder().capacity_bytes(4096)).unwrap();
+    let done = SharedBytes::new(8);
+    let mut child = process::fork(|| {
+        for i in 0..6u8 {
+            q.put(vec![i; 1500]).unwrap();
+            done.word(0).store(u64::from(i) + 1, SeqCst);
+        }
+        0
+    })
+    .unwrap();
+    let pid = child.pid();
+    // The child sleeps in a futex wait (for room) with 2 puts done.
+    let blocked = || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|c| c.starts_with(&format!("{} ", libc::SYS_futex)))
+    };
+    assert!(eventually(LONG, || done.word(0).load(SeqCst) == 2 && blocked()));
+    assert_eq!(done.word(0).load(SeqCst), 2);
+    for i in 0..6u8 {
+        assert_eq!(q.get().unwrap(), vec![i; 1500]);
+    }
+    assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
+    assert_eq!(done.word(0).load(SeqCst), 6);
+}
