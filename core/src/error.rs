@@ -396,3 +396,18 @@ pub enum JoinError {
         dropped: u64,
     },
 }
+
+/// Why [`JoinableQueue::task_done`](crate::JoinableQueue::task_done) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskDoneError {
+    /// This process has marked as many items done as it got (Python raises `ValueError`).
+    #[error("task_done() called more times than this process got items")]
+    TooMany,
+    /// This process could not attach to the queue.
+    #[error("cannot use the queue: {detail}")]
+    Broken {
+        /// The details.
+        detail: String,
+    },
+}

@@ -254,7 +254,10 @@ pub struct StatsHeader {
 
     /// Serialises slot claims and retirements (robust).
     pub slot_lock: RobustMutex,
-    _pad4: [u8; 512 - 448 - std::mem::size_of::<RobustMutex>()],
+    /// Futex word `JoinableQueue::join` sleeps on (as `cap_seq`), woken by `task_done`
+    /// (layout 1.2).
+    pub tasks_seq: AtomicU32,
+    _pad4: [u8; 512 - 448 - 4 - std::mem::size_of::<RobustMutex>()],
 
     // -- put timeline (offset 512, layout 1.2) --
     /// How many items had been put at past moments, for the age of the oldest item.
@@ -379,7 +382,12 @@ pub struct ProcSlot {
     /// Time in queue of the stamped items it got, from `put` to `get` (offset 672, layout
     /// 1.2).
     pub wait: Histogram,
-    _pad2: [u64; 14],
+    /// `JoinableQueue::task_done` calls (offset 912, layout 1.2).
+    pub tasks_done: AtomicU64,
+    /// Items it got and never marked done before it detached or died: counted done, so
+    /// that `join` does not wait for them (layout 1.2).
+    pub tasks_abandoned: AtomicU64,
+    _pad2: [u64; 12],
 }
 
 const _: () = assert!(std::mem::size_of::<DataHeader>() <= DATA_HEADER_LEN);
@@ -405,6 +413,8 @@ const _: () = assert!(std::mem::offset_of!(ProcSlot, get_blocked) == 432);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, buffered_since_ns) == 56);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, last_put_ns) == 176);
 const _: () = assert!(std::mem::offset_of!(ProcSlot, wait) == 672);
+const _: () = assert!(std::mem::offset_of!(ProcSlot, tasks_done) == 912);
+const _: () = assert!(std::mem::offset_of!(StatsHeader, tasks_seq) == 488);
 const _: () = assert!(std::mem::size_of::<Histogram>() == 240);
 
 /// Bytes of a stats segment with `slots` process slots.

@@ -68,14 +68,15 @@ mod segment;
 mod stats;
 mod sync;
 mod sys;
+mod tasks;
 mod timeline;
 
 pub use bytes::Bytes;
-pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError};
+pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError, TaskDoneError};
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, Iter, Queue, STATS_ENV, SimpleQueue, TryIter, unlink,
+    DEFAULT_MAX_PROCESSES, Iter, JoinableQueue, Queue, STATS_ENV, SimpleQueue, TryIter, unlink,
 };
 pub use segment::{DIR_ENV, queue_dir};
 

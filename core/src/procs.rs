@@ -149,6 +149,14 @@ impl<'a> SlotLock<'a> {
             wake_capacity(seg);
         }
         slot.reserving.store(0, Relaxed);
+        // Got and never marked done: abandoned, so that `join` does not wait for them.
+        // Idempotent: one store of the new total.
+        let settled = slot.tasks_done.load(Relaxed) + slot.tasks_abandoned.load(Relaxed);
+        let gets = slot.gets.load(Relaxed);
+        if gets > settled {
+            slot.tasks_abandoned
+                .store(gets - slot.tasks_done.load(Relaxed), Relaxed);
+        }
         let total = seg.retired();
         for (k, (t, p)) in counter_words(total)
             .into_iter()
@@ -215,6 +223,7 @@ fn counter_words(s: &ProcSlot) -> Vec<&AtomicU64> {
     for hist in [&s.put_blocked, &s.get_blocked, &s.wait] {
         words.extend(hist_words(hist));
     }
+    words.extend([&s.tasks_done, &s.tasks_abandoned]);
     words
 }
 

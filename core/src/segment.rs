@@ -444,6 +444,8 @@ pub(crate) const CREATOR_SLOT: SlotIndex = SlotIndex(1);
 pub const FLAG_NAMED: u64 = 1;
 /// Flag bit: the queue's files were removed; no new process may attach.
 pub const FLAG_UNLINKED: u64 = 2;
+/// Flag bit: a `JoinableQueue` (its unfinished count means something).
+pub const FLAG_JOINABLE: u64 = 4;
 
 #[cfg(test)]
 mod tests {

@@ -164,6 +164,25 @@ impl<'a> Counters<'a> {
         s.heartbeat_ns.store(now, Relaxed);
     }
 
+    /// A `JoinableQueue::task_done`: counted only while this process has marked fewer items
+    /// done than it got (false: one too many).
+    pub(crate) fn task_done(&self) -> bool {
+        let s = self.slot;
+        let mut done = s.tasks_done.load(SeqCst);
+        loop {
+            if done >= s.gets.load(SeqCst) {
+                return false;
+            }
+            match s
+                .tasks_done
+                .compare_exchange(done, done + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(now) => done = now,
+            }
+        }
+    }
+
     /// A `get` started: marks the role.
     pub(crate) fn getting(&self) {
         if self.on {

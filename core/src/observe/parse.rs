@@ -5,8 +5,9 @@ use super::snapshot::*;
 use crate::error::Error;
 use crate::header::{Copied, Live, Shape, View, corrupt, validate};
 use crate::layout::{Histogram, ProcSlot, SLOT_LEN, STATS_HEADER_LEN, StatsHeader, slot_state};
-use crate::segment::FLAG_NAMED;
+use crate::segment::{FLAG_JOINABLE, FLAG_NAMED};
 use crate::sys::{self, Liveness};
+use crate::tasks::TaskCounts;
 use crate::timeline::{self, Points};
 use std::mem::offset_of;
 use std::path::Path;
@@ -37,7 +38,8 @@ pub(super) struct Raw {
     size: u64,
     lost: u64,
     puts: u64,
-    sums: [u64; 8],
+    sums: [u64; 10],
+    consumed: u64,
     put_blocked: HistogramSnapshot,
     get_blocked: HistogramSnapshot,
     wait: HistogramSnapshot,
@@ -58,7 +60,7 @@ pub(super) struct Raw {
 }
 
 /// Per-slot counters summed into [`Raw::sums`], in this order.
-const SUMMED: [usize; 8] = [
+const SUMMED: [usize; 10] = [
     offset_of!(ProcSlot, bytes_put),
     offset_of!(ProcSlot, bytes_got),
     offset_of!(ProcSlot, full_events),
@@ -67,6 +69,8 @@ const SUMMED: [usize; 8] = [
     offset_of!(ProcSlot, get_timeouts),
     offset_of!(ProcSlot, decode_errors),
     offset_of!(ProcSlot, puts),
+    offset_of!(ProcSlot, tasks_done),
+    offset_of!(ProcSlot, tasks_abandoned),
 ];
 
 fn slot_base(i: usize) -> usize {
@@ -150,7 +154,7 @@ pub(super) fn read_raw(
     let consumed = late.at(offset_of!(StatsHeader, consumed));
     let lost = late.at(offset_of!(StatsHeader, lost));
     let sf = |i: usize, off: usize| late.at(slot_base(i) + off);
-    let mut sums = [0u64; 8];
+    let mut sums = [0u64; 10];
     let [mut put_blocked, mut get_blocked, mut wait]: [HistogramSnapshot; 3] = Default::default();
     let (mut last_put_ns, mut last_get_ns) = (0, 0);
     let mut processes = Vec::new();
@@ -186,6 +190,7 @@ pub(super) fn read_raw(
         lost,
         puts: sums[7],
         sums,
+        consumed,
         put_blocked,
         get_blocked,
         wait,
@@ -263,7 +268,15 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         get_timeouts,
         decode_errors,
         _,
+        tasks_done,
+        tasks_abandoned,
     ] = raw.sums;
+    let tasks = TaskCounts {
+        puts: raw.puts,
+        gets: raw.gets,
+        done: tasks_done,
+        abandoned: tasks_abandoned,
+    };
     Snapshot {
         name: shape.name,
         id: id.to_string(),
@@ -288,6 +301,9 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         oldest_age,
         last_get_age: age(now, raw.last_get_ns),
         last_put_age: age(now, raw.last_put_ns),
+        unfinished: (raw.flags & FLAG_JOINABLE != 0)
+            .then(|| tasks.unfinished(raw.consumed, raw.lost)),
+        tasks_abandoned,
         buffered_items: processes
             .iter()
             .fold(0, |n, p| n.saturating_add(p.buffered_items)),

@@ -239,6 +239,12 @@ pub struct Snapshot {
     pub last_put_age: Option<Duration>,
     /// Items in the feeder buffers of all processes (counted in `size`).
     pub buffered_items: u64,
+    /// For a `JoinableQueue`: items put and not yet marked done (nor lost or abandoned);
+    /// `None` for other queues. Read while items move, it can be one low for a moment.
+    pub unfinished: Option<u64>,
+    /// Items processes got and never marked done before they detached or died (counted
+    /// done, so that `join` does not wait for them).
+    pub tasks_abandoned: u64,
     /// Attached processes (live, or dead and not yet reaped).
     pub processes: Vec<ProcessSnapshot>,
     /// Creator's pid.

@@ -7,6 +7,7 @@ mod core;
 mod feeder;
 mod items;
 mod iter;
+mod joinable;
 mod local;
 mod simple;
 
@@ -16,6 +17,7 @@ pub use builder::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
 pub use iter::{Iter, TryIter};
+pub use joinable::JoinableQueue;
 pub use simple::SimpleQueue;
 
 use crate::error::{Error, JoinError};
