@@ -127,3 +127,36 @@ fn a_consumer_killed_between_get_and_task_done_does_not_make_join_hang() {
     let s = snapshot();
     assert_eq!((s.unfinished, s.tasks_abandoned), (Some(0), 1), "{s:?}");
 }
+
+/// CPython's `_TestJoinableQueue.test_task_done`: four workers take items until `None`,
+/// marking each done; the parent puts 0..9, `join` returns, then `None` ×4 stops them (the
+/// stop markers need no `task_done`).
+#[test]
+fn cpython_test_task_done() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: JoinableQueue<Option<u32>> = JoinableQueue::new(0).unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            process::fork(|| {
+                while let Ok(Some(_)) = q.get() {
+                    std::thread::sleep(Duration::from_millis(10));
+                    q.task_done().unwrap();
+                }
+                0
+            })
+            .unwrap()
+        })
+        .collect();
+    for i in 0..10 {
+        q.put(Some(i)).unwrap();
+    }
+    q.join();
+    for _ in 0..4 {
+        q.put(None).unwrap();
+    }
+    for w in workers {
+        assert_eq!(w.join().unwrap(), 0);
+    }
+    q.close();
+}

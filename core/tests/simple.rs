@@ -80,3 +80,24 @@ fn put_blocks_while_the_ring_is_full() {
     assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
     assert_eq!(done.word(0).load(SeqCst), 6);
 }
+
+/// CPython's `TestSimpleQueue.test_empty`: `put` is synchronous, so a child's `empty()`
+/// right after its own `put` sees the item, and the parent sees what the child put.
+#[test]
+fn cpython_test_empty() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: SimpleQueue<bool> = SimpleQueue::new().unwrap();
+    assert!(q.empty());
+    let child = process::fork(|| {
+        q.put(q.empty()).unwrap(); // true: nothing was there
+        q.put(q.empty()).unwrap(); // false: the first item is
+        0
+    })
+    .unwrap();
+    assert_eq!(child.join().unwrap(), 0);
+    assert!(!q.empty());
+    assert!(q.get().unwrap());
+    assert!(!q.get().unwrap());
+    assert!(q.empty());
+}
