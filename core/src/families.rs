@@ -4,7 +4,8 @@
 //!
 //! Each [`Family`] reads its value(s) from an [`observe::Snapshot`](crate::observe::Snapshot):
 //! one sample per queue ([`Source::Queue`], or [`Source::QueueIfKnown`] where a value can
-//! be unknown), one per attached process of each queue ([`Source::Process`]), or one
+//! be unknown or not apply, as `mpqueue_unfinished_tasks` of a queue that is not a
+//! `JoinableQueue`), one per attached process of each queue ([`Source::Process`]), or one
 //! bucketed histogram per queue ([`Source::Histogram`]). One family, `mpqueue_health`, is a
 //! state set ([`Source::Health`]): its value is the publisher's verdict, judged by a
 //! [`HealthWindow`](crate::observe::HealthWindow) kept across refreshes.
@@ -110,8 +111,9 @@ pub enum Scope {
 pub enum Source {
     /// One value per queue.
     Queue(fn(&Snapshot) -> f64),
-    /// One value per queue, or none while it is unknown (nothing got yet, say): the sample
-    /// is left out then, rather than written as a made-up number.
+    /// One value per queue, or none while it is unknown (nothing got yet, say) or does not
+    /// apply to the queue (task counts of a queue that is not a `JoinableQueue`): the
+    /// sample is left out then, rather than written as a made-up number.
     QueueIfKnown(fn(&Snapshot) -> Option<f64>),
     /// A state set (Prometheus has no such type: it is a [`Kind::Gauge`]): one sample per
     /// queue and verdict of [`Health::ALL`], labelled [`HEALTH_LABEL`] with
@@ -372,6 +374,8 @@ pub static FAMILIES: &[Family] = &[
     queue(Gauge, "mpqueue_buffered_items", Count, "Items put and still in a feeder buffer, summed over the processes (counted in mpqueue_size).", |s| s.buffered_items as f64),
     queue_if_known("mpqueue_oldest_item_age_seconds", Seconds, "Age of the oldest item in the queue, feeder buffers included; 0 when empty, no sample when unknown (old layout, counters off).", oldest_age),
     queue_if_known("mpqueue_last_get_age_seconds", Seconds, "Time since a get last returned an item of the queue; no sample until one has.", |s| s.last_get_age.map(|d| d.as_secs_f64())),
+    queue_if_known("mpqueue_unfinished_tasks", Count, "JoinableQueue only: items put and not yet marked done by task_done (lost or abandoned ones count as done); no sample for other queues.", |s| s.unfinished.map(|n| n as f64)),
+    Family { name: "mpqueue_tasks_abandoned_total", kind: Counter, help: "JoinableQueue only: items processes got and never marked done before they exited or died (counted done, so join does not wait for them); no sample for other queues.", unit: Count, source: Source::QueueIfKnown(tasks_abandoned), quantiles: &[] },
     Family { name: "mpqueue_health", kind: Gauge, help: "Health verdict as a state set: 1 for the current status (ok, idle, lagging, stalled, no_consumer), 0 for the others.", unit: Count, source: Source::Health, quantiles: &[] },
     histogram(
         "mpqueue_put_blocked_seconds",
@@ -406,6 +410,13 @@ fn oldest_age(s: &Snapshot) -> Option<f64> {
         Some(age) => Some(age.as_secs_f64()),
         None => (s.size == 0).then_some(0.0),
     }
+}
+
+/// `mpqueue_tasks_abandoned_total`: only for a `JoinableQueue` (one whose
+/// [`Snapshot::unfinished`] is known). Other queues have no tasks: the consumers that left
+/// them never marked anything done, and their gets would show up as abandoned.
+fn tasks_abandoned(s: &Snapshot) -> Option<f64> {
+    s.unfinished.map(|_| s.tasks_abandoned as f64)
 }
 
 /// The label that names a verdict in the [`Source::Health`] state set.
@@ -585,6 +596,33 @@ mod tests {
         assert_eq!(value(&s), None, "never got: no sample");
         s.last_get_age = Some(std::time::Duration::from_secs(4));
         assert_eq!(value(&s), Some(4.0));
+    }
+
+    /// The task families have samples for a `JoinableQueue` only (its `unfinished` is
+    /// known), even where another queue's departed consumers left gets never marked done.
+    #[test]
+    fn task_families_are_for_joinable_queues_only() {
+        let value = |name: &str, s: &Snapshot| {
+            let f = find(name).unwrap();
+            let Source::QueueIfKnown(value) = f.source else {
+                panic!("{f:?}")
+            };
+            value(s)
+        };
+        // A plain queue's consumers that went: gets never marked done.
+        let mut s = Snapshot {
+            tasks_abandoned: 7,
+            ..Snapshot::default()
+        };
+        assert_eq!(value("mpqueue_unfinished_tasks", &s), None);
+        assert_eq!(value("mpqueue_tasks_abandoned_total", &s), None);
+        s.unfinished = Some(3);
+        assert_eq!(value("mpqueue_unfinished_tasks", &s), Some(3.0));
+        assert_eq!(value("mpqueue_tasks_abandoned_total", &s), Some(7.0));
+        assert_eq!(
+            find("mpqueue_tasks_abandoned_total").unwrap().kind(),
+            Kind::Counter
+        );
     }
 
     /// The exporter writes the per-queue families, then the histograms, then the

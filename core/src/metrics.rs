@@ -8,7 +8,9 @@
 //!   `mpqueue_lost_items_total`, …) and every per-queue gauge as a gauge (`mpqueue_size`,
 //!   `mpqueue_processes`, …), with the family's help text and unit as its description; a
 //!   value that is unknown ([`Source::QueueIfKnown`], such as `mpqueue_last_get_age_seconds`
-//!   before the first get) is not set (a recorder keeps a gauge's last value);
+//!   before the first get) is not set (a recorder keeps a gauge's last value), nor are
+//!   `mpqueue_unfinished_tasks` and `mpqueue_tasks_abandoned_total` of a queue that is not
+//!   a `JoinableQueue`;
 //! - sets the `mpqueue_health` state set ([`Source::Health`]) as one gauge per verdict,
 //!   labelled `status`, 1 for the queue's verdict and 0 for the others. The verdicts come
 //!   from a [`HealthWindow`] with the default [`HealthRules`](crate::observe::HealthRules)
@@ -204,18 +206,20 @@ mod tests {
     }
 
     /// What a recorder serves after one [`report`] of a queue whose counters and
-    /// histograms are not all zero.
+    /// histograms are not all zero (a `JoinableQueue`, so that every family has a value).
     fn reported_page() -> String {
         let dir = tempfile::tempdir().unwrap();
-        let q = crate::Queue::<u32>::builder()
-            .dir(dir.path())
-            .label("reported")
-            .maxsize(1)
-            .create()
-            .unwrap();
+        let q = crate::JoinableQueue::<u32>::from_builder(
+            crate::Queue::builder()
+                .dir(dir.path())
+                .label("reported")
+                .maxsize(1),
+        )
+        .unwrap();
         q.put(1).unwrap();
         assert!(q.put_timeout(2, Duration::from_millis(5)).is_err());
         q.get().unwrap();
+        q.task_done().unwrap();
         assert!(q.get_timeout(Duration::from_millis(5)).is_err());
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -289,6 +293,8 @@ mod tests {
             "mpqueue_last_get_age_seconds{",
             "mpqueue_buffered_items{",
             "mpqueue_item_wait_p50_seconds{",
+            "mpqueue_unfinished_tasks{",
+            "mpqueue_tasks_abandoned_total{",
         ] {
             assert!(page.lines().any(|l| l.starts_with(name)), "{name}\n{page}");
         }

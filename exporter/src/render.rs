@@ -320,6 +320,40 @@ mod tests {
         assert_eq!(samples("mpqueue_health").len(), 2 * Health::ALL.len());
     }
 
+    /// The unfinished count and the abandoned items of a `JoinableQueue`; no sample of
+    /// either for a plain queue, even one whose departed consumers left gets behind.
+    #[test]
+    fn task_counts_only_for_joinable_queues() {
+        let mut joinable = snap("pool", true);
+        joinable.unfinished = Some(12);
+        joinable.tasks_abandoned = 2;
+        let mut plain = snap("plain", true);
+        plain.tasks_abandoned = 5;
+        let mut out = String::new();
+        render(&mut out, &judged(vec![joinable, plain]));
+        let samples = |name: &str| -> Vec<&str> {
+            out.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .collect()
+        };
+        assert_eq!(
+            samples("mpqueue_unfinished_tasks"),
+            ["mpqueue_unfinished_tasks{queue=\"pool\",named=\"true\",id=\"q.4\"} 12"]
+        );
+        assert_eq!(
+            samples("mpqueue_tasks_abandoned_total"),
+            ["mpqueue_tasks_abandoned_total{queue=\"pool\",named=\"true\",id=\"q.4\"} 2"]
+        );
+        assert!(
+            out.contains("# TYPE mpqueue_unfinished_tasks gauge\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# TYPE mpqueue_tasks_abandoned_total counter\n"),
+            "{out}"
+        );
+    }
+
     #[test]
     fn process_metrics_can_be_left_out() {
         let snaps = judged(vec![snap("jobs", true)]);
@@ -346,7 +380,8 @@ mod tests {
 
     /// A sample with every kind of value: a stale queue, a name that needs escaping, a
     /// process that never put or got, every histogram non-empty, unknown ages (no
-    /// sample), and a verdict only a window of scrapes gives (`lagging`).
+    /// sample), a `JoinableQueue` next to plain ones (task counts for it alone), and a
+    /// verdict only a window of scrapes gives (`lagging`).
     fn golden_sample() -> Vec<Judged> {
         let mut odd = snap("we\"ird\\name\n", true);
         odd.named = false;
@@ -358,6 +393,8 @@ mod tests {
         odd.lost = u64::MAX;
         odd.last_get_age = None;
         odd.oldest_age = None;
+        odd.unfinished = Some(3);
+        odd.tasks_abandoned = 1;
         let mut idle = odd.processes[0].clone();
         idle.pid = 8;
         idle.role = Role::Idle;
@@ -413,8 +450,8 @@ mod tests {
             let mut out = String::new();
             render(&mut out, &judged(vec![snap(&name, true)]));
             let samples = out.lines().filter(|l| !l.starts_with('#')).count();
-            // 19 queue families + 5 health states + 28 buckets, sum and count per
-            // histogram + 6 per process.
+            // 19 queue families (the task counts are for joinable queues only) + 5
+            // health states + 28 buckets, sum and count per histogram + 6 per process.
             prop_assert_eq!(samples, 19 + 5 + 3 * 30 + 6);
             for l in out.lines().filter(|l| !l.starts_with('#')) {
                 let value = l.rsplit(' ').next().unwrap();
