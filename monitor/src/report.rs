@@ -118,7 +118,7 @@ type Cell = fn(&Snapshot, Health) -> String;
 
 /// The `--once` table's columns, left to right (newer ones go at the end, so that scripts
 /// reading the columns by position keep working).
-const TABLE: [TableColumn; 17] = [
+const TABLE: [TableColumn; 18] = [
     TableColumn::left("NAME", 24, |s, _| escape(&s.name)),
     TableColumn::left("KIND", 5, |s, _| {
         (if s.named { "named" } else { "anon" }).into()
@@ -138,6 +138,10 @@ const TABLE: [TableColumn; 17] = [
     TableColumn::right("OLDEST", 8, |s, _| age(s.oldest_age)),
     TableColumn::right("LAST_GET", 8, |s, _| age(s.last_get_age)),
     TableColumn::left("HEALTH", 11, |_, h| h.as_str().into()),
+    // A `JoinableQueue`'s items not yet marked done; `-` for other queues.
+    TableColumn::right("UNFINISHED", 10, |s, _| {
+        s.unfinished.map_or("-".into(), |n| n.to_string())
+    }),
 ];
 
 impl TableColumn {
@@ -238,6 +242,11 @@ pub struct QueueJson<'a> {
     put_blocked: HistogramJson,
     get_blocked: HistogramJson,
     processes: Vec<ProcessJson>,
+    /// `JoinableQueue` only (`null` for other queues): items not yet marked done.
+    unfinished: Option<u64>,
+    /// `JoinableQueue` only (`null` for other queues): items got and never marked done by
+    /// processes that went.
+    tasks_abandoned: Option<u64>,
 }
 
 impl<'a> From<&'a Judged> for QueueJson<'a> {
@@ -274,6 +283,10 @@ impl<'a> From<&'a Judged> for QueueJson<'a> {
             put_blocked: HistogramJson::from(&s.put_blocked),
             get_blocked: HistogramJson::from(&s.get_blocked),
             processes: s.processes.iter().map(ProcessJson::from).collect(),
+            unfinished: s.unfinished,
+            // A plain queue's departed consumers never mark anything done: their gets are
+            // no tasks abandoned.
+            tasks_abandoned: s.unfinished.map(|_| s.tasks_abandoned),
         }
     }
 }
@@ -465,6 +478,8 @@ mod tests {
                 "ring_capacity",
                 "size",
                 "state",
+                "tasks_abandoned",
+                "unfinished",
                 "wait",
             ]
         );
@@ -476,6 +491,9 @@ mod tests {
         assert_eq!(q["oldest_age_ns"], 12_000_000_000_u64);
         assert_eq!(q["last_get_age_ns"], Value::Null);
         assert_eq!(q["last_put_age_ns"], 3_000_000);
+        // Not a `JoinableQueue`: no task counts.
+        assert_eq!(q["unfinished"], Value::Null);
+        assert_eq!(q["tasks_abandoned"], Value::Null);
         let h = &q["put_blocked"];
         assert_eq!(
             keys(h),
@@ -587,15 +605,49 @@ mod tests {
         assert_eq!(written_keys(&p), process);
     }
 
+    /// [`report`] with a `JoinableQueue` after the plain queue: `pool`, 12 items not yet
+    /// done, 1 abandoned.
+    fn with_joinable() -> Report {
+        let mut report = report();
+        let mut s = report.queues[0].snapshot.clone();
+        s.id = "q.pool".into();
+        s.name = "pool".into();
+        s.unfinished = Some(12);
+        s.tasks_abandoned = 1;
+        report.queues.push(Judged {
+            health: s.health_with(&HealthRules::default()),
+            snapshot: s,
+        });
+        report
+    }
+
+    #[test]
+    fn json_has_task_counts_for_joinable_queues_only() {
+        let mut report = with_joinable();
+        // A plain queue whose departed consumers' gets were never marked done.
+        report.queues[0].snapshot.tasks_abandoned = 5;
+        let doc = serde_json::to_value(report.json()).unwrap();
+        let (plain, pool) = (&doc["queues"][0], &doc["queues"][1]);
+        assert_eq!(
+            (&plain["unfinished"], &plain["tasks_abandoned"]),
+            (&Value::Null, &Value::Null)
+        );
+        assert_eq!(
+            (&pool["unfinished"], &pool["tasks_abandoned"]),
+            (&Value::from(12), &Value::from(1))
+        );
+    }
+
     #[test]
     fn the_once_table_lines_up_and_escapes() {
-        let table = report().table();
+        let table = with_joinable().table();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines,
             [
-                "NAME                     KIND  STATE       SIZE  MAXSIZE         PUTS         GETS     FULL    EMPTY   LOST  PUT_P99  GET_P99 PROCS WAIT_P99   OLDEST LAST_GET HEALTH",
-                "jobs\\u{1b}               named live           7      100            7            0        0        0      0    4.1µs        -     1    1.0µs    12.0s        - no_consumer",
+                "NAME                     KIND  STATE       SIZE  MAXSIZE         PUTS         GETS     FULL    EMPTY   LOST  PUT_P99  GET_P99 PROCS WAIT_P99   OLDEST LAST_GET HEALTH      UNFINISHED",
+                "jobs\\u{1b}               named live           7      100            7            0        0        0      0    4.1µs        -     1    1.0µs    12.0s        - no_consumer          -",
+                "pool                     named live           7      100            7            0        0        0      0    4.1µs        -     1    1.0µs    12.0s        - no_consumer         12",
                 "/dev/shm/x/q.bad.stats unreadable: bad magic",
             ]
         );

@@ -93,17 +93,25 @@ fn json_queue(dir: &Path, args: &[&str], name: &str) -> Value {
         .clone()
 }
 
-/// The HEALTH column (the last) of the queue `name` in `mpqueue-top --once ARGS`.
+/// The HEALTH column of the queue `name` in `mpqueue-top --once ARGS` (every cell of these
+/// tests' rows is one word, so the column's place among the titles is its place in a row).
 fn once_health(dir: &Path, args: &[&str], name: &str) -> String {
     let mut all = vec!["--once"];
     all.extend_from_slice(args);
     let table = top(&all, dir);
-    assert!(table.starts_with("NAME ") && table.lines().next().unwrap().ends_with(" HEALTH"));
+    assert!(table.starts_with("NAME "), "{table}");
+    let column = table
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .position(|t| t == "HEALTH")
+        .unwrap_or_else(|| panic!("no HEALTH column in\n{table}"));
     let line = table
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} not in\n{table}"));
-    line.split_whitespace().last().unwrap().to_string()
+    line.split_whitespace().nth(column).unwrap().to_string()
 }
 
 /// Polls `--json ARGS` until the queue's health is `want`; the queue as then read.

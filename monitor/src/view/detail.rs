@@ -1,6 +1,6 @@
-//! The detail pane: one queue's counters and health, history sparklines (the oldest item's
-//! age among them), the time-in-queue and blocked-time histograms, and the attached
-//! processes.
+//! The detail pane: one queue's counters (a `JoinableQueue`'s tasks too) and health,
+//! history sparklines (the oldest item's age among them), the time-in-queue and
+//! blocked-time histograms, and the attached processes.
 
 use crate::app::{App, QueueRow};
 use crate::fmt::{self, escape};
@@ -31,15 +31,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
+    let mut lines = info_lines(s);
+    lines.push(health_line(r.health, s, app));
+    // The lines and the border.
+    let info_height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let [info, sparks, hists, procs] = Layout::vertical([
-        Constraint::Length(7),
+        Constraint::Length(info_height),
         Constraint::Length(5),
         Constraint::Length(10),
         Constraint::Min(4),
     ])
     .areas(area);
-    let mut lines = info_lines(s);
-    lines.push(health_line(r.health, s, app));
     f.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(title)),
         info,
@@ -78,14 +80,14 @@ fn health_line(health: Option<Health>, s: &Snapshot, app: &App) -> Line<'static>
     ])
 }
 
-/// Kind, id, creator, ring, state, and every counter.
+/// Kind, id, creator, ring, state, every counter, and a `JoinableQueue`'s tasks.
 fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
     let max = if s.maxsize == 0 {
         "unbounded".to_string()
     } else {
         s.maxsize.to_string()
     };
-    vec![
+    let mut lines = vec![
         Line::from(format!(
             "{} · id {} · created by pid {} · ring {} · {}",
             if s.named { "named" } else { "anonymous" },
@@ -114,7 +116,14 @@ fn info_lines(s: &Snapshot) -> Vec<Line<'static>> {
             "lost {}   frames discarded {}   lock recoveries {}",
             s.lost, s.frames_discarded, s.lock_recoveries
         )),
-    ]
+    ];
+    if let Some(unfinished) = s.unfinished {
+        lines.push(Line::from(format!(
+            "unfinished {unfinished} · abandoned {}",
+            s.tasks_abandoned
+        )));
+    }
+    lines
 }
 
 /// Size, puts per second, gets per second and the oldest item's age over the last

@@ -92,8 +92,10 @@ impl Column {
 
 /// The list's columns, left to right. An unreadable queue shows its name, `?`,
 /// `unreadable` and `error` (the reason is in the detail view). At 80 columns: name,
-/// health, size/max, oldest, put/s, get/s, wait p50/99 and P/C.
-const COLUMNS: [Column; 16] = [
+/// health, size/max, oldest, put/s, get/s, wait p50/99 and P/C; `unfinished` (a
+/// `JoinableQueue`'s items not yet marked done, `-` for other queues) gives way first, and
+/// the detail view always shows it.
+const COLUMNS: [Column; 17] = [
     Column::row("name", 10, None, Some(SortKey::Name), |r| escape(r.name())),
     // The verdict, coloured (stuck ones red); `?` if unreadable.
     Column::row("health", 11, None, Some(SortKey::Health), |r| {
@@ -113,6 +115,9 @@ const COLUMNS: [Column; 16] = [
     ),
     Column::snapshot("fill", FILL_WIDTH, 1, None, "", |_, s| {
         fmt::fill_bar(s.size, s.maxsize, usize::from(FILL_WIDTH))
+    }),
+    Column::snapshot("unfinished", 10, 0, None, "", |_, s| {
+        s.unfinished.map_or("-".into(), |n| fmt::count(n as f64))
     }),
     Column::snapshot("oldest", 7, 13, Some(SortKey::Oldest), "", |_, s| {
         s.oldest_age.map_or("-".into(), fmt::duration)
@@ -285,6 +290,11 @@ mod tests {
             ]
         );
         assert_eq!(headers(20), ["name", "health"]);
+        // The unfinished tasks give way first: one cell short of every column.
+        let all = COLUMNS.iter().map(|c| c.width + 1).sum::<u16>() - 1;
+        let but_one = headers(all - 1);
+        assert!(!but_one.contains(&"unfinished"), "{but_one:?}");
+        assert_eq!(but_one.len(), COLUMNS.len() - 1);
         assert_eq!(headers(0), ["name", "health"]);
         // Longer names take the place of the least needed columns.
         assert_eq!(fitting(78, 13).len(), fitting(78, 10).len() - 1);

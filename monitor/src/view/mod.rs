@@ -359,6 +359,38 @@ mod tests {
         assert!(screen.contains("┌ wait (time in queue)"), "{screen}");
     }
 
+    /// A `JoinableQueue`'s detail has a line of its tasks, above the health; other
+    /// queues' have none.
+    #[test]
+    fn the_detail_view_shows_a_joinable_queues_tasks() {
+        let mut app = fixture();
+        let mut pool = snap("pool", true, 0, 40, 28, 3_000_000_000, true);
+        pool.unfinished = Some(12);
+        pool.tasks_abandoned = 0;
+        let mut round: Vec<_> = app
+            .visible()
+            .iter()
+            .map(|r| (r.id.clone(), r.snap.clone().ok_or_else(String::new)))
+            .collect();
+        round.push(("q.pool".into(), Ok(pool)));
+        app.ingest(round);
+        app.view = View::Detail("q.pool".into());
+        let t = draw(&app, 120, 36);
+        let screen: Vec<String> = (0..36).map(|y| line(&t, y)).collect();
+        let at = screen
+            .iter()
+            .position(|l| l.contains("unfinished 12 · abandoned 0"))
+            .unwrap_or_else(|| panic!("{}", screen.join("\n")));
+        assert!(screen[at - 1].contains("lost 0"), "{}", screen.join("\n"));
+        assert!(screen[at + 1].contains("health "), "{}", screen.join("\n"));
+        app.view = View::Detail("q.jobs".into());
+        let t = draw(&app, 120, 36);
+        assert!(
+            (0..36).all(|y| !line(&t, y).contains("unfinished")),
+            "a plain queue has no tasks"
+        );
+    }
+
     #[test]
     fn detail_view() {
         let mut app = fixture();
