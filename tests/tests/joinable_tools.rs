@@ -1,0 +1,351 @@
+//! A `JoinableQueue`'s tasks through the tools (issue 14), from queues worked by forked
+//! processes: the unfinished count in the real `mpqueue-top` (`--json`, `--once`, the
+//! detail view in tmux) and the real `mpqueue-exporter` (`mpqueue_unfinished_tasks`, its
+//! page checked by `promtool check metrics`); a consumer killed between `get` and
+//! `task_done` shows in `mpqueue_tasks_abandoned_total` once `join` has counted its item
+//! done. A plain queue next to them has no task counts at all.
+
+mod support;
+use mpqueue::{Child, JoinableQueue, Queue, process};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::prom::Exporter;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Aborts the test process if still alive after `limit`: no test hangs the suite.
+struct Watchdog(Arc<AtomicBool>);
+
+fn watchdog(limit: Duration) -> Watchdog {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if flag.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("watchdog: test exceeded {limit:?}; aborting");
+        std::process::abort();
+    });
+    Watchdog(done)
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Forked workers, killed and reaped on drop.
+#[derive(Default)]
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill(libc::SIGKILL);
+            let _ = c.join_timeout(LONG);
+        }
+    }
+}
+
+/// `mpqueue-top ARGS --dir DIR`, killed (and failing) if it has not ended within 30 s;
+/// asserts it succeeded and returns its stdout.
+fn top(args: &[&str], dir: &Path) -> String {
+    let mut child = Command::new(bin("mpqueue-top"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read meanwhile, so that a large document never blocks the child on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut v);
+        v
+    });
+    let Some(status) = wait_for(LONG, || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("mpqueue-top {args:?} still running after {LONG:?}");
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert!(status.success(), "mpqueue-top {args:?}: {err}");
+    reader.join().unwrap()
+}
+
+/// The queue `name` in `mpqueue-top --json`.
+fn json_queue(dir: &Path, name: &str) -> Value {
+    let doc: Value = serde_json::from_str(&top(&["--json"], dir)).unwrap();
+    doc["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {doc}"))
+        .clone()
+}
+
+/// The cell of column `title` in the row of queue `name` of `mpqueue-top --once` (every
+/// cell of these tests' rows is one word).
+fn once_cell(dir: &Path, name: &str, title: &str) -> String {
+    let table = top(&["--once"], dir);
+    let column = table
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .position(|t| t == title)
+        .unwrap_or_else(|| panic!("no {title} column in\n{table}"));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in\n{table}"));
+    row.split_whitespace().nth(column).unwrap().to_string()
+}
+
+/// The metrics page, which must be served.
+fn page(ex: &Exporter) -> String {
+    let (status, body) = ex.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of `family`'s sample for queue `name` (its first label), if there is one.
+fn value(page: &str, family: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{family}{{queue=\"{name}\",");
+    page.lines()
+        .find(|l| l.starts_with(&prefix))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `promtool check metrics` on `page`: its exit code and what it said.
+fn promtool(page: &str) -> (i32, String) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool (Debian package prometheus) must be installed; scripts/test.sh installs it",
+        );
+    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn joinable(dir: &Path, name: &str) -> JoinableQueue<u64> {
+    JoinableQueue::from_builder(Queue::builder().name(name).dir(dir)).unwrap()
+}
+
+/// A consumer that gets `got` items of `q`, marks `done` of them done, says so on `ready`,
+/// and waits (attached) until killed.
+fn consumer(q: &JoinableQueue<u64>, got: usize, done: usize, ready: &Queue<u8>) -> Child {
+    process::fork(|| {
+        die_with_parent();
+        for _ in 0..got {
+            q.get_timeout(LONG).unwrap();
+        }
+        for _ in 0..done {
+            q.task_done().unwrap();
+        }
+        ready.put(1).unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap()
+}
+
+/// In `dir`: the `JoinableQueue` `pool` with 5 items put, of which a live consumer got 3
+/// and marked 2 done (3 unfinished), and the plain queue `plain`, whose one item a
+/// consumer got before it exited (a get no task count may show as abandoned).
+fn pool_and_plain(dir: &Path) -> (JoinableQueue<u64>, Queue<u64>, Workers) {
+    let pool = joinable(dir, "pool");
+    let plain: Queue<u64> = Queue::builder().name("plain").dir(dir).create().unwrap();
+    let ready: Queue<u8> = Queue::builder().dir(dir).create().unwrap();
+    plain.put(7).unwrap();
+    let plain_consumer = process::fork(|| {
+        die_with_parent();
+        plain.get_timeout(LONG).unwrap();
+        0
+    })
+    .unwrap();
+    assert_eq!(plain_consumer.join().unwrap(), 0);
+    for i in 0..5 {
+        pool.put(i).unwrap();
+    }
+    let mut workers = Workers::default();
+    workers.0.push(consumer(&pool, 3, 2, &ready));
+    ready.get_timeout(LONG).unwrap();
+    assert_eq!(pool.unfinished(), 3);
+    (pool, plain, workers)
+}
+
+#[test]
+fn top_shows_the_unfinished_count_of_a_joinable_queue_only() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let (_pool, _plain, _workers) = pool_and_plain(dir.path());
+
+    let pool = json_queue(dir.path(), "pool");
+    assert_eq!(pool["unfinished"], 3, "{pool}");
+    assert_eq!(pool["tasks_abandoned"], 0, "{pool}");
+    assert_eq!((&pool["puts"], &pool["gets"]), (&5.into(), &3.into()));
+    let plain = json_queue(dir.path(), "plain");
+    assert_eq!(plain["unfinished"], Value::Null, "{plain}");
+    assert_eq!(plain["tasks_abandoned"], Value::Null, "{plain}");
+    assert_eq!(plain["gets"], 1, "{plain}");
+
+    let table = top(&["--once"], dir.path());
+    let head = table.lines().next().unwrap();
+    assert!(head.ends_with(" HEALTH      UNFINISHED"), "{table}");
+    assert_eq!(once_cell(dir.path(), "pool", "UNFINISHED"), "3");
+    assert_eq!(once_cell(dir.path(), "plain", "UNFINISHED"), "-");
+}
+
+#[test]
+fn the_exporter_has_unfinished_tasks_for_a_joinable_queue_only() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let (_pool, _plain, _workers) = pool_and_plain(dir.path());
+    let ex = Exporter::start(dir.path());
+    let body = page(&ex);
+    let (rc, msg) = promtool(&body);
+    assert_eq!(rc, 0, "promtool: {msg}\n{body}");
+    assert!(
+        body.lines()
+            .any(|l| l == "mpqueue_unfinished_tasks{queue=\"pool\",named=\"true\",id=\"q.pool\"} 3"),
+        "{body}"
+    );
+    assert_eq!(
+        value(&body, "mpqueue_tasks_abandoned_total", "pool"),
+        Some(0.0)
+    );
+    assert!(body.contains("# TYPE mpqueue_unfinished_tasks gauge\n"));
+    assert!(body.contains("# TYPE mpqueue_tasks_abandoned_total counter\n"));
+    // The plain queue is on the page, without task counts.
+    assert_eq!(value(&body, "mpqueue_gets_total", "plain"), Some(1.0));
+    assert_eq!(value(&body, "mpqueue_unfinished_tasks", "plain"), None);
+    assert_eq!(value(&body, "mpqueue_tasks_abandoned_total", "plain"), None);
+}
+
+/// A consumer killed with SIGKILL after `get`, before `task_done`: `join_timeout` returns
+/// true (its item counted done), and the exporter and `mpqueue-top` show it as abandoned.
+#[test]
+fn a_consumer_killed_before_task_done_is_counted_abandoned() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let q = joinable(dir.path(), "crash");
+    let ready: Queue<u8> = Queue::builder().dir(dir.path()).create().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let mut workers = Workers::default();
+    workers.0.push(consumer(&q, 1, 0, &ready));
+    ready.get_timeout(LONG).unwrap();
+    // This process does its item's task: only the killed consumer's is left.
+    q.get_timeout(LONG).unwrap();
+    q.task_done().unwrap();
+    let ex = Exporter::start(dir.path());
+    let body = page(&ex);
+    assert_eq!(value(&body, "mpqueue_unfinished_tasks", "crash"), Some(1.0));
+    assert_eq!(
+        value(&body, "mpqueue_tasks_abandoned_total", "crash"),
+        Some(0.0)
+    );
+    assert!(!q.join_timeout(Duration::from_millis(100)), "{body}");
+
+    let mut killed = workers.0.pop().unwrap();
+    killed.kill(libc::SIGKILL).unwrap();
+    assert!(killed.join_timeout(LONG).is_err(), "a signal ended it");
+    assert!(q.join_timeout(LONG), "join waited for a dead consumer");
+
+    let body = page(&ex);
+    let (rc, msg) = promtool(&body);
+    assert_eq!(rc, 0, "promtool: {msg}\n{body}");
+    assert_eq!(
+        value(&body, "mpqueue_tasks_abandoned_total", "crash"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(value(&body, "mpqueue_unfinished_tasks", "crash"), Some(0.0));
+    let crash = json_queue(dir.path(), "crash");
+    assert_eq!(
+        (&crash["unfinished"], &crash["tasks_abandoned"]),
+        (&0.into(), &1.into()),
+        "{crash}"
+    );
+}
+
+/// The live dashboard: the detail view of the joinable queue has its tasks line; on a
+/// wide terminal the list has an `unfinished` column, which gives way at 80 columns.
+#[test]
+fn the_dashboard_shows_a_joinable_queues_tasks() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let (_pool, _plain, _workers) = pool_and_plain(dir.path());
+    let cmd = format!(
+        "{} --dir {} --interval 250ms",
+        bin("mpqueue-top").display(),
+        dir.path().display()
+    );
+    let t = Tmux::start(&cmd, 200, 40);
+    let screen = t.wait_screen("the list", |s| s.contains("name▲"));
+    let head = screen.lines().find(|l| l.contains("name▲")).unwrap();
+    assert!(head.contains("unfinished"), "{screen}");
+    assert!(head.contains("kind"), "{screen}");
+    t.resize(80, 24);
+    // Redrawn for 80 columns: without `kind`, which gives way early.
+    let narrow = t.wait_screen("the list at 80 columns", |s| {
+        s.lines()
+            .find(|l| l.contains("name▲"))
+            .is_some_and(|h| !h.contains("kind"))
+    });
+    let head = narrow.lines().find(|l| l.contains("name▲")).unwrap();
+    assert!(
+        head.contains("health") && !head.contains("unfinished"),
+        "{narrow}"
+    );
+
+    t.resize(120, 40);
+    t.send(&["/", "pool", "Enter", "Enter"]);
+    let d = t.wait_screen("detail of pool", |s| s.contains("┌ pool "));
+    assert!(d.contains("unfinished 3 · abandoned 0"), "{d}");
+    // Back to the list, then the filter edited from `pool` to `plain` (keys sent apart,
+    // so that Esc and the next key are never read as one Alt chord).
+    t.send(&["Escape"]);
+    t.wait_screen("the list again", |s| s.contains("name▲"));
+    t.send(&["/"]);
+    t.wait_screen("the filter prompt", |s| s.contains("filter: pool"));
+    t.send(&[
+        "BSpace", "BSpace", "BSpace", "BSpace", "plain", "Enter", "Enter",
+    ]);
+    let d = t.wait_screen("detail of plain", |s| s.contains("┌ plain "));
+    assert!(!d.contains("unfinished"), "{d}");
+    t.send(&["q"]);
+    t.wait_screen("clean exit", |s| s.contains("EXITED rc=0"));
+}
