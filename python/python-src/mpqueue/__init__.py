@@ -1,0 +1,31 @@
+"""mpqueue: a drop-in ``multiprocessing.Queue`` over shared memory.
+
+``Queue``, ``JoinableQueue`` and ``SimpleQueue`` have the methods, arguments and
+exceptions of ``multiprocessing``'s (``queue.Full``/``queue.Empty`` are the standard
+library's), plus ``put_many``/``get_many`` batches and ``stats()``. Items are pickled with
+the highest protocol in the caller, so an unpicklable item raises in ``put``.
+
+Queues are shared with child processes by fork inheritance (``multiprocessing``'s
+``fork`` start method, or ``os.fork()``); ``spawn`` and ``forkserver`` are not supported
+yet.
+"""
+
+from queue import Empty, Full
+
+from ._mpqueue import (
+    DEFAULT_CAPACITY_BYTES,
+    DEFAULT_FLUSH_TIMEOUT,
+    JoinableQueue,
+    Queue,
+    SimpleQueue,
+)
+
+__all__ = [
+    "DEFAULT_CAPACITY_BYTES",
+    "DEFAULT_FLUSH_TIMEOUT",
+    "Empty",
+    "Full",
+    "JoinableQueue",
+    "Queue",
+    "SimpleQueue",
+]

@@ -1,0 +1,114 @@
+//! `mpqueue._mpqueue`: the native part of the `mpqueue` Python package.
+//!
+//! Each Python queue holds an `mpqueue` queue of [`mpqueue::Bytes`] (one block on the wire)
+//! carrying the item pickled with the highest protocol. Items are pickled in the caller, so an
+//! unpicklable item raises in `put`. Every blocking call releases the GIL and waits in slices
+//! of at most 100 ms (`SLICE`), checking for signals between slices, so Ctrl-C raises
+//! `KeyboardInterrupt` in a blocked `get`/`put`/`join`.
+
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyBytes;
+use std::time::{Duration, Instant};
+
+mod queue;
+mod simple;
+mod stats;
+
+pyo3::import_exception!(queue, Empty);
+pyo3::import_exception!(queue, Full);
+
+/// The longest a blocking call waits with the GIL released before it checks for signals.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+
+/// `(pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL)`, looked up once.
+static PICKLE: PyOnceLock<(Py<PyAny>, Py<PyAny>, i32)> = PyOnceLock::new();
+
+fn pickle(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>, i32)> {
+    PICKLE.get_or_try_init(py, || {
+        let m = py.import("pickle")?;
+        Ok((
+            m.getattr("dumps")?.unbind(),
+            m.getattr("loads")?.unbind(),
+            m.getattr("HIGHEST_PROTOCOL")?.extract()?,
+        ))
+    })
+}
+
+/// Pickles `obj` with the highest protocol (an unpicklable object raises here).
+pub(crate) fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<mpqueue::Bytes> {
+    let py = obj.py();
+    let (dumps, _, protocol) = pickle(py)?;
+    let data = dumps.bind(py).call1((obj, *protocol))?;
+    let data = data.cast::<PyBytes>()?;
+    Ok(mpqueue::Bytes::from(data.as_bytes()))
+}
+
+/// Unpickles an item taken from a queue.
+pub(crate) fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
+    let (_, loads, _) = pickle(py)?;
+    Ok(loads.bind(py).call1((PyBytes::new(py, data),))?.unbind())
+}
+
+/// When a blocking call must give up: `None` waits for ever.
+///
+/// As CPython: `block=False` ignores the timeout, a negative timeout is 0, `None` is for ever.
+pub(crate) fn deadline(block: bool, timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    if !block {
+        return Ok(Some(Instant::now()));
+    }
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_nan() => Err(PyValueError::new_err("timeout must not be NaN")),
+        Some(t) => Ok(Duration::try_from_secs_f64(t.max(0.0))
+            .ok()
+            .and_then(|d| Instant::now().checked_add(d))),
+    }
+}
+
+/// The next slice to wait, or `None` once `deadline` has passed.
+pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(SLICE),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| left.min(SLICE))
+        }
+    }
+}
+
+/// A library error (creating or opening a queue) as the matching Python exception.
+pub(crate) fn error(e: mpqueue::Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        mpqueue::Error::InvalidName { .. } | mpqueue::Error::InvalidOption { .. } => {
+            PyValueError::new_err(msg)
+        }
+        mpqueue::Error::AlreadyExists { .. } => PyFileExistsError::new_err(msg),
+        mpqueue::Error::NotFound { .. } | mpqueue::Error::Removed { .. } => {
+            PyFileNotFoundError::new_err(msg)
+        }
+        mpqueue::Error::PermissionDenied { .. } => PyPermissionError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// The native module; `mpqueue/__init__.py` re-exports it.
+#[pymodule]
+fn _mpqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<queue::Queue>()?;
+    m.add_class::<queue::JoinableQueue>()?;
+    m.add_class::<simple::SimpleQueue>()?;
+    m.add(
+        "DEFAULT_FLUSH_TIMEOUT",
+        mpqueue::DEFAULT_FLUSH_TIMEOUT.as_secs_f64(),
+    )?;
+    m.add(
+        "DEFAULT_CAPACITY_BYTES",
+        mpqueue::DEFAULT_CAPACITY_BYTES as u64,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! `Queue` and `JoinableQueue`: `multiprocessing.Queue` and `JoinableQueue` over
+//! `mpqueue::Queue<Bytes>` and `mpqueue::JoinableQueue<Bytes>`.
+
+use crate::{Empty, Full, deadline, dumps, error, loads, next_slice, stats};
+use mpqueue::{Bytes, GetError, JoinError, PutError};
+use pyo3::exceptions::{
+    PyAssertionError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// The Rust queue of either kind.
+pub(crate) enum Inner {
+    Plain(mpqueue::Queue<Bytes>),
+    Joinable(mpqueue::JoinableQueue<Bytes>),
+}
+
+impl Inner {
+    fn queue(&self) -> &mpqueue::Queue<Bytes> {
+        match self {
+            Inner::Plain(q) => q,
+            Inner::Joinable(q) => q,
+        }
+    }
+}
+
+/// The options shared by `Queue(...)`, `JoinableQueue(...)` and `Queue.open(...)`.
+fn builder(
+    maxsize: i64,
+    label: Option<&str>,
+    capacity_bytes: Option<usize>,
+    flush_timeout: Option<f64>,
+) -> PyResult<mpqueue::Builder<Bytes>> {
+    let mut b = mpqueue::Queue::<Bytes>::builder().maxsize(usize::try_from(maxsize).unwrap_or(0));
+    if let Some(l) = label {
+        b = b.label(l);
+    }
+    if let Some(c) = capacity_bytes {
+        b = b.capacity_bytes(c);
+    }
+    if let Some(t) = flush_timeout {
+        let t = Duration::try_from_secs_f64(t)
+            .map_err(|_| PyValueError::new_err("flush_timeout must be a number of seconds >= 0"))?;
+        b = b.flush_timeout(Some(t));
+    }
+    Ok(b)
+}
+
+/// A process-shared FIFO queue with the API of `multiprocessing.Queue`.
+///
+/// `Queue(maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None)`:
+/// `maxsize <= 0` is unbounded; `name` makes a named queue that other programs open with
+/// `Queue.open(name)`; `label` is what `mpqueue-top` shows; `capacity_bytes` sizes the
+/// shared ring (default 1 MiB); `flush_timeout` is how long exit waits for a reader
+/// (default 10 s) before it drops what is still buffered.
+#[pyclass(frozen, weakref, subclass, module = "mpqueue")]
+pub struct Queue {
+    inner: ManuallyDrop<Inner>,
+    /// How `stats()` finds the queue's stats file.
+    key: stats::Key,
+    /// The pid that registered the exit flush (`mpqueue._register_flush`) for this queue.
+    flush_pid: AtomicU32,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is taken once, here, and never used again: `self` is being dropped.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        // Dropping the last handle flushes (up to the flush timeout): without the GIL. If the
+        // interpreter is shutting down, the closure is dropped unrun, and `inner` with it.
+        let _ = Python::try_attach(move |py| py.detach(move || drop(inner)));
+    }
+}
+
+impl Queue {
+    fn new_inner(inner: Inner, name: Option<&str>) -> Self {
+        let key = match name {
+            Some(n) => stats::Key::Named(n.to_owned()),
+            None => stats::Key::Label(inner.queue().name().to_owned()),
+        };
+        Queue {
+            inner: ManuallyDrop::new(inner),
+            key,
+            flush_pid: AtomicU32::new(0),
+        }
+    }
+
+    fn q(&self) -> &mpqueue::Queue<Bytes> {
+        self.inner.queue()
+    }
+
+    /// At the first `put` in each process: registers the exit flush (`util.Finalize`).
+    fn register_flush(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let pid = std::process::id();
+        if slf.get().flush_pid.swap(pid, Relaxed) != pid {
+            let py = slf.py();
+            py.import("mpqueue._exit")?
+                .getattr("register_flush")?
+                .call1((slf,))?;
+        }
+        Ok(())
+    }
+
+    fn closed_error(slf: &Bound<'_, Self>) -> PyErr {
+        let r = slf
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "<mpqueue.Queue>".into());
+        PyValueError::new_err(format!("Queue {r} is closed"))
+    }
+
+    fn put_error<T>(slf: &Bound<'_, Self>, e: PutError<T>) -> PyErr {
+        match e {
+            PutError::Full(_) => Full::new_err(()),
+            PutError::Closed(_) => Self::closed_error(slf),
+            PutError::TooLarge { .. } => PyValueError::new_err(e.to_string()),
+            _ => PyOSError::new_err(e.to_string()),
+        }
+    }
+
+    fn get_error(slf: &Bound<'_, Self>, e: GetError) -> PyErr {
+        match e {
+            GetError::Empty => Empty::new_err(()),
+            GetError::Closed => Self::closed_error(slf),
+            _ => PyOSError::new_err(e.to_string()),
+        }
+    }
+
+    /// Gets with the GIL released, in slices, checking signals between them.
+    fn get_with<R: Send>(
+        slf: &Bound<'_, Self>,
+        block: bool,
+        timeout: Option<f64>,
+        once: impl Fn(&mpqueue::Queue<Bytes>, Option<Duration>) -> Result<R, GetError> + Sync,
+    ) -> PyResult<R> {
+        let py = slf.py();
+        let q = slf.get().q();
+        let until = deadline(block, timeout)?;
+        loop {
+            let slice = next_slice(until);
+            let r = match slice {
+                // Not blocking: no need to release the GIL for long.
+                None => py.detach(|| once(q, None)),
+                Some(s) => py.detach(|| once(q, Some(s))),
+            };
+            match r {
+                Err(GetError::Empty) if slice.is_some() => py.check_signals()?,
+                Err(e) => return Err(Self::get_error(slf, e)),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    /// Puts `item` with the GIL released, in slices, checking signals between them.
+    fn put_with<T: Send>(
+        slf: &Bound<'_, Self>,
+        mut item: T,
+        block: bool,
+        timeout: Option<f64>,
+        once: impl Fn(&mpqueue::Queue<Bytes>, T, Option<Duration>) -> Result<(), PutError<T>> + Sync,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let q = slf.get().q();
+        let until = deadline(block, timeout)?;
+        Self::register_flush(slf)?;
+        loop {
+            let slice = next_slice(until);
+            match py.detach(|| once(q, item, slice)) {
+                Ok(()) => return Ok(()),
+                Err(PutError::Full(back)) if slice.is_some() => {
+                    item = back;
+                    py.check_signals()?;
+                }
+                Err(e) => return Err(Self::put_error(slf, e)),
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Queue {
+    #[new]
+    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None))]
+    fn py_new(
+        py: Python<'_>,
+        maxsize: i64,
+        name: Option<&str>,
+        label: Option<&str>,
+        capacity_bytes: Option<usize>,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut b = builder(maxsize, label, capacity_bytes, flush_timeout)?;
+        if let Some(n) = name {
+            b = b.name(n);
+        }
+        let q = py.detach(|| b.create()).map_err(error)?;
+        Ok(Self::new_inner(Inner::Plain(q), name))
+    }
+
+    /// Opens the named queue `name` (made by `Queue(name=...)` here or in another program).
+    #[classmethod]
+    #[pyo3(signature = (name, *, flush_timeout=None))]
+    fn open(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        name: &str,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let b = builder(0, None, None, flush_timeout)?;
+        let q = py.detach(|| b.open(name)).map_err(error)?;
+        Ok(Self::new_inner(Inner::Plain(q), Some(name)))
+    }
+
+    /// Puts `obj` (pickled now), waiting while the queue is full.
+    #[pyo3(signature = (obj, block=true, timeout=None))]
+    fn put(
+        slf: &Bound<'_, Self>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        if slf.get().q().is_closed() {
+            return Err(Self::closed_error(slf));
+        }
+        let data = dumps(obj)?;
+        Self::put_with(slf, data, block, timeout, |q, item, slice| match slice {
+            None => q.put_nowait(item),
+            Some(s) => q.put_timeout(item, s),
+        })
+    }
+
+    /// `put(obj, False)`.
+    fn put_nowait(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::put(slf, obj, false, None)
+    }
+
+    /// Puts every object of `objs`, in order, or none of them (`queue.Full`).
+    #[pyo3(signature = (objs, block=true, timeout=None))]
+    fn put_many(
+        slf: &Bound<'_, Self>,
+        objs: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        if slf.get().q().is_closed() {
+            return Err(Self::closed_error(slf));
+        }
+        let items = objs
+            .try_iter()?
+            .map(|o| dumps(&o?))
+            .collect::<PyResult<Vec<_>>>()?;
+        Self::put_with(slf, items, block, timeout, |q, items, slice| match slice {
+            None => q.put_many_nowait(items),
+            Some(s) => q.put_many_timeout(items, s),
+        })
+    }
+
+    /// Removes and returns the oldest item, waiting while the queue is empty.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let data = Self::get_with(slf, block, timeout, |q, slice| match slice {
+            None => q.get_nowait(),
+            Some(s) => q.get_timeout(s),
+        })?;
+        loads(slf.py(), &data)
+    }
+
+    /// `get(False)`.
+    fn get_nowait(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::get(slf, false, None)
+    }
+
+    /// Returns a list of 1 to `max_messages_to_get` items, waiting while the queue is empty.
+    #[pyo3(signature = (block=true, timeout=None, max_messages_to_get=1_000_000_000))]
+    fn get_many<'py>(
+        slf: &Bound<'py, Self>,
+        block: bool,
+        timeout: Option<f64>,
+        max_messages_to_get: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if max_messages_to_get == 0 {
+            return Err(PyValueError::new_err(
+                "max_messages_to_get must be at least 1",
+            ));
+        }
+        let items = Self::get_with(slf, block, timeout, |q, slice| match slice {
+            None => q.get_many_nowait(max_messages_to_get),
+            Some(s) => q.get_many_timeout(max_messages_to_get, s),
+        })?;
+        let py = slf.py();
+        let objs = items
+            .iter()
+            .map(|b| loads(py, b))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objs)
+    }
+
+    /// The number of items in the queue (put and not yet got, in any process).
+    fn qsize(&self) -> usize {
+        self.q().qsize()
+    }
+
+    /// Whether the queue holds no item (`qsize() == 0`).
+    fn empty(&self) -> bool {
+        self.q().empty()
+    }
+
+    /// Whether the queue holds `maxsize` items.
+    fn full(&self) -> bool {
+        self.q().full()
+    }
+
+    /// The queue's `maxsize` (0: unbounded).
+    #[getter]
+    fn maxsize(&self) -> usize {
+        self.q().maxsize()
+    }
+
+    /// The queue's name (named queues) or label.
+    #[getter]
+    fn name(&self) -> &str {
+        self.q().name()
+    }
+
+    /// Closes the queue in this process; the buffered items are still flushed.
+    fn close(&self) {
+        self.q().close();
+    }
+
+    /// Waits until this process's buffered items are in the shared queue (after `close`).
+    fn join_thread(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let q = slf.get().q();
+        match py.detach(|| q.join_thread()) {
+            Ok(()) => Ok(()),
+            Err(JoinError::NotClosed) => Err(PyAssertionError::new_err(format!(
+                "Queue {} not closed",
+                slf.repr()?
+            ))),
+            Err(e) => {
+                let msg = std::ffi::CString::new(e.to_string()).unwrap_or_default();
+                PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
+            }
+        }
+    }
+
+    /// Lets this process exit without flushing its buffered items.
+    fn cancel_join_thread(&self) {
+        self.q().cancel_join_thread();
+    }
+
+    /// The exit flush (`util.Finalize` at priority -5): close, then wait for the feeder.
+    fn _exit_flush(&self, py: Python<'_>) {
+        let q = self.q();
+        py.detach(|| {
+            q.close();
+            let _ = q.join_thread();
+        });
+    }
+
+    /// The queue's live counters (the snapshot `mpqueue-top` shows) as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        stats::snapshot(py, &self.key)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<mpqueue.Queue {:?} maxsize={}>",
+            self.q().name(),
+            self.q().maxsize()
+        )
+    }
+
+    /// Only fork-context children can inherit a queue for now.
+    fn __reduce__(&self) -> PyResult<Py<PyAny>> {
+        Err(PyRuntimeError::new_err(
+            "mpqueue queues can be shared with processes only through fork inheritance \
+             for now (spawn and forkserver are not supported yet)",
+        ))
+    }
+}
+
+/// A `Queue` whose items are tasks: `task_done()` marks one done, `join()` waits for all.
+#[pyclass(frozen, extends = Queue, module = "mpqueue")]
+pub struct JoinableQueue {}
+
+impl JoinableQueue {
+    fn joinable<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a mpqueue::JoinableQueue<Bytes>> {
+        match &*slf.as_super().get().inner {
+            Inner::Joinable(j) => Ok(j),
+            Inner::Plain(_) => Err(PyRuntimeError::new_err("not a JoinableQueue")),
+        }
+    }
+}
+
+#[pymethods]
+impl JoinableQueue {
+    #[new]
+    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None))]
+    fn py_new(
+        py: Python<'_>,
+        maxsize: i64,
+        name: Option<&str>,
+        label: Option<&str>,
+        capacity_bytes: Option<usize>,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let mut b = builder(maxsize, label, capacity_bytes, flush_timeout)?;
+        if let Some(n) = name {
+            b = b.name(n);
+        }
+        let q = py
+            .detach(|| mpqueue::JoinableQueue::from_builder(b))
+            .map_err(error)?;
+        Ok(
+            PyClassInitializer::from(Queue::new_inner(Inner::Joinable(q), name))
+                .add_subclass(JoinableQueue {}),
+        )
+    }
+
+    /// Marks one item this process got as done.
+    fn task_done(slf: &Bound<'_, Self>) -> PyResult<()> {
+        match Self::joinable(slf)?.task_done() {
+            Ok(()) => Ok(()),
+            Err(mpqueue::TaskDoneError::TooMany) => {
+                Err(PyValueError::new_err("task_done() called too many times"))
+            }
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        }
+    }
+
+    /// Waits until every item put has been marked done.
+    fn join(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let j = Self::joinable(slf)?;
+        while !py.detach(|| j.join_timeout(crate::SLICE)) {
+            py.check_signals()?;
+        }
+        Ok(())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let q = slf.as_super().get().q();
+        format!(
+            "<mpqueue.JoinableQueue {:?} maxsize={}>",
+            q.name(),
+            q.maxsize()
+        )
+    }
+}

@@ -1,0 +1,108 @@
+//! `SimpleQueue`: `multiprocessing.SimpleQueue` over `mpqueue::SimpleQueue<Bytes>`.
+
+use crate::{dumps, error, loads, stats};
+use mpqueue::{Bytes, GetError, PutError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// An unbounded process-shared FIFO queue with the API of `multiprocessing.SimpleQueue`:
+/// `put` writes into the shared queue in the caller (no feeder thread).
+///
+/// Unlike `Queue`, `get` and `put` cannot be interrupted by Ctrl-C while they wait: the
+/// library's `SimpleQueue` has no timed `get`/`put` to wait in slices with yet.
+#[pyclass(frozen, weakref, module = "mpqueue")]
+pub struct SimpleQueue {
+    inner: mpqueue::SimpleQueue<Bytes>,
+    /// How `stats()` finds the queue's stats file.
+    key: stats::Key,
+}
+
+/// Labels for anonymous simple queues given none (the library's own label is not public).
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+fn closed() -> PyErr {
+    PyValueError::new_err("SimpleQueue is closed")
+}
+
+#[pymethods]
+impl SimpleQueue {
+    #[new]
+    #[pyo3(signature = (*, name=None, label=None, capacity_bytes=None))]
+    fn py_new(
+        py: Python<'_>,
+        name: Option<&str>,
+        label: Option<&str>,
+        capacity_bytes: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut b = mpqueue::Queue::<Bytes>::builder();
+        if let Some(n) = name {
+            b = b.name(n);
+        }
+        let label = label.map_or_else(
+            || {
+                let n = NEXT.fetch_add(1, Relaxed);
+                format!("simple-{}-{n}", std::process::id())
+            },
+            str::to_owned,
+        );
+        b = b.label(&label);
+        if let Some(c) = capacity_bytes {
+            b = b.capacity_bytes(c);
+        }
+        let inner = py
+            .detach(|| mpqueue::SimpleQueue::from_builder(b))
+            .map_err(error)?;
+        let key = match name {
+            Some(n) => stats::Key::Named(n.to_owned()),
+            None => stats::Key::Label(label),
+        };
+        Ok(SimpleQueue { inner, key })
+    }
+
+    /// Puts `obj` (pickled now), writing it into the shared queue before returning.
+    fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = dumps(obj)?;
+        let q = &self.inner;
+        match py.detach(|| q.put(data)) {
+            Ok(()) => Ok(()),
+            Err(PutError::Closed(_)) => Err(closed()),
+            Err(e @ PutError::TooLarge { .. }) => Err(PyValueError::new_err(e.to_string())),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        }
+    }
+
+    /// Removes and returns the oldest item, waiting while the queue is empty.
+    fn get(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let q = &self.inner;
+        match py.detach(|| q.get()) {
+            Ok(data) => loads(py, &data),
+            Err(GetError::Closed) => Err(closed()),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        }
+    }
+
+    /// Whether the queue holds no item.
+    fn empty(&self) -> bool {
+        self.inner.empty()
+    }
+
+    /// Closes the queue in this process.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    /// The queue's live counters as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        stats::snapshot(py, &self.key)
+    }
+
+    fn __reduce__(&self) -> PyResult<Py<PyAny>> {
+        Err(PyRuntimeError::new_err(
+            "mpqueue queues can be shared with processes only through fork inheritance \
+             for now (spawn and forkserver are not supported yet)",
+        ))
+    }
+}

@@ -1,0 +1,212 @@
+"""Processes: Ctrl-C in a blocked call, exit flushing, JoinableQueue and SimpleQueue
+across children, os.fork(), Pool initializers, and mpqueue-top seeing a Python queue."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import mpqueue
+from conftest import join_or_kill
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _blocked(op, ready, report):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    q = mpqueue.Queue(1)
+    j = mpqueue.JoinableQueue()
+    if op == "put":
+        q.put(0)
+    if op == "join":
+        j.put(0)
+    ready.put(os.getpid())
+    t = time.monotonic()
+    try:
+        if op == "get":
+            q.get()
+        elif op == "put":
+            q.put(1)
+        else:
+            j.join()
+    except KeyboardInterrupt:
+        report.put(("KeyboardInterrupt", time.monotonic() - t))
+        return
+    report.put(("returned", time.monotonic() - t))
+
+
+@pytest.mark.parametrize("op", ["get", "put", "join"])
+def test_ctrl_c_interrupts_a_blocked_call(ctx, op):
+    ready, report = mpqueue.Queue(), mpqueue.Queue()
+    p = ctx.Process(target=_blocked, args=(op, ready, report))
+    p.start()
+    assert ready.get(timeout=10) == p.pid
+    time.sleep(0.3)  # it is blocked now
+    sent = time.monotonic()
+    os.kill(p.pid, signal.SIGINT)
+    what, blocked_for = report.get(timeout=10)
+    delay = time.monotonic() - sent
+    assert what == "KeyboardInterrupt"
+    assert blocked_for >= 0.25
+    assert delay < 2.0, f"KeyboardInterrupt came {delay:.2f} s after SIGINT"
+    assert join_or_kill(p, 10) == 0
+
+
+def _put_and_exit(q, size):
+    q.put(b"x" * size)
+
+
+def test_exit_does_not_hang_when_nobody_reads(ctx):
+    # CPython's most reported queue bug: a child puts 1 MB and exits while nobody reads; its
+    # feeder blocks on the full pipe and the child never exits (p.join() hangs).
+    q = mpqueue.Queue()
+    p = ctx.Process(target=_put_and_exit, args=(q, 1_000_000))
+    t = time.monotonic()
+    p.start()
+    assert join_or_kill(p, mpqueue.DEFAULT_FLUSH_TIMEOUT + 10) == 0
+    assert time.monotonic() - t < mpqueue.DEFAULT_FLUSH_TIMEOUT + 5
+    assert q.get(timeout=10) == b"x" * 1_000_000  # delivered, not lost
+
+
+def test_exit_gives_up_after_the_flush_timeout(ctx):
+    # More than the ring holds and nobody reads: the child waits the flush timeout, drops
+    # the rest (counted as lost) and exits.
+    q = mpqueue.Queue(capacity_bytes=64 * 1024, flush_timeout=1.0)
+    p = ctx.Process(target=_put_and_exit, args=(q, 4_000_000))
+    t = time.monotonic()
+    p.start()
+    assert join_or_kill(p, 20) == 0
+    took = time.monotonic() - t
+    assert 0.9 <= took < 10, took
+    assert q.stats()["lost"] == 1
+    with pytest.raises(mpqueue.Empty):
+        q.get(timeout=0.2)
+
+
+def _worker(jobs, results):
+    while True:
+        item = jobs.get(timeout=10)
+        if item is None:
+            jobs.task_done()
+            return
+        results.put(item * item)
+        jobs.task_done()
+
+
+def test_joinable_queue_with_workers(ctx):
+    jobs, results = mpqueue.JoinableQueue(), mpqueue.Queue()
+    workers = [ctx.Process(target=_worker, args=(jobs, results)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for i in range(30):
+        jobs.put(i)
+    for _ in workers:
+        jobs.put(None)
+    jobs.join()
+    assert jobs.qsize() == 0 and jobs.stats()["unfinished"] == 0
+    assert sorted(results.get(timeout=10) for _ in range(30)) == sorted(i * i for i in range(30))
+    for w in workers:
+        assert join_or_kill(w, 10) == 0
+
+
+def _simple_child(q, out):
+    out.put(q.empty())
+    q.put(("from", os.getpid()))
+
+
+def test_simple_queue_across_fork_process(ctx):
+    q, out = mpqueue.SimpleQueue(), mpqueue.SimpleQueue()
+    q.put(1)
+    p = ctx.Process(target=_simple_child, args=(q, out))
+    p.start()
+    assert out.get() is False
+    assert join_or_kill(p, 10) == 0
+    assert q.get() == 1
+    assert q.get() == ("from", p.pid)
+    assert q.empty()
+    assert q.stats()["puts"] == 2
+    q.close()
+    q.close()
+    with pytest.raises(ValueError, match="closed"):
+        q.put(2)
+    with pytest.raises(ValueError, match="closed"):
+        q.get()
+
+
+def test_bare_os_fork():
+    q = mpqueue.Queue()
+    q.put("parent-before")
+    pid = os.fork()
+    if pid == 0:  # the child: no multiprocessing machinery, so flush by hand
+        code = 1
+        try:
+            q.put("child")
+            q.close()
+            q.join_thread()
+            code = 0
+        finally:
+            os._exit(code)
+    q.put("parent-after")
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("forked child did not exit")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = sorted(q.get(timeout=5) for _ in range(3))
+    assert got == ["child", "parent-after", "parent-before"]
+
+
+_pool_queue = None
+
+
+def _pool_init(q):
+    global _pool_queue
+    _pool_queue = q
+
+
+def _pool_task(x):
+    _pool_queue.put((os.getpid(), x))
+    return x
+
+
+def test_pool_initializer_argument(ctx):
+    q = mpqueue.Queue()
+    with ctx.Pool(2, initializer=_pool_init, initargs=(q,)) as pool:
+        assert sorted(pool.map(_pool_task, range(20))) == list(range(20))
+        pool.close()
+        pool.join()
+    assert sorted(x for _, x in (q.get(timeout=10) for _ in range(20))) == list(range(20))
+
+
+def _top_child(q):
+    q.put_many(["c1", "c2", "c3"])
+
+
+def test_mpqueue_top_json_shows_the_python_queue(ctx, queue_dir):
+    top = Path(os.environ.get("MPQUEUE_TOP", ROOT / "target" / "debug" / "mpqueue-top"))
+    assert top.is_file(), f"{top} is missing: run `cargo build -p mpqueue-top` first"
+    q = mpqueue.Queue(100, label="pytest-top")
+    q.put_many(list(range(5)))
+    p = ctx.Process(target=_top_child, args=(q,))
+    p.start()
+    assert join_or_kill(p, 10) == 0
+    assert [q.get(timeout=5) for _ in range(2)] == [0, 1]
+    out = subprocess.run([str(top), "--json", "--dir", str(queue_dir)], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    mine = [x for x in json.loads(out)["queues"] if x["name"] == "pytest-top"]
+    assert len(mine) == 1, out
+    x = mine[0]
+    assert (x["maxsize"], x["puts"], x["gets"], x["size"], x["lost"]) == (100, 8, 2, 6, 0)
+    assert x["created_by"] == os.getpid()
+    s = q.stats()
+    assert (s["id"], s["puts"], s["gets"], s["size"]) == (x["id"], 8, 2, 6)
