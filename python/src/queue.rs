@@ -253,6 +253,14 @@ impl Queue {
             .try_iter()?
             .map(|o| dumps(&o?))
             .collect::<PyResult<Vec<_>>>()?;
+        let maxsize = slf.get().q().maxsize();
+        if maxsize > 0 && items.len() > maxsize {
+            // All or nothing: such a batch would never fit, and waiting would be for ever.
+            return Err(PyValueError::new_err(format!(
+                "put_many of {} items into a queue of maxsize {maxsize}: it can never fit",
+                items.len()
+            )));
+        }
         Self::put_with(slf, items, block, timeout, |q, items, slice| match slice {
             None => q.put_many_nowait(items),
             Some(s) => q.put_many_timeout(items, s),

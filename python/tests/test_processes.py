@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -137,6 +138,20 @@ def test_simple_queue_across_fork_process(ctx):
         q.get()
 
 
+def wait_pid(pid, timeout):
+    """The exit code of the os.fork() child `pid`; kills it and fails if it runs past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"forked child {pid} did not exit within {timeout} s")
+        time.sleep(0.01)
+
+
 def test_bare_os_fork():
     q = mpqueue.Queue()
     q.put("parent-before")
@@ -151,17 +166,7 @@ def test_bare_os_fork():
         finally:
             os._exit(code)
     q.put("parent-after")
-    deadline = time.monotonic() + 10
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("forked child did not exit")
-        time.sleep(0.01)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_pid(pid, 10) == 0
     got = sorted(q.get(timeout=5) for _ in range(3))
     assert got == ["child", "parent-after", "parent-before"]
 
@@ -210,3 +215,60 @@ def test_mpqueue_top_json_shows_the_python_queue(ctx, queue_dir):
     assert x["created_by"] == os.getpid()
     s = q.stats()
     assert (s["id"], s["puts"], s["gets"], s["size"]) == (x["id"], 8, 2, 6)
+
+
+def test_os_fork_while_the_feeder_runs():
+    # A ring smaller than what the parent puts: most items wait in the parent's buffer and
+    # its feeder thread is running when it forks. The child must not send them again.
+    q = mpqueue.Queue(capacity_bytes=16 * 1024)
+    items = [i.to_bytes(2, "big") * 2048 for i in range(20)]  # 4 KiB each
+    for item in items:
+        q.put(item)
+    assert q.stats()["buffered_items"] > 0
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            q.put(b"child")
+            q.close()
+            q.join_thread()  # waits for the parent to read
+            code = 0
+        finally:
+            os._exit(code)
+    got = [q.get(timeout=10) for _ in range(21)]
+    with pytest.raises(mpqueue.Empty):
+        q.get(timeout=0.3)
+    assert [g for g in got if g != b"child"] == items  # each once, in order
+    assert got.count(b"child") == 1
+    assert wait_pid(pid, 10) == 0
+
+
+def _consume_for_ever(q, ready):
+    ready.put(os.getpid())
+    while True:
+        q.get()
+        time.sleep(0.005)  # slow: the parent gets the rest
+
+
+def test_a_consumer_killed_mid_get_does_not_wedge_the_queue(ctx):
+    # CPython: a consumer SIGKILLed while it holds the read lock leaves it locked for ever.
+    q, ready = mpqueue.Queue(), mpqueue.Queue()
+    p = ctx.Process(target=_consume_for_ever, args=(q, ready))
+    p.start()
+    assert ready.get(timeout=10) == p.pid
+    n = 200  # the consumer takes >= 1 s for all of them; it is killed after 0.3 s
+    killer = threading.Timer(0.3, p.kill)
+    killer.start()
+    for i in range(n):
+        q.put((i, b"x" * 65536))
+    killer.join()
+    assert join_or_kill(p, 10) == -signal.SIGKILL
+    last, got = -1, []
+    while last != n - 1:
+        i, _ = q.get(timeout=20)  # Empty here would mean the queue is wedged
+        got.append(i)
+        last = i
+    assert got == sorted(got) and len(set(got)) == len(got)  # FIFO, nothing twice
+    assert q.qsize() == 0
+    q.put("after")
+    assert q.get(timeout=10) == "after"

@@ -149,6 +149,8 @@ def test_batches_keep_order_and_are_all_or_nothing():
         q.get_many(timeout=0.05)
     with pytest.raises(ValueError):
         q.get_many(max_messages_to_get=0)
+    with pytest.raises(ValueError, match="never fit"):
+        q.put_many(range(6))  # more than maxsize: it would wait for ever
     with pytest.raises(AttributeError):
         q.put_many([1, NotPicklable()])
     assert q.qsize() == 0
