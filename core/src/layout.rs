@@ -20,8 +20,9 @@ pub const LAYOUT_MINOR: u32 = 2;
 pub const LAYOUT_VERSION: u32 = (LAYOUT_MAJOR << 16) | LAYOUT_MINOR;
 /// Layout major version of the data segment, which only the library itself reads: a
 /// process refuses a data segment of any other (2: the journals moved off the lines of
-/// `write_pos` and `read_pos`; 3: a reader can park a streamed item, `parked_*`).
-pub const DATA_LAYOUT_MAJOR: u32 = 3;
+/// `write_pos` and `read_pos`; 3: a reader can park a streamed item, `parked_*`; 4: records
+/// may carry a put stamp, [`kind::STAMPED`]).
+pub const DATA_LAYOUT_MAJOR: u32 = 4;
 /// The value of the data segment's `version` word.
 pub const DATA_LAYOUT_VERSION: u32 = DATA_LAYOUT_MAJOR << 16;
 

@@ -135,6 +135,21 @@ impl<'a> SlotLock<'a> {
             h.retire_seq.fetch_add(1, SeqCst); // odd: observers retry
         }
         h.retire_slot.store(i.get() as u64, Relaxed);
+        // An item it published in full before dying, whose `committed` it did not count
+        // yet, was written: count it as the next writer's repair would (the same CAS, so
+        // only one of the two counts it), before anything undelivered is called lost.
+        let d = seg.data();
+        let fin = d.wj_final.load(Relaxed);
+        if d.wj_active.load(Relaxed) != 0
+            && d.wj_slot.load(Relaxed) == i.get() as u64
+            && fin != 0
+            && d.write_pos.load(Relaxed) >= fin
+        {
+            let before = d.wj_committed.load(Relaxed);
+            let _ =
+                slot.committed
+                    .compare_exchange(before, before.wrapping_add(1), Relaxed, Relaxed);
+        }
         // Accepted and neither written nor dropped: lost. Idempotent: once counted in
         // `dropped`, a repeat finds nothing undelivered.
         let undelivered = (slot.puts.load(Relaxed) + slot.reserving.load(Relaxed))
@@ -148,14 +163,18 @@ impl<'a> SlotLock<'a> {
             h.lost.fetch_add(undelivered, SeqCst);
             wake_capacity(seg);
         }
-        slot.reserving.store(0, Relaxed);
+        // `reserving` is folded into slot 0 with the counters below: there it counts the
+        // capacity units returned this way, which `dropped` holds but are not items.
         // Got and never marked done: abandoned, so that `join` does not wait for them.
         // Idempotent: one store of the new total.
-        let settled = slot.tasks_done.load(Relaxed) + slot.tasks_abandoned.load(Relaxed);
+        let settled = slot
+            .tasks_done
+            .load(Relaxed)
+            .saturating_add(slot.tasks_abandoned.load(Relaxed));
         let gets = slot.gets.load(Relaxed);
         if gets > settled {
             slot.tasks_abandoned
-                .store(gets - slot.tasks_done.load(Relaxed), Relaxed);
+                .store(gets.saturating_sub(slot.tasks_done.load(Relaxed)), Relaxed);
         }
         let total = seg.retired();
         for (k, (t, p)) in counter_words(total)
@@ -223,7 +242,7 @@ fn counter_words(s: &ProcSlot) -> Vec<&AtomicU64> {
     for hist in [&s.put_blocked, &s.get_blocked, &s.wait] {
         words.extend(hist_words(hist));
     }
-    words.extend([&s.tasks_done, &s.tasks_abandoned]);
+    words.extend([&s.tasks_done, &s.tasks_abandoned, &s.reserving]);
     words
 }
 

@@ -163,3 +163,46 @@ proptest! {
         }
     }
 }
+
+/// A batch never starts a streamed item: with a writer stopped in the middle of an item
+/// larger than the ring, `get_many` returns the items before it, and once the writer goes
+/// on another process gets the whole item (before, the batch parked it in its own process).
+#[test]
+fn a_batch_stops_before_a_streamed_item_and_leaves_it_to_others() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("batch-stream")
+        .capacity_bytes(4096)
+        .create()
+        .unwrap();
+    q.put(vec![1]).unwrap();
+    q.put(vec![2]).unwrap();
+    let mut writer = process::fork(|| {
+        q.put(vec![3; 64 << 10]).unwrap();
+        0
+    })
+    .unwrap();
+    // The writer has started its item (the ring is full) when it is stopped.
+    assert!(eventually(LONG, || {
+        mpqueue::observe::list().unwrap()[0]
+            .snapshot()
+            .unwrap()
+            .puts
+            == 3
+    }));
+    writer.kill(libc::SIGSTOP).unwrap();
+    assert_eq!(q.get_many(10).unwrap(), [vec![1], vec![2]]);
+    writer.kill(libc::SIGCONT).unwrap();
+    let other = process::fork(|| {
+        let item = q.get_timeout(LONG).unwrap();
+        i32::from(item != vec![3; 64 << 10])
+    })
+    .unwrap();
+    assert_eq!(
+        other.join().unwrap(),
+        0,
+        "another process gets the streamed item"
+    );
+    assert_eq!(writer.join_timeout(LONG).unwrap(), Some(0));
+}

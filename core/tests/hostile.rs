@@ -289,19 +289,19 @@ fn other_layout_versions_are_refused_by_name() {
     q.put(1).unwrap();
     let data = dir.join("q.versions.data");
     let stats = dir.join("q.versions.stats");
-    // The data segment of layout 2 (before readers could park an item).
-    scribble(&data, 8, &0x0002_0000u32.to_le_bytes());
+    // The data segment of layout 3 (before records carried put stamps).
+    scribble(&data, 8, &0x0003_0000u32.to_le_bytes());
     match Queue::<u64>::open("versions") {
         Err(e @ Error::Incompatible { .. }) => {
             assert!(matches!(
                 &e,
-                Error::Incompatible { path, major: 2, supported: 3, .. } if *path == data
+                Error::Incompatible { path, major: 3, supported: 4, .. } if *path == data
             ));
-            assert!(e.to_string().contains("2.0; this build reads 3.x"), "{e}");
+            assert!(e.to_string().contains("3.0; this build reads 4.x"), "{e}");
         }
         other => panic!("expected Incompatible, got {other:?}"),
     }
-    scribble(&data, 8, &0x0003_0000u32.to_le_bytes());
+    scribble(&data, 8, &0x0004_0000u32.to_le_bytes());
     // A stats segment of a future major version.
     scribble(&stats, 8, &0x0009_0003u32.to_le_bytes());
     match Queue::<u64>::open("versions") {

@@ -160,3 +160,52 @@ fn cpython_test_task_done() {
     }
     q.close();
 }
+
+/// A producer killed with a capacity unit taken and its item not yet counted as put: the
+/// unit comes back, and the count of unfinished tasks is not made smaller by it (before,
+/// the unit was counted as a lost item and `join` returned with an item not done).
+#[test]
+fn a_producer_killed_while_reserving_does_not_make_join_return_early() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: JoinableQueue<u32> =
+        JoinableQueue::from_builder(mpqueue::Queue::builder().name("reserving").maxsize(4))
+            .unwrap();
+    let up = SharedBytes::new(8);
+    let mut producer = process::fork(|| {
+        q.put(1).unwrap();
+        up.word(0).store(1, SeqCst);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    assert!(eventually(LONG, || up.word(0).load(SeqCst) == 1));
+    // Its slot as if it died between taking a capacity unit and counting the item.
+    let path = setup().join("q.reserving.stats");
+    let bytes = std::fs::read(&path).unwrap();
+    let word = |off: usize| u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+    let slot = (1..bytes.len() / 1024 - 1)
+        .map(|i| 1024 + i * 1024)
+        .find(|&base| word(base + 8) == u64::from(producer.pid()))
+        .expect("the producer's slot");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&1u64.to_le_bytes(), (slot + 112) as u64)
+            .unwrap(); // reserving
+    }
+    producer.kill(libc::SIGKILL).unwrap();
+    let _ = producer.join_timeout(LONG);
+    assert_eq!(q.get().unwrap(), 1);
+    q.task_done().unwrap();
+    q.put(7).unwrap(); // not done
+    assert!(
+        !q.join_timeout(Duration::from_millis(300)),
+        "join returned with 7 not done"
+    );
+    assert_eq!(q.unfinished(), 1);
+    assert_eq!(q.get().unwrap(), 7);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(LONG));
+}

@@ -108,6 +108,24 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// Whether the next record is a whole item that is published in full, with nothing
+    /// parked or being skipped before it: what a batch `get` takes after its first item
+    /// (it never starts a streamed item, which could make it wait or park). Caller holds
+    /// the read lock.
+    pub(crate) fn whole_item_next(&self, _g: &ReadGuard<'_>) -> bool {
+        let d = self.seg.data();
+        if d.parked_slot.load(Relaxed) != 0 || d.skip_item.load(Relaxed) != 0 {
+            return false;
+        }
+        let rp = d.read_pos.load(Relaxed);
+        let avail = d.write_pos.load(SeqCst).wrapping_sub(rp);
+        if avail < RECORD_HEADER || avail > self.cap || !rp.is_multiple_of(8) {
+            return false;
+        }
+        let (len, kind) = self.read_header(rp);
+        kind & !kind::STAMPED == kind::WHOLE && record_size(len as u64) <= avail
+    }
+
     /// Wakes every reader waiting for data (in any process), so that one whose `stop`
     /// changed sees it; the others go back to sleep.
     pub(crate) fn wake_readers(&self) {

@@ -197,9 +197,11 @@ impl Snapshot {
         }
         let span = Duration::from_nanos(self.taken_ns - earlier.taken_ns);
         let got = self.gets > earlier.gets;
-        let backlog_grew = self.size >= earlier.size + (earlier.size / 10).max(2);
+        let backlog_grew = self.size >= earlier.size.saturating_add((earlier.size / 10).max(2));
         let age_grew = match (earlier.oldest_age, self.oldest_age) {
-            (Some(a), Some(b)) => b >= a + (span / 4).max(Duration::from_secs(1)),
+            (Some(a), Some(b)) => a
+                .checked_add((span / 4).max(Duration::from_secs(1)))
+                .is_some_and(|grown| b >= grown),
             _ => false,
         };
         // A backlog that was empty at the start is not lagging (Burrow: any zero lag in the

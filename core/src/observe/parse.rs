@@ -38,8 +38,10 @@ pub(super) struct Raw {
     size: u64,
     lost: u64,
     puts: u64,
-    sums: [u64; 10],
+    sums: [u64; 11],
     consumed: u64,
+    /// Slot 0's `reserving`: capacity units of dead processes, counted in `dropped`.
+    returned: u64,
     put_blocked: HistogramSnapshot,
     get_blocked: HistogramSnapshot,
     wait: HistogramSnapshot,
@@ -60,7 +62,7 @@ pub(super) struct Raw {
 }
 
 /// Per-slot counters summed into [`Raw::sums`], in this order.
-const SUMMED: [usize; 10] = [
+const SUMMED: [usize; 11] = [
     offset_of!(ProcSlot, bytes_put),
     offset_of!(ProcSlot, bytes_got),
     offset_of!(ProcSlot, full_events),
@@ -71,6 +73,7 @@ const SUMMED: [usize; 10] = [
     offset_of!(ProcSlot, puts),
     offset_of!(ProcSlot, tasks_done),
     offset_of!(ProcSlot, tasks_abandoned),
+    offset_of!(ProcSlot, dropped),
 ];
 
 fn slot_base(i: usize) -> usize {
@@ -154,7 +157,7 @@ pub(super) fn read_raw(
     let consumed = late.at(offset_of!(StatsHeader, consumed));
     let lost = late.at(offset_of!(StatsHeader, lost));
     let sf = |i: usize, off: usize| late.at(slot_base(i) + off);
-    let mut sums = [0u64; 10];
+    let mut sums = [0u64; 11];
     let [mut put_blocked, mut get_blocked, mut wait]: [HistogramSnapshot; 3] = Default::default();
     let (mut last_put_ns, mut last_get_ns) = (0, 0);
     let mut processes = Vec::new();
@@ -191,6 +194,7 @@ pub(super) fn read_raw(
         puts: sums[7],
         sums,
         consumed,
+        returned: late.at(slot_base(0) + offset_of!(ProcSlot, reserving)),
         put_blocked,
         get_blocked,
         wait,
@@ -270,10 +274,13 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         _,
         tasks_done,
         tasks_abandoned,
+        dropped,
     ] = raw.sums;
     let tasks = TaskCounts {
         puts: raw.puts,
         gets: raw.gets,
+        dropped,
+        returned: raw.returned,
         done: tasks_done,
         abandoned: tasks_abandoned,
     };
@@ -301,8 +308,7 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         oldest_age,
         last_get_age: age(now, raw.last_get_ns),
         last_put_age: age(now, raw.last_put_ns),
-        unfinished: (raw.flags & FLAG_JOINABLE != 0)
-            .then(|| tasks.unfinished(raw.consumed, raw.lost)),
+        unfinished: (raw.flags & FLAG_JOINABLE != 0).then(|| tasks.unfinished(raw.consumed)),
         tasks_abandoned,
         buffered_items: processes
             .iter()

@@ -227,10 +227,12 @@ pub struct Snapshot {
     pub wait: HistogramSnapshot,
     /// Age of the oldest item in the queue, feeder buffers included; `None` when empty
     /// (or unknown: a layout 1.1 segment, or producers with the counters off). Read from
-    /// the put timeline (see `docs/stats-layout.md`): never younger than the truth (to a
-    /// clock tick), and older by at most about 1 s for items up to 8 s old, 17 s up to
-    /// 2 min, 4.6 min up to 37 min and 73 min up to 9.8 h; an item older than that shows
-    /// as at least 9.8 h old.
+    /// the put timeline (see `docs/stats-layout.md`): older than the truth by at most about
+    /// 1 s for items up to 8 s old, 17 s up to 2 min, 4.6 min up to 37 min and 73 min up to
+    /// 9.8 h (an item older than that shows as at least 9.8 h old), and not younger, except
+    /// in two cases, where it can be: after newer items were dropped (a cancelled flush, a
+    /// dead producer), and when an item that waited in a feeder buffer reached the ring
+    /// behind newer ones.
     pub oldest_age: Option<Duration>,
     /// Time since any consumer's `get` last returned an item (processes that have gone
     /// included); `None` if none ever did.

@@ -245,12 +245,19 @@ impl Core {
             match self.take_item(&ch, local, buf, deadline, &counters, more.as_deref_mut()) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {
+                    if local.closed.load(SeqCst) {
+                        break Err(GetError::Closed);
+                    }
                     if nowait || deadline.is_some_and(|d| sys::mono_now() >= d) {
                         break Err(GetError::Empty);
                     }
                 }
                 Err(ReadStop::Parked) => {
-                    // Another live process's item is at the head: wait for it to come back.
+                    // Another live process's item is at the head: wait for it to come back
+                    // (or for this process to close the queue).
+                    if local.closed.load(SeqCst) {
+                        break Err(GetError::Closed);
+                    }
                     wait.found_empty = true;
                     let now = sys::mono_now();
                     if nowait || deadline.is_some_and(|d| now >= d) {
@@ -345,11 +352,14 @@ impl Core {
             counters.got_at(me.stamp);
             return Ok(true);
         };
-        // A batch: the next items only if they are there now (a streamed one whose writer
-        // is slow is parked for the next call). A read that fails after the first item
-        // ends the batch; what it skipped is counted as for any `get`.
+        // A batch: the next items only while whole ones are in the ring now (it never
+        // starts a streamed item, which could make it wait, or park it). A read that fails
+        // after the first item ends the batch; what it skipped is counted as for any `get`.
         let mut stamps = vec![me.stamp];
-        while more(buf) && matches!(ch.read(&guard, buf, Some(0), &mut me), Ok(true)) {
+        while more(buf)
+            && ch.whole_item_next(&guard)
+            && matches!(ch.read(&guard, buf, Some(0), &mut me), Ok(true))
+        {
             counters.got(buf.len());
             stamps.push(me.stamp);
         }

@@ -176,6 +176,12 @@ impl<T> JoinableQueue<T> {
         let local = core.local(None).map_err(|e| TaskDoneError::Broken {
             detail: e.to_string(),
         })?;
+        if local.detached.load(SeqCst) {
+            // Its slot is retired (its items counted abandoned) or another process's now.
+            return Err(TaskDoneError::Broken {
+                detail: "this process has detached from the queue".into(),
+            });
+        }
         if !core.counters(local).task_done() {
             return Err(TaskDoneError::TooMany);
         }
@@ -261,15 +267,14 @@ impl<T> JoinableQueue<T> {
 
     /// A zero read without locks can be one low while a reader is between taking an item
     /// out of the ring and counting its `get`: read again under the read lock, when no
-    /// reader is. (If a stopped process holds the lock past the deadline, the lock-free
-    /// read stands.)
+    /// reader is. (A reader that holds the lock for longer, stopped, is waited for.)
     fn confirm_done(&self, deadline: Option<u64>) -> bool {
         let core = self.queue.core();
         let ch = Channel::new(&core.seg, core.opts.max_item);
         let limit = sys::mono_now() + JOIN_SLICE_NS;
-        let _guard = ch
-            .lock_read(Some(deadline.map_or(limit, |d| d.min(limit))))
-            .ok();
-        tasks::unfinished(&core.seg) == 0
+        match ch.lock_read(Some(deadline.map_or(limit, |d| d.min(limit)))) {
+            Ok(_guard) => tasks::unfinished(&core.seg) == 0,
+            Err(_) => false,
+        }
     }
 }

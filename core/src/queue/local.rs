@@ -133,7 +133,9 @@ impl Local {
     /// Keeps `e` for this process's next `get` (a batch that got items before a bad one
     /// returns them, and the error comes next).
     pub(super) fn defer(&self, e: GetError) {
-        *self.deferred.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        let mut d = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        *d = Some(e);
+        // Changed only under the mutex, so a take and a defer never lose each other's.
         self.has_deferred
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -144,13 +146,9 @@ impl Local {
         if !self.has_deferred.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
-        let e = self
-            .deferred
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let mut d = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
         self.has_deferred
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        e
+        d.take()
     }
 }

@@ -133,7 +133,18 @@ impl<T> SimpleQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_builder(builder: super::Builder<T>) -> Result<Self, Error> {
-        builder.create_simple().map(|queue| SimpleQueue { queue })
+        let queue = builder.create_simple()?;
+        // An existing queue opened by name may be bounded: its capacity would not hold.
+        if queue.maxsize() != 0 {
+            return Err(Error::InvalidOption {
+                option: "maxsize",
+                detail: format!(
+                    "a SimpleQueue is unbounded; this queue holds at most {} items",
+                    queue.maxsize()
+                ),
+            });
+        }
+        Ok(SimpleQueue { queue })
     }
 
     /// Whether no item is in the queue.
