@@ -47,3 +47,17 @@ pub enum Msg<T> {
     /// No more from this producer.
     Stop,
 }
+
+/// 64 bytes as mpqueue's byte buffer (encoded as one block, like `B64`, but allocated).
+impl Item for mpqueue::Bytes {
+    fn make() -> Self {
+        mpqueue::Bytes::from(vec![7; 64])
+    }
+}
+
+/// 64 bytes as a plain `Vec<u8>` (serde encodes it byte by byte).
+impl Item for Vec<u8> {
+    fn make() -> Self {
+        vec![7; 64]
+    }
+}

@@ -8,7 +8,8 @@
 //! Modules: `report` writes the full run section by section, `modes` runs the subcommands,
 //! `measure` turns runs into figures; the scenarios themselves are in `mpq` (mpqueue),
 //! `python` (multiprocessing.Queue, faster-fifo), `ipc` (ipc-channel) and `limits` (raw
-//! pipe, shared-memory ring), over the process plumbing in `shared` and the items in `items`.
+//! pipe, shared-memory ring), with mpqueue's batches and `JoinableQueue` in `variants`,
+//! over the process plumbing in `shared` and the items in `items`.
 
 mod ipc;
 mod items;
@@ -20,6 +21,7 @@ mod observers;
 mod python;
 mod report;
 mod shared;
+mod variants;
 
 use clap::{Parser, Subcommand};
 
@@ -78,6 +80,15 @@ enum Mode {
         /// Round trips per placement.
         round_trips: usize,
     },
+    /// Only mpqueue's batches, byte-buffer items and `JoinableQueue` next to single
+    /// `put`/`get` (64 B items, unpinned), one run each, items/s.
+    Variants {
+        /// Items per run (batches move four times as many).
+        items: u64,
+        /// Items per `put_many`, most items per `get_many`.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
     /// Only put and get 64 B items in one process (for `valgrind --tool=callgrind`, which
     /// the full run uses to count instructions per put + get).
     Instructions {
@@ -89,6 +100,9 @@ enum Mode {
         /// Items per `put_many`/`get_many` (1: single `put` and `get`).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// The 64 B item's type.
+        #[arg(long, value_enum, default_value = "array")]
+        item: modes::ItemKind,
     },
 }
 
@@ -105,10 +119,12 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Big { items, reps }) => modes::big(items, reps),
         Some(Mode::Ring { items }) => modes::ring(items),
         Some(Mode::Pingpong { round_trips }) => modes::pingpong(round_trips),
+        Some(Mode::Variants { items, batch }) => modes::variants(items, batch),
         Some(Mode::Instructions {
             items,
             counters,
             batch,
-        }) => modes::instructions(items, counters, batch),
+            item,
+        }) => modes::instructions(items, counters, batch, item),
     }
 }

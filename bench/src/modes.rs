@@ -3,7 +3,7 @@
 
 use crate::items::{B64, Item};
 use crate::shared::{Placement, unpin_all};
-use crate::{limits, mpq};
+use crate::{limits, mpq, variants};
 
 /// Whether the queue keeps its counters (`instructions ITEMS on|off`).
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -59,17 +59,71 @@ pub fn pingpong(round_trips: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mpqueue's batches (of `batch`), `Bytes`, `Vec<u8>` and `JoinableQueue` next to single
+/// `put`/`get` of `B64`, `items` 64 B items per run (batches: four times as many).
+pub fn variants(items: u64, batch: usize) -> anyhow::Result<()> {
+    let single = |p| mpq::tput::<B64>(p, p, items, Placement::Free, true, 0);
+    println!("1→1 put/get B64: {:.0} items/s", single(1)?);
+    println!(
+        "1→1 batches of {batch}: {:.0} items/s",
+        variants::batched::<B64>(1, 1, items * 4, batch)?
+    );
+    println!("4→4 put/get B64: {:.0} items/s", single(4)?);
+    println!(
+        "4→4 batches of {batch}: {:.0} items/s",
+        variants::batched::<B64>(4, 4, items * 4, batch)?
+    );
+    println!(
+        "1→1 Bytes: {:.0} items/s",
+        mpq::tput::<mpqueue::Bytes>(1, 1, items, Placement::Free, true, 0)?
+    );
+    println!(
+        "1→1 Vec<u8>: {:.0} items/s",
+        mpq::tput::<Vec<u8>>(1, 1, items, Placement::Free, true, 0)?
+    );
+    println!(
+        "1→1 JoinableQueue + task_done: {:.0} items/s",
+        variants::joinable::<B64>(1, 1, items)?
+    );
+    Ok(())
+}
+
 /// Puts and gets `items` 64 B items in this process, one by one, and prints nothing: the
 /// program whose instructions the full run counts under callgrind
 /// (`report::counters::count_instructions`).
-/// With `batch` over 1, items go in `put_many` and come out with `get_many` of `batch`.
-pub fn instructions(items: u64, counters: Counters, batch: usize) -> anyhow::Result<()> {
-    let q: mpqueue::Queue<B64> = mpqueue::Queue::builder()
+/// With `batch` over 1, items go in `put_many` and come out with `get_many` of `batch`;
+/// `kind` picks the 64 B item type.
+pub fn instructions(
+    items: u64,
+    counters: Counters,
+    batch: usize,
+    kind: ItemKind,
+) -> anyhow::Result<()> {
+    match kind {
+        ItemKind::Array => put_get::<B64>(items, counters, batch),
+        ItemKind::Bytes => put_get::<mpqueue::Bytes>(items, counters, batch),
+        ItemKind::Vec => put_get::<Vec<u8>>(items, counters, batch),
+    }
+}
+
+/// The 64 B item type of `instructions --item`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ItemKind {
+    /// `serde_bytes::ByteArray<64>` (the suite's usual item).
+    Array,
+    /// `mpqueue::Bytes`.
+    Bytes,
+    /// `Vec<u8>`.
+    Vec,
+}
+
+fn put_get<T: Item>(items: u64, counters: Counters, batch: usize) -> anyhow::Result<()> {
+    let q: mpqueue::Queue<T> = mpqueue::Queue::builder()
         .stats(matches!(counters, Counters::On))
         .create()?;
     if batch <= 1 {
         for _ in 0..items {
-            q.put(B64::make())?;
+            q.put(T::make()).map_err(|e| anyhow::anyhow!("{e}"))?;
             q.get()?;
         }
         return Ok(());
@@ -77,7 +131,7 @@ pub fn instructions(items: u64, counters: Counters, batch: usize) -> anyhow::Res
     let mut left = items as usize;
     while left > 0 {
         let n = left.min(batch);
-        q.put_many((0..n).map(|_| B64::make()).collect())
+        q.put_many((0..n).map(|_| T::make()).collect())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut got = 0;
         while got < n {

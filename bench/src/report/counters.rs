@@ -1,7 +1,9 @@
 //! What the counters cost: interleaved wall-clock runs with counters on and off, and the
-//! instructions per put + get counted by callgrind.
+//! instructions per put + get counted by callgrind (counters on and off, with batches, and
+//! with the byte-buffer item types).
 
 use super::Sizes;
+use super::variants::BATCH;
 use crate::items::B64;
 use crate::measure::{Fig, Runner};
 use crate::mpq;
@@ -49,42 +51,77 @@ pub fn wall_clock(md: &mut String, r: &Runner, n: Sizes) -> anyhow::Result<Vec<S
     Ok(costs)
 }
 
-/// Instruction counts, deterministic where wall-clock time on this VM is not. Returns the
-/// cost cell ("n/a" without valgrind).
-pub fn instructions(md: &mut String, n: Sizes) -> anyhow::Result<String> {
+/// What the instruction counts found, for the targets.
+pub struct Instructions {
+    /// The counters' cost: on against off, per put + get ("n/a" without valgrind).
+    pub cost: String,
+    /// Per put + get with counters on.
+    pub single: Option<f64>,
+    /// Per item with `put_many`/`get_many` of `BATCH`, counters on.
+    pub batch: Option<f64>,
+}
+
+/// Instruction counts, deterministic where wall-clock time on this VM is not: per put +
+/// get with counters on and off, per item with batches, and per item of the byte-buffer
+/// types.
+pub fn instructions(md: &mut String, n: Sizes) -> anyhow::Result<Instructions> {
     eprintln!("counters on vs off, instructions");
     let n_instr: u64 = if n.quick { 10_000 } else { 100_000 };
-    let instr = count_instructions(n_instr);
+    let on = count_instructions(n_instr, "on", 1, "array");
+    let off = count_instructions(n_instr, "off", 1, "array");
+    let batch = count_instructions(n_instr, "on", BATCH, "array");
+    let bytes = count_instructions(n_instr, "on", 1, "bytes");
+    let vec = count_instructions(n_instr, "on", 1, "vec");
     writeln!(
         md,
-        "\nInstructions per put + get of a 64 B item in one process, counted by `valgrind --tool=callgrind target/release/mpqueue-bench instructions N on|off` (the count for 2N items minus the count for N, so start-up cancels out; N = {n_instr}):\n"
+        "\nInstructions per put + get of a 64 B item in one process, counted by `valgrind --tool=callgrind target/release/mpqueue-bench instructions N on|off [--batch {BATCH}] [--item array|bytes|vec]` (the count for 2N items minus the count for N, so start-up cancels out; N = {n_instr}; with `--batch`, items go in `put_many` of {BATCH} and come out with `get_many({BATCH})`). Each count includes making the item (`Bytes` and `Vec<u8>` allocate it) and dropping what `get` returns.\n"
     )?;
-    Ok(match &instr {
-        Ok((on, off)) => {
-            let cost = format!("{:+.1}%", (on - off) / off * 100.0);
-            writeln!(
-                md,
-                "| counters | instructions per put + get |\n|---|---|\n| on | {on:.1} |\n| off | {off:.1} |\n| cost | {cost} |"
-            )?;
-            cost
-        }
-        Err(e) => {
-            writeln!(md, "n/a ({e})")?;
-            "n/a".into()
-        }
+    writeln!(
+        md,
+        "| counters | item | calls | instructions per item (put + get) |\n|---|---|---|---|"
+    )?;
+    let cell = |r: &anyhow::Result<f64>| match r {
+        Ok(v) => format!("{v:.1}"),
+        Err(e) => format!("n/a ({e})"),
+    };
+    let array = "`ByteArray<64>`";
+    let single = "`put`, `get`";
+    let batched = format!("`put_many` of {BATCH}, `get_many({BATCH})`");
+    for (counters, item, calls, count) in [
+        ("on", array, single, &on),
+        ("off", array, single, &off),
+        ("on", array, batched.as_str(), &batch),
+        ("on", "`mpqueue::Bytes`", single, &bytes),
+        ("on", "`Vec<u8>`", single, &vec),
+    ] {
+        writeln!(md, "| {counters} | {item} | {calls} | {} |", cell(count))?;
+    }
+    let cost = match (&on, &off) {
+        (Ok(on), Ok(off)) => format!("{:+.1}%", (on - off) / off * 100.0),
+        _ => "n/a".into(),
+    };
+    writeln!(
+        md,
+        "\nThe counters cost {cost} (on against off, `ByteArray<64>` with `put`/`get`)."
+    )?;
+    Ok(Instructions {
+        cost,
+        single: on.ok(),
+        batch: batch.ok(),
     })
 }
 
-/// Instructions per put + get with counters on and off: callgrind's count for `2n` items
-/// minus its count for `n` (so start-up cancels out), divided by `n`. Runs this program's
-/// `instructions` subcommand under valgrind.
-fn count_instructions(n: u64) -> anyhow::Result<(f64, f64)> {
+/// Instructions per item put and got (`batch` at a time, counters `stats`, items of type
+/// `item`): callgrind's count for `2n` items minus its count for `n` (so start-up cancels
+/// out), divided by `n`. Runs this program's `instructions` subcommand under valgrind.
+fn count_instructions(n: u64, stats: &str, batch: usize, item: &str) -> anyhow::Result<f64> {
     let exe = std::env::current_exe()?;
-    let count = |items: u64, stats: &str| -> anyhow::Result<f64> {
+    let count = |items: u64| -> anyhow::Result<f64> {
         let out = std::process::Command::new("valgrind")
             .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
             .arg(&exe)
             .args(["instructions", &items.to_string(), stats])
+            .args(["--batch", &batch.to_string(), "--item", item])
             .output()
             .map_err(|e| anyhow::anyhow!("valgrind: {e}"))?;
         anyhow::ensure!(out.status.success(), "valgrind failed: {}", out.status);
@@ -97,8 +134,5 @@ fn count_instructions(n: u64) -> anyhow::Result<(f64, f64)> {
             .1;
         Ok(refs.trim().replace(',', "").parse()?)
     };
-    let per = |stats: &str| -> anyhow::Result<f64> {
-        Ok((count(2 * n, stats)? - count(n, stats)?) / n as f64)
-    };
-    Ok((per("on")?, per("off")?))
+    Ok((count(2 * n)? - count(n)?) / n as f64)
 }

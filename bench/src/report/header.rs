@@ -10,7 +10,7 @@ pub fn write(md: &mut String, quick: bool, reps: usize, rtt_before: f64) -> anyh
     writeln!(md, "# mpqueue benchmarks\n")?;
     writeln!(
         md,
-        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]; the throughput table is measured in rounds, each running every cell once. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
+        "Produced by `cargo run --release -p mpqueue-bench -- {}` in one run; every figure is the median of {} runs with [min–max]; the two throughput tables are measured in rounds, each running every cell once. The machine is a shared 2-vCPU VM: compare ratios within this run, not absolute numbers across runs.\n",
         if quick {
             "--quick".to_string()
         } else {

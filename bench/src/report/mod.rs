@@ -9,6 +9,7 @@ mod pingpong;
 mod sides;
 mod targets;
 mod throughput;
+mod variants;
 
 use crate::limits;
 use crate::measure::Runner;
@@ -66,8 +67,10 @@ pub fn run(quick: bool, reps: usize, out: &str) -> anyhow::Result<()> {
 
     let rtt_before = limits::line_round_trip_ns();
     let rows = throughput::measure(&r, n);
+    let family = variants::measure(&r, n);
     header::write(&mut md, quick, r.reps, rtt_before)?;
     throughput::write(&mut md, &rows)?;
+    variants::write(&mut md, &family)?;
     let wall = counters::wall_clock(&mut md, &r, n)?;
     let instructions = counters::instructions(&mut md, n)?;
     sides::write(&mut md, n)?;
@@ -79,6 +82,7 @@ pub fn run(quick: bool, reps: usize, out: &str) -> anyhow::Result<()> {
         &mut md,
         &targets::Findings {
             rows: &rows,
+            variants: &family,
             rtt_same: rtt.same,
             rtt_cross: rtt.cross,
             big,

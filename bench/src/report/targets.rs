@@ -2,6 +2,8 @@
 //! the sections before it.
 
 use super::Versus;
+use super::counters::Instructions;
+use super::variants::{BATCH_1, BATCH_4, BYTES, JOINABLE, SINGLE_1, VEC};
 use crate::measure::{Fig, Rows};
 use std::fmt::Write as _;
 
@@ -14,8 +16,10 @@ pub struct Findings<'a> {
     pub rtt_cross: Versus,
     /// 1 MiB items, MB/s.
     pub big: Versus,
-    /// The counters' cost in instructions per put + get.
-    pub instructions: String,
+    /// The queue family table (batches, item types, `JoinableQueue`).
+    pub variants: &'a Rows,
+    /// Instructions per put + get, per batched item, and the counters' cost.
+    pub instructions: Instructions,
     /// The counters' wall-clock cost, 1→1 then 4→4.
     pub wall: Vec<String>,
 }
@@ -35,11 +39,16 @@ pub fn write(md: &mut String, f: &Findings) -> anyhow::Result<()> {
 }
 
 /// Each target: what it compares, the wanted figure, the measured one.
-fn targets(f: &Findings) -> [(&'static str, &'static str, String); 12] {
-    let get = |row: &str, col: usize| f.rows.iter().find(|(l, _)| l == row).map(|(_, f)| &f[col]);
+fn targets(f: &Findings) -> Vec<(&'static str, &'static str, String)> {
+    fn find<'r>(rows: &'r Rows, row: &str, col: usize) -> Option<&'r Fig> {
+        rows.iter().find(|(l, _)| l == row).map(|(_, f)| &f[col])
+    }
+    let get = |row: &str, col: usize| find(f.rows, row, col);
+    let family = |row: &str, col: usize| find(f.variants, row, col);
     let one = "1→1, 64 B";
     let four = "4→4, 64 B";
-    [
+    let per_item = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1}"));
+    vec![
         (
             "1→1 64 B vs Python multiprocessing.Queue",
             "≥ 30×",
@@ -86,9 +95,44 @@ fn targets(f: &Findings) -> [(&'static str, &'static str, String); 12] {
             ratio(&f.big),
         ),
         (
+            "1→1 64 B, batches (`put_many`/`get_many(256)`) vs single `put`/`get`",
+            "≥ 2.0×",
+            paired(family(BATCH_1, 0), family(SINGLE_1, 0), "×"),
+        ),
+        (
+            "4→4 64 B, batches vs faster-fifo `put_many`/`get_many(256)`",
+            "≥ 20×",
+            paired(family(BATCH_4, 0), family(BATCH_4, 1), "×"),
+        ),
+        (
+            "1→1 64 B, `Queue<Bytes>` vs `Queue<ByteArray<64>>`",
+            "≥ 0.90",
+            paired(family(BYTES, 0), family(SINGLE_1, 0), ""),
+        ),
+        (
+            "1→1 64 B, `Queue<Vec<u8>>` vs `Queue<ByteArray<64>>`",
+            "reported",
+            paired(family(VEC, 0), family(SINGLE_1, 0), ""),
+        ),
+        (
+            "1→1 64 B, `JoinableQueue` with `task_done` per item vs `Queue`",
+            "≥ 0.85",
+            paired(family(JOINABLE, 0), family(SINGLE_1, 0), ""),
+        ),
+        (
+            "instructions per `put` + `get` of a 64 B item, one process (callgrind)",
+            "≤ 1000",
+            per_item(f.instructions.single),
+        ),
+        (
+            "instructions per item with `put_many`/`get_many(256)`, one process (callgrind)",
+            "≤ 400",
+            per_item(f.instructions.batch),
+        ),
+        (
             "counters on vs off: instructions per put + get (deterministic)",
             "≤ 5%",
-            f.instructions.clone(),
+            f.instructions.cost.clone(),
         ),
         (
             "counters on vs off: 1→1 64 B wall clock (noisy here)",
