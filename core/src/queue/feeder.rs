@@ -177,10 +177,16 @@ impl Core {
         false
     }
 
+    #[inline]
     pub(super) fn start_feeder(self: &Arc<Self>, st: &mut LocalState) {
-        if st.feeder_started {
-            return;
+        if !st.feeder_started {
+            self.spawn_feeder(st);
         }
+    }
+
+    /// `start_feeder`'s way the first time in a process.
+    #[cold]
+    fn spawn_feeder(self: &Arc<Self>, st: &mut LocalState) {
         st.feeder_started = true;
         let me = Arc::clone(self);
         match std::thread::Builder::new()
