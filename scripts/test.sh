@@ -3,7 +3,8 @@
 # (no import cycles, no file over 600 lines), installs what the tests need (Debian
 # packages, cargo-nextest, a Python venv for the benchmark comparison), checks formatting,
 # lints and rustdoc warnings, packages the library as `cargo publish` would, runs all unit,
-# integration, end-to-end and doc tests, and the benchmark suite's quick smoke mode.
+# integration, end-to-end and doc tests, the Python package's tests, and the benchmark
+# suite's quick smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,9 @@ cargo publish --dry-run -p mpqueue --locked "${allow_dirty[@]}"
 cargo build --workspace --locked
 cargo nextest run --workspace --locked --profile ci
 cargo test --workspace --doc --locked
+# The Python package (python/, its own cargo workspace): built once in release mode through
+# maturin into .venv, checked (fmt, clippy, rustdoc) and tested with pytest.
+bash scripts/python-test.sh
 # The benchmark suite's smoke mode (it also measures the release dashboard and exporter).
 cargo build --release --locked --workspace
 cargo run --release --locked -p mpqueue-bench -- --quick --out target/BENCHMARKS-smoke.md
