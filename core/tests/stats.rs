@@ -807,9 +807,16 @@ fn gets_of_many_threads_of_one_process_are_all_counted() {
     for i in 0..n {
         q.put(i).unwrap();
     }
+    // Exactly n gets between them (a get_nowait could give up on a loaded machine while
+    // another thread holds the read lock).
+    let taken = std::sync::atomic::AtomicU32::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| while q.get_nowait().is_ok() {});
+            s.spawn(|| {
+                while taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                    q.get_timeout(LONG).unwrap();
+                }
+            });
         }
     });
     let s = snap("threads");
