@@ -3,20 +3,10 @@
 
 mod common;
 use common::*;
-use mpqueue::observe::{self, Snapshot};
 use mpqueue::{Queue, process};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn snapshot(name: &str) -> Snapshot {
-    observe::list()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r.snapshot().ok())
-        .find(|s| s.name == name)
-        .expect("queue visible")
-}
 
 fn secs(d: Option<Duration>) -> f64 {
     d.map_or(f64::NAN, |d| d.as_secs_f64())
@@ -37,33 +27,6 @@ fn topping_up(q: &Queue<u64>, depth: u64) -> process::Child {
         0
     })
     .unwrap()
-}
-
-/// A consumer process that takes one item every `every` until killed.
-fn consuming(q: &Queue<u64>, every: Duration) -> process::Child {
-    process::fork(|| {
-        die_with_parent();
-        loop {
-            let _ = q.get_timeout(Duration::from_secs(1));
-            std::thread::sleep(every);
-        }
-    })
-    .unwrap()
-}
-
-fn die_with_parent() {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) has no memory preconditions.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-}
-
-fn stop(mut children: Vec<process::Child>) {
-    for c in &mut children {
-        let _ = c.kill(libc::SIGKILL);
-        let _ = c.kill(libc::SIGCONT);
-    }
-    for mut c in children {
-        let _ = c.join_timeout(LONG);
-    }
 }
 
 /// About 20 items queued and one taken every 25 ms: each waits about 500 ms, and the

@@ -4,66 +4,19 @@
 
 mod common;
 use common::*;
-use mpqueue::observe::{self, Health, HealthRules, HealthWindow, Snapshot};
-use mpqueue::{Queue, process};
+use mpqueue::Queue;
+use mpqueue::observe::{Health, HealthRules, HealthWindow};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
 /// How often the tests look, as a dashboard refreshes.
 const REFRESH: Duration = Duration::from_millis(250);
 
-fn snapshot(name: &str) -> Snapshot {
-    observe::list()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r.snapshot().ok())
-        .find(|s| s.name == name)
-        .expect("queue visible")
-}
-
 fn rules(stall_after: Duration) -> HealthRules {
     HealthRules {
         stall_after,
         idle_after: stall_after,
         window: Duration::from_secs(4),
-    }
-}
-
-fn die_with_parent() {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) has no memory preconditions.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-}
-
-/// A process putting one item every `every` until killed.
-fn producing(q: &Queue<u64>, every: Duration) -> process::Child {
-    process::fork(|| {
-        die_with_parent();
-        for i in 0.. {
-            q.put(i).unwrap();
-            std::thread::sleep(every);
-        }
-        0
-    })
-    .unwrap()
-}
-
-/// A process taking one item every `every` until killed.
-fn consuming(q: &Queue<u64>, every: Duration) -> process::Child {
-    process::fork(|| {
-        die_with_parent();
-        loop {
-            let _ = q.get_timeout(Duration::from_secs(1));
-            std::thread::sleep(every);
-        }
-    })
-    .unwrap()
-}
-
-fn stop(children: Vec<process::Child>) {
-    for mut c in children {
-        let _ = c.kill(libc::SIGKILL);
-        let _ = c.kill(libc::SIGCONT);
-        let _ = c.join_timeout(LONG);
     }
 }
 

@@ -125,3 +125,53 @@ impl SharedBytes {
         unsafe { &*(self.ptr.add(8 * i) as *const std::sync::atomic::AtomicU64) }
     }
 }
+
+/// The snapshot of the queue called `name` (named, or labelled).
+pub fn snapshot(name: &str) -> mpqueue::observe::Snapshot {
+    mpqueue::observe::list()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.snapshot().ok())
+        .find(|s| s.name == name)
+        .expect("queue visible")
+}
+
+/// Makes the calling (forked) process die with its parent.
+pub fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) has no memory preconditions.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}
+
+/// A process putting one item every `every` until killed.
+pub fn producing(q: &mpqueue::Queue<u64>, every: Duration) -> mpqueue::Child {
+    mpqueue::process::fork(|| {
+        die_with_parent();
+        for i in 0.. {
+            q.put(i).unwrap();
+            std::thread::sleep(every);
+        }
+        0
+    })
+    .unwrap()
+}
+
+/// A process taking one item every `every` until killed.
+pub fn consuming(q: &mpqueue::Queue<u64>, every: Duration) -> mpqueue::Child {
+    mpqueue::process::fork(|| {
+        die_with_parent();
+        loop {
+            let _ = q.get_timeout(Duration::from_secs(1));
+            std::thread::sleep(every);
+        }
+    })
+    .unwrap()
+}
+
+/// Kills the children (stopped ones too) and reaps them.
+pub fn stop(children: Vec<mpqueue::Child>) {
+    for mut c in children {
+        let _ = c.kill(libc::SIGKILL);
+        let _ = c.kill(libc::SIGCONT);
+        let _ = c.join_timeout(Duration::from_secs(30));
+    }
+}
