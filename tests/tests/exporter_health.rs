@@ -7,62 +7,13 @@
 
 mod support;
 use mpqueue::{Queue, process};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::prom::{Exporter, Prometheus, scalar};
-use support::{bin, die_with_parent, proc_status_bytes, queue_dir, wait_for};
+use support::{Workers, bin, die_with_parent, proc_status_bytes, queue_dir, wait_for, watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
 /// How often the tests scrape the exporter.
 const REFRESH: Duration = Duration::from_millis(250);
-
-/// Aborts the test process if still alive after `limit`: no test hangs the suite.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(limit: Duration) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if flag.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("watchdog: test exceeded {limit:?}; aborting");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Forked workers, killed (and continued, if stopped) and reaped on drop.
-#[derive(Default)]
-struct Workers(Vec<process::Child>);
-
-impl Workers {
-    fn add(&mut self, c: process::Child) -> usize {
-        self.0.push(c);
-        self.0.len() - 1
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill(libc::SIGKILL);
-            let _ = c.kill(libc::SIGCONT);
-            let _ = c.join_timeout(Duration::from_secs(30));
-        }
-    }
-}
 
 /// A process putting one item every `every` until killed.
 fn producing(q: &Queue<u64>, every: Duration) -> process::Child {

@@ -11,81 +11,11 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::prom::Exporter;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// Aborts the test process if still alive after `limit`: no test hangs the suite.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(limit: Duration) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if flag.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("watchdog: test exceeded {limit:?}; aborting");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Forked workers, killed and reaped on drop.
-#[derive(Default)]
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill(libc::SIGKILL);
-            let _ = c.join_timeout(LONG);
-        }
-    }
-}
-
-/// `mpqueue-top ARGS --dir DIR`, killed (and failing) if it has not ended within 30 s;
-/// asserts it succeeded and returns its stdout.
-fn top(args: &[&str], dir: &Path) -> String {
-    let mut child = Command::new(bin("mpqueue-top"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read meanwhile, so that a large document never blocks the child on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut v);
-        v
-    });
-    let Some(status) = wait_for(LONG, || child.try_wait().unwrap()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mpqueue-top {args:?} still running after {LONG:?}");
-    };
-    let mut err = String::new();
-    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-    assert!(status.success(), "mpqueue-top {args:?}: {err}");
-    reader.join().unwrap()
-}
 
 /// The queue `name` in `mpqueue-top --json`.
 fn json_queue(dir: &Path, name: &str) -> Value {

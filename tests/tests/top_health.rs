@@ -10,7 +10,7 @@ mod support;
 use mpqueue::{Child, Queue, process};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -48,35 +48,6 @@ fn stop(children: Vec<Child>) {
         let _ = c.kill(libc::SIGCONT);
         let _ = c.join_timeout(LONG);
     }
-}
-
-/// `mpqueue-top ARGS --dir DIR`, killed (and failing) if it has not ended within 30 s;
-/// asserts it succeeded and returns its stdout.
-fn top(args: &[&str], dir: &Path) -> String {
-    let mut child = Command::new(bin("mpqueue-top"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read meanwhile, so that a large document never blocks the child on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut v);
-        v
-    });
-    let Some(status) = wait_for(LONG, || child.try_wait().unwrap()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mpqueue-top {args:?} still running after {LONG:?}");
-    };
-    let mut err = String::new();
-    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-    assert!(status.success(), "mpqueue-top {args:?}: {err}");
-    reader.join().unwrap()
 }
 
 /// The queue `name` in `mpqueue-top --json ARGS`.

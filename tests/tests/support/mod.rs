@@ -190,3 +190,85 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Aborts the test process if still alive after `limit`: no test hangs the suite. Dropping
+/// it disarms it.
+pub struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+/// Arms a [`Watchdog`] for `limit`.
+pub fn watchdog(limit: Duration) -> Watchdog {
+    use std::sync::atomic::Ordering;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if flag.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("watchdog: test exceeded {limit:?}; aborting");
+        std::process::abort();
+    });
+    Watchdog(done)
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Forked workers, killed (and continued, if stopped) and reaped on drop.
+#[derive(Default)]
+pub struct Workers(pub Vec<mpqueue::Child>);
+
+impl Workers {
+    /// Adds a worker; its index.
+    pub fn add(&mut self, c: mpqueue::Child) -> usize {
+        self.0.push(c);
+        self.0.len() - 1
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill(libc::SIGKILL);
+            let _ = c.kill(libc::SIGCONT);
+            let _ = c.join_timeout(Duration::from_secs(30));
+        }
+    }
+}
+
+/// `mpqueue-top ARGS --dir DIR`, killed (and failing) if it has not ended within 30 s;
+/// asserts it succeeded and returns its stdout.
+pub fn top(args: &[&str], dir: &Path) -> String {
+    use std::process::Stdio;
+    let limit = Duration::from_secs(30);
+    let mut child = Command::new(bin("mpqueue-top"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read meanwhile, so that a large document never blocks the child on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut v);
+        v
+    });
+    let Some(status) = wait_for(limit, || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("mpqueue-top {args:?} still running after {limit:?}");
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert!(status.success(), "mpqueue-top {args:?}: {err}");
+    reader.join().unwrap()
+}
