@@ -4,12 +4,11 @@ use super::Queue;
 use super::core::Core;
 use super::items::{DECODE_BUF, ENCODE_BUF, deadline_after, with_scratch};
 use crate::codec::{self, EncodeError};
-use crate::error::{BrokenKind, Error, GetError, PutError};
+use crate::error::{GetError, PutError};
 use crate::sys;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 impl Core {
@@ -22,20 +21,7 @@ impl Core {
         ends: &[usize],
         deadline: Option<u64>,
     ) -> Result<(), PutError<Vec<T>>> {
-        let local = match self.local(deadline) {
-            Ok(l) => l,
-            Err(Error::Busy { .. }) if deadline.is_some() => return Err(PutError::Full(items)),
-            Err(e) => {
-                return Err(PutError::Broken {
-                    item: items,
-                    kind: BrokenKind::Attach,
-                    detail: e.to_string(),
-                });
-            }
-        };
-        if local.closed.load(Relaxed) {
-            return Err(PutError::Closed(items));
-        }
+        let (local, items) = self.put_local(items, deadline)?;
         let n = ends.len() as u64;
         let bounded = self.opts.maxsize > 0;
         // More items than the queue holds can never fit at once.

@@ -179,15 +179,41 @@ impl Core {
         if r.taken { Ok(()) } else { Err(()) }
     }
 
+    /// This process's `Local` for a put of `item`, with the errors a put gives (the item
+    /// back in each): the deadline passed while attaching is `Full`, as for a full queue.
+    #[inline(always)]
+    pub(super) fn put_local<T>(
+        &self,
+        item: T,
+        deadline: Option<u64>,
+    ) -> Result<(&Local, T), PutError<T>> {
+        let local = match self.local(deadline) {
+            Ok(l) => l,
+            Err(Error::Busy { .. }) if deadline.is_some() => return Err(PutError::Full(item)),
+            Err(e) => {
+                return Err(PutError::Broken {
+                    item,
+                    kind: BrokenKind::Attach,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if local.closed.load(Relaxed) {
+            return Err(PutError::Closed(item));
+        }
+        Ok((local, item))
+    }
+
     pub(super) fn put_frame<T>(
         self: &Arc<Self>,
         item: T,
         frame: &[u8],
         deadline: Option<u64>,
     ) -> Result<(), PutError<T>> {
+        // The same checks as `put_local`, written out: on the hot path, moving the item
+        // through `put_local`'s return costs ~28 instructions per put (callgrind).
         let local = match self.local(deadline) {
             Ok(l) => l,
-            // The deadline passed waiting to attach: as for a full queue.
             Err(Error::Busy { .. }) if deadline.is_some() => return Err(PutError::Full(item)),
             Err(e) => {
                 return Err(PutError::Broken {

@@ -11,25 +11,12 @@ use crate::procs;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 impl Core {
     /// Writes one encoded item into the ring from the calling thread, waiting (holding the
     /// write lock, as Python's `SimpleQueue` holds its pipe's lock) while the ring is full.
     fn put_now<T>(self: &Arc<Self>, item: T, frame: &[u8]) -> Result<(), PutError<T>> {
-        let local = match self.local(None) {
-            Ok(l) => l,
-            Err(e) => {
-                return Err(PutError::Broken {
-                    item,
-                    kind: BrokenKind::Attach,
-                    detail: e.to_string(),
-                });
-            }
-        };
-        if local.closed.load(Relaxed) {
-            return Err(PutError::Closed(item));
-        }
+        let (local, item) = self.put_local(item, None)?;
         let put = self.counters(local).accepted(frame.len(), false);
         let ch = Channel::new(&self.seg, self.opts.max_item);
         let progress = Progress::new();
