@@ -6,11 +6,11 @@ use mpqueue::{Queue, process};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::prom::{Exporter, Prometheus, scalar, status_and_body};
+use support::prom::{Exporter, Prometheus, check_metrics, scalar, status_and_body};
 use support::*;
 
 /// A scrape of `/metrics` that gives up after `limit` without an answer: the error says
@@ -36,32 +36,6 @@ fn closed_by_peer(s: &TcpStream) -> bool {
     };
     s.set_nonblocking(false).unwrap();
     closed
-}
-
-fn promtool(metrics: &str) -> (i32, String) {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool (Debian package prometheus) must be installed; scripts/test.sh installs it",
-        );
-    p.stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = p.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {
@@ -122,7 +96,7 @@ fn hostile_names_corrupt_and_stale_segments_never_break_a_scrape() {
     let ex = Exporter::start(dir.path());
     let (status, body) = ex.get("/metrics");
     assert_eq!(status, 200);
-    let (rc, msg) = promtool(&body);
+    let (rc, msg) = check_metrics(&body);
     assert_eq!(rc, 0, "promtool: {msg}\n{body}");
     assert!(body.contains("mpqueue_puts_total{queue=\"quo\\\"te\",named=\"false\""));
     assert!(body.contains("queue=\"new\\nline} 1\\nfake_metric 2\""));
@@ -452,7 +426,7 @@ fn no_process_metrics_drops_the_per_process_series() {
     let lean = Exporter::start_with(dir.path(), &["--no-process-metrics"]);
     let (status, body) = lean.get("/metrics");
     assert_eq!(status, 200);
-    let (rc, msg) = promtool(&body);
+    let (rc, msg) = check_metrics(&body);
     assert_eq!(rc, 0, "promtool: {msg}\n{body}");
     assert!(
         !body.contains("mpqueue_process_") && !body.contains("pid=\""),

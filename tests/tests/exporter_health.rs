@@ -8,7 +8,7 @@
 mod support;
 use mpqueue::{Queue, process};
 use std::time::{Duration, Instant};
-use support::prom::{Exporter, Prometheus, scalar};
+use support::prom::{Exporter, Prometheus, page, scalar, value};
 use support::{Workers, bin, die_with_parent, proc_status_bytes, queue_dir, wait_for, watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -59,24 +59,6 @@ fn consuming(q: &Queue<u64>, every: Duration) -> process::Child {
 
 fn queue(dir: &std::path::Path, name: &str) -> Queue<u64> {
     Queue::builder().name(name).dir(dir).create().unwrap()
-}
-
-/// The metrics page, which must be served.
-fn page(ex: &Exporter) -> String {
-    let (status, body) = ex.get("/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// The value of `family`'s sample for queue `name` (its first label), if there is one.
-fn value(page: &str, family: &str, name: &str) -> Option<f64> {
-    let prefix = format!("{family}{{queue=\"{name}\",");
-    page.lines()
-        .find(|l| l.starts_with(&prefix))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The status `mpqueue_health` gives queue `name`, checking that the state set is whole:

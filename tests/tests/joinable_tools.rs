@@ -8,26 +8,12 @@
 mod support;
 use mpqueue::{Child, JoinableQueue, Queue, process};
 use serde_json::Value;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::prom::Exporter;
+use support::prom::{Exporter, check_metrics, page, value};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// The queue `name` in `mpqueue-top --json`.
-fn json_queue(dir: &Path, name: &str) -> Value {
-    let doc: Value = serde_json::from_str(&top(&["--json"], dir)).unwrap();
-    doc["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {doc}"))
-        .clone()
-}
 
 /// The cell of column `title` in the row of queue `name` of `mpqueue-top --once` (every
 /// cell of these tests' rows is one word).
@@ -45,47 +31,6 @@ fn once_cell(dir: &Path, name: &str, title: &str) -> String {
         .find(|l| l.starts_with(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} not in\n{table}"));
     row.split_whitespace().nth(column).unwrap().to_string()
-}
-
-/// The metrics page, which must be served.
-fn page(ex: &Exporter) -> String {
-    let (status, body) = ex.get("/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// The value of `family`'s sample for queue `name` (its first label), if there is one.
-fn value(page: &str, family: &str, name: &str) -> Option<f64> {
-    let prefix = format!("{family}{{queue=\"{name}\",");
-    page.lines()
-        .find(|l| l.starts_with(&prefix))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// `promtool check metrics` on `page`: its exit code and what it said.
-fn promtool(page: &str) -> (i32, String) {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool (Debian package prometheus) must be installed; scripts/test.sh installs it",
-        );
-    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 fn joinable(dir: &Path, name: &str) -> JoinableQueue<u64> {
@@ -142,11 +87,11 @@ fn top_shows_the_unfinished_count_of_a_joinable_queue_only() {
     let dir = queue_dir();
     let (_pool, _plain, _workers) = pool_and_plain(dir.path());
 
-    let pool = json_queue(dir.path(), "pool");
+    let pool = json_queue(dir.path(), &[], "pool");
     assert_eq!(pool["unfinished"], 3, "{pool}");
     assert_eq!(pool["tasks_abandoned"], 0, "{pool}");
     assert_eq!((&pool["puts"], &pool["gets"]), (&5.into(), &3.into()));
-    let plain = json_queue(dir.path(), "plain");
+    let plain = json_queue(dir.path(), &[], "plain");
     assert_eq!(plain["unfinished"], Value::Null, "{plain}");
     assert_eq!(plain["tasks_abandoned"], Value::Null, "{plain}");
     assert_eq!(plain["gets"], 1, "{plain}");
@@ -165,7 +110,7 @@ fn the_exporter_has_unfinished_tasks_for_a_joinable_queue_only() {
     let (_pool, _plain, _workers) = pool_and_plain(dir.path());
     let ex = Exporter::start(dir.path());
     let body = page(&ex);
-    let (rc, msg) = promtool(&body);
+    let (rc, msg) = check_metrics(&body);
     assert_eq!(rc, 0, "promtool: {msg}\n{body}");
     assert!(
         body.lines()
@@ -215,7 +160,7 @@ fn a_consumer_killed_before_task_done_is_counted_abandoned() {
     assert!(q.join_timeout(LONG), "join waited for a dead consumer");
 
     let body = page(&ex);
-    let (rc, msg) = promtool(&body);
+    let (rc, msg) = check_metrics(&body);
     assert_eq!(rc, 0, "promtool: {msg}\n{body}");
     assert_eq!(
         value(&body, "mpqueue_tasks_abandoned_total", "crash"),
@@ -223,7 +168,7 @@ fn a_consumer_killed_before_task_done_is_counted_abandoned() {
         "{body}"
     );
     assert_eq!(value(&body, "mpqueue_unfinished_tasks", "crash"), Some(0.0));
-    let crash = json_queue(dir.path(), "crash");
+    let crash = json_queue(dir.path(), &[], "crash");
     assert_eq!(
         (&crash["unfinished"], &crash["tasks_abandoned"]),
         (&0.into(), &1.into()),

@@ -50,20 +50,6 @@ fn stop(children: Vec<Child>) {
     }
 }
 
-/// The queue `name` in `mpqueue-top --json ARGS`.
-fn json_queue(dir: &Path, args: &[&str], name: &str) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let doc: Value = serde_json::from_str(&top(&all, dir)).unwrap();
-    doc["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {doc}"))
-        .clone()
-}
-
 /// The HEALTH column of the queue `name` in `mpqueue-top --once ARGS` (every cell of these
 /// tests' rows is one word, so the column's place among the titles is its place in a row).
 fn once_health(dir: &Path, args: &[&str], name: &str) -> String {

@@ -272,3 +272,17 @@ pub fn top(args: &[&str], dir: &Path) -> String {
     assert!(status.success(), "mpqueue-top {args:?}: {err}");
     reader.join().unwrap()
 }
+
+/// The queue `name` in `mpqueue-top --json ARGS --dir DIR`.
+pub fn json_queue(dir: &Path, args: &[&str], name: &str) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let doc: serde_json::Value = serde_json::from_str(&top(&all, dir)).unwrap();
+    doc["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {doc}"))
+        .clone()
+}

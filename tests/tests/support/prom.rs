@@ -193,3 +193,44 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// `promtool check metrics` on `page`: its exit code and what it said.
+pub fn check_metrics(page: &str) -> (i32, String) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool (Debian package prometheus) must be installed; scripts/test.sh installs it",
+        );
+    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The exporter's metrics page, which must be served.
+pub fn page(ex: &Exporter) -> String {
+    let (status, body) = ex.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of `family`'s sample for queue `name` (its first label), if there is one.
+pub fn value(page: &str, family: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{family}{{queue=\"{name}\",");
+    page.lines()
+        .find(|l| l.starts_with(&prefix))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
