@@ -125,8 +125,8 @@ fn scrape(dir: &Path, own: &Own, verdicts: &Mutex<Verdicts>, options: render::Op
     let live: Vec<render::Judged> = snaps
         .into_iter()
         .filter(|s| s.alive)
-        .map(|snapshot| render::Judged {
-            health: verdicts.judge(&snapshot),
+        .map(|mut snapshot| render::Judged {
+            health: verdicts.judge(&mut snapshot),
             snapshot,
         })
         .collect();

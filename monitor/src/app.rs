@@ -3,11 +3,11 @@
 //! pause).
 //!
 //! Snapshots come from `mpqueue::observe`; one [`HealthWindow`] kept across refreshes judges
-//! them (`Lagging` needs its window). [`App::apply`] carries out an [`Action`] (from
+//! them (`Lagging` needs its window), and one [`AgeTracker`] dates their oldest items. [`App::apply`] carries out an [`Action`] (from
 //! `input`). No drawing and no styling here: `view` renders an `&App`.
 
 use crate::input::{Action, Mode};
-use mpqueue::observe::{self, Health, HealthRules, HealthWindow, Rates, Snapshot};
+use mpqueue::observe::{self, AgeTracker, Health, HealthRules, HealthWindow, Rates, Snapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -251,6 +251,8 @@ pub struct App {
     rows: BTreeMap<String, QueueRow>,
     /// Recent snapshots of every queue, judged over `HealthRules::window`.
     health: HealthWindow,
+    /// Every queue's oldest item, dated by the refreshes so far.
+    ages: AgeTracker,
 }
 
 impl App {
@@ -272,6 +274,7 @@ impl App {
             notice: None,
             rows: BTreeMap::new(),
             health: HealthWindow::new(rules),
+            ages: AgeTracker::default(),
         }
     }
 
@@ -304,8 +307,8 @@ impl App {
         }
     }
 
-    /// Takes in one round of snapshots (by stats-file id), judging each over the health
-    /// window; queues not in it are gone (and forgotten by the window).
+    /// Takes in one round of snapshots (by stats-file id), dating each one's oldest item
+    /// and judging it over the health window; queues not in it are gone (and forgotten).
     pub fn ingest(&mut self, results: Vec<(String, Result<Snapshot, String>)>) {
         let mut next = BTreeMap::new();
         for (id, result) in results {
@@ -318,7 +321,8 @@ impl App {
                 history: History::default(),
             });
             match result {
-                Ok(s) => {
+                Ok(mut s) => {
+                    self.ages.refine(&mut s);
                     row.rates = row
                         .snap
                         .as_ref()
@@ -342,6 +346,7 @@ impl App {
             .filter_map(|r: &QueueRow| r.snap.as_ref().map(|s| s.id.clone()))
             .collect();
         self.health.retain(&ids);
+        self.ages.retain(&ids);
         self.rows = next;
         self.selected = self.selected.min(self.visible().len().saturating_sub(1));
     }
@@ -614,6 +619,25 @@ mod tests {
         app.ingest(vec![]);
         app.ingest(vec![("q.lag".into(), Ok(served("lag", 0)))]);
         assert_eq!(app.visible()[0].health, Some(Health::Ok));
+    }
+
+    #[test]
+    fn refreshes_date_an_old_item_finer_than_the_timeline() {
+        let mut app = new_app();
+        // Item 5 is put between the first two refreshes, and one more each second after;
+        // the stats header's timeline only knows it is at most 40 s old.
+        for t in 0..20u64 {
+            let mut s = served("old", t);
+            s.left = 5;
+            s.puts = 5 + t;
+            s.oldest_age = (t > 0).then_some(Duration::from_secs(40));
+            s.taken_ns = t * 1_000_000_000;
+            app.ingest(vec![("q.old".into(), Ok(s))]);
+        }
+        let row = app.visible()[0];
+        let age = row.snap.as_ref().and_then(|s| s.oldest_age);
+        assert_eq!(age, Some(Duration::from_secs(19)));
+        assert_eq!(row.history.oldest_ms.back(), Some(&19000));
     }
 
     #[test]

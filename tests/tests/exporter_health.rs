@@ -287,6 +287,62 @@ fn unread_item_ages_on_the_page() {
     assert!(buffered <= 1.0, "{body}");
 }
 
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock of the queue's put timeline.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    assert_eq!(rc, 0);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// An item that has waited 10 s while a producer kept putting behind it is dated to within
+/// a scrape interval: by the last scrape before its put, not by the put timeline of the
+/// stats header, whose points for that second are overwritten after about 8.6 s (its
+/// 17 s tier's point, the best one left, was written 2.5 s before the put).
+#[test]
+fn an_item_older_than_the_timelines_fine_tier_is_dated_to_a_scrape() {
+    let _w = watchdog(Duration::from_secs(120));
+    let dir = queue_dir();
+    let name = "old-head";
+    let q = queue(dir.path(), name);
+    let ex = Exporter::start(dir.path());
+    // The timeline's 17 s tier (periods of 2^34 ns) must not start a period between the
+    // first put and the item's, 2.5 s later, or that put would date the item exactly.
+    const TIER1: u64 = 1 << 34;
+    let left = TIER1 - monotonic_ns() % TIER1;
+    if left < 3_500_000_000 {
+        std::thread::sleep(Duration::from_nanos(left + 100_000_000));
+    }
+    q.put(0).unwrap();
+    assert_eq!(q.get().unwrap(), 0);
+    std::thread::sleep(Duration::from_millis(2500));
+    let before_scrape = Instant::now();
+    let body = page(&ex);
+    assert_eq!(value(&body, "mpqueue_size", name), Some(0.0), "{body}");
+    q.put(1).unwrap();
+    let put_done = Instant::now();
+    let mut workers = Workers::default();
+    workers.add(producing(&q, Duration::from_millis(50)));
+    let waited = wait_for(LONG, || {
+        std::thread::sleep(REFRESH);
+        page(&ex);
+        (put_done.elapsed() >= Duration::from_secs(10)).then_some(())
+    });
+    assert!(waited.is_some());
+    let at_least = put_done.elapsed().as_secs_f64();
+    let body = page(&ex);
+    let at_most = before_scrape.elapsed().as_secs_f64();
+    let age = value(&body, "mpqueue_oldest_item_age_seconds", name).expect("an age");
+    assert!(
+        (at_least..=at_most).contains(&age),
+        "age {age} s, not in [{at_least}, {at_most}] s\n{body}"
+    );
+}
+
 /// An item that does not fit the ring waits in its producer's feeder buffer (the producer
 /// is stopped, so it stays there): it shows in `mpqueue_buffered_items`, and its age is
 /// the queue's oldest, while newer items go through.

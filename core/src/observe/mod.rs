@@ -29,12 +29,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod ages;
 mod duration;
 mod file;
 mod health;
 mod parse;
 mod snapshot;
 
+pub use ages::AgeTracker;
 pub use duration::{parse_duration, parse_stall_after};
 use file::{GRACE, StatsFile};
 pub use health::{Health, HealthRules, HealthWindow};

@@ -292,6 +292,7 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
         size: raw.size,
         puts: raw.puts,
         gets: raw.gets,
+        left: raw.head,
         bytes_put,
         bytes_got,
         full_events,

@@ -198,6 +198,9 @@ pub struct Snapshot {
     pub puts: u64,
     /// Items got.
     pub gets: u64,
+    /// Items that have left the queue: taken out by a consumer, or lost. The oldest item
+    /// still queued is put number `left` (0-based, in the order the puts were counted).
+    pub left: u64,
     /// Encoded bytes put.
     pub bytes_put: u64,
     /// Encoded bytes got.
@@ -232,7 +235,8 @@ pub struct Snapshot {
     /// 9.8 h (an item older than that shows as at least 9.8 h old), and not younger, except
     /// in two cases, where it can be: after newer items were dropped (a cancelled flush, a
     /// dead producer), and when an item that waited in a feeder buffer reached the ring
-    /// behind newer ones.
+    /// behind newer ones. An [`AgeTracker`](super::AgeTracker) shown this queue's earlier
+    /// snapshots narrows it to the time between two of them.
     pub oldest_age: Option<Duration>,
     /// Time since any consumer's `get` last returned an item (processes that have gone
     /// included); `None` if none ever did.
