@@ -111,15 +111,7 @@ fn an_item_stuck_in_a_feeder_buffer_is_the_oldest() {
     let put_at = Instant::now();
     p.kill(libc::SIGSTOP).unwrap();
     // Stopped for sure (its feeder thread included) before any room is made.
-    let stat = format!("/proc/{}/stat", p.pid());
-    let stopped = || {
-        std::fs::read_to_string(&stat).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('T'))
-        })
-    };
-    assert!(eventually(LONG, stopped));
+    assert!(eventually(LONG, || all_threads_stopped(p.pid())));
     for _ in 0..40 {
         assert_eq!(q.get_timeout(LONG).unwrap().len(), 1000);
     }

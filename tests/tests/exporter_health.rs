@@ -9,7 +9,10 @@ mod support;
 use mpqueue::{Queue, process};
 use std::time::{Duration, Instant};
 use support::prom::{Exporter, Prometheus, page, scalar, value};
-use support::{Workers, bin, die_with_parent, proc_status_bytes, queue_dir, wait_for, watchdog};
+use support::{
+    Workers, all_threads_stopped, bin, die_with_parent, proc_status_bytes, queue_dir, wait_for,
+    watchdog,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 /// How often the tests scrape the exporter.
@@ -376,6 +379,9 @@ fn buffered_item_shows_in_buffered_items_with_its_age() {
     ready.get_timeout(LONG).unwrap();
     let put_at = Instant::now();
     workers.0[p].kill(libc::SIGSTOP).unwrap();
+    // Stopped for sure (its feeder thread included) before any room is made.
+    let pid = workers.0[p].pid();
+    assert!(wait_for(LONG, || all_threads_stopped(pid).then_some(())).is_some());
     for _ in 0..40 {
         assert_eq!(q.get_timeout(LONG).unwrap().len(), 1000);
     }

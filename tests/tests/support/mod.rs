@@ -286,3 +286,21 @@ pub fn json_queue(dir: &Path, args: &[&str], name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{name} not in {doc}"))
         .clone()
 }
+
+/// Whether every thread of process `pid` is stopped (`kill(SIGSTOP)` returns before the
+/// threads other than the one that takes the signal have stopped).
+pub fn all_threads_stopped(pid: u32) -> bool {
+    let state = |stat: String| {
+        stat.rsplit(')')
+            .next()
+            .map(|r| r.trim_start().starts_with('T'))
+    };
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(state)
+                == Some(true)
+        })
+    })
+}
