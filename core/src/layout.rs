@@ -329,7 +329,8 @@ pub struct ProcSlot {
     pub start_time: AtomicU64,
     /// [`role`] bits.
     pub role: AtomicU64,
-    /// Its last put or get, monotonic (coarse) ns (attach time before either).
+    /// When it attached, monotonic (coarse) ns. Its heartbeat (its last sign of life) is the
+    /// latest of this, `last_put_ns` and `last_get_ns`: put and get write only those.
     pub heartbeat_ns: AtomicU64,
     /// When the slot was claimed, ns since the Unix epoch.
     pub attached_unix_ns: AtomicU64,

@@ -233,6 +233,37 @@ fn producer_outrunning_a_reader_keeps_its_buffer_short() {
 /// the next process to attach reaps the dead one, whose counts fold into the totals, and
 /// gets its slot.
 #[test]
+fn a_heartbeat_is_the_latest_put_or_get() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: Queue<u32> = Queue::builder().label("heartbeat").create().unwrap();
+    q.put(1).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    let me = |s: &Snapshot| {
+        let p = s.processes.iter().find(|p| p.pid == std::process::id());
+        p.cloned().unwrap()
+    };
+    // Wait until the last get is measurably old, then put only: the heartbeat follows the
+    // put, not the get (nor the attach).
+    let before = loop {
+        let p = me(&snap("heartbeat"));
+        if p.last_get_age.unwrap() >= Duration::from_millis(200) {
+            break p;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(
+        before.heartbeat_age,
+        before.last_get_age.min(before.last_put_age)
+    );
+    q.put(2).unwrap();
+    let after = me(&snap("heartbeat"));
+    assert!(after.last_put_age.unwrap() < after.last_get_age.unwrap());
+    assert_eq!(after.heartbeat_age, after.last_put_age);
+    assert!(after.heartbeat_age.unwrap() < before.heartbeat_age.unwrap());
+}
+
+#[test]
 fn killed_process_shows_dead_until_an_attach_reaps_its_slot() {
     setup();
     let _w = watchdog(Duration::from_secs(60));

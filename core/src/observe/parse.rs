@@ -250,7 +250,8 @@ pub(super) fn finish(raw: Raw, shape: Shape, id: &str) -> Snapshot {
                 alive: liveness != Liveness::Dead,
                 liveness,
                 role: Role::from_bits(p.role),
-                heartbeat_age: age(now, p.heartbeat_ns).filter(|_| p.role != 0),
+                heartbeat_age: age(now, p.heartbeat_ns.max(p.last_put_ns).max(p.last_get_ns))
+                    .filter(|_| p.role != 0),
                 last_put_age: age(now, p.last_put_ns),
                 last_get_age: age(now, p.last_get_ns),
                 buffered_age: age(now, p.buffered_since_ns),

@@ -40,13 +40,13 @@ impl Core {
             st = self.await_drain(local, st);
         }
         let idle = st.buffer.is_empty() && !st.busy;
-        if idle && self.write_direct(frame, put.stamp, local.slot) {
+        if idle && self.write_direct(frame, put.stamp(), local.slot) {
             self.start_feeder(&mut st);
             return;
         }
         if idle {
             // The oldest item not yet in the ring is this one now.
-            self.counters(local).buffered_since(put.at_ns);
+            self.counters(local).buffered_since(put.at_ns());
         }
         st.buffer.push(frame, put);
         self.start_feeder(&mut st);
@@ -71,7 +71,7 @@ impl Core {
         };
         if let Some((_, first)) = frames.get(written) {
             if idle {
-                self.counters(local).buffered_since(first.at_ns);
+                self.counters(local).buffered_since(first.at_ns());
             }
             for (frame, put) in &frames[written..] {
                 st.buffer.push(frame, *put);
@@ -103,7 +103,7 @@ impl Core {
         frames
             .iter()
             .take_while(|(frame, put)| {
-                ch.fits_whole(frame.len()) && ch.try_write(&g, frame, put.stamp, slot)
+                ch.fits_whole(frame.len()) && ch.try_write(&g, frame, put.stamp(), slot)
             })
             .count()
     }
@@ -262,11 +262,11 @@ impl Core {
             };
             while let Some(Frame { bytes, put }) = batch.get(i) {
                 if ch.fits_whole(bytes.len()) && !ch.repair_pending() {
-                    if !ch.try_write(&guard, bytes, put.stamp, local.slot) {
+                    if !ch.try_write(&guard, bytes, put.stamp(), local.slot) {
                         break; // no room: wait for it without the lock
                     }
                 } else if ch
-                    .write(&guard, bytes, put.stamp, local.slot, &limits)
+                    .write(&guard, bytes, put.stamp(), local.slot, &limits)
                     .is_err()
                 {
                     return self.count_dropped(local, &batch[i..]);

@@ -67,7 +67,7 @@ impl Pending {
 
     /// When the oldest buffered frame was put (0: none is).
     pub(super) fn oldest_put(&self) -> u64 {
-        self.frames.front().map_or(0, |f| f.put.at_ns)
+        self.frames.front().map_or(0, |f| f.put.at_ns())
     }
 
     pub(super) fn len(&self) -> usize {

@@ -29,7 +29,7 @@ impl Core {
         };
         let written = ch
             .lock_write_limited(&limits)
-            .and_then(|g| ch.write(&g, frame, put.stamp, local.slot, &limits));
+            .and_then(|g| ch.write(&g, frame, put.stamp(), local.slot, &limits));
         match written {
             Ok(()) => Ok(()),
             Err(stop) => {
