@@ -154,10 +154,22 @@ impl QueueDir {
         let flags = access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(&self.fd, file, flags, Mode::empty())
             .map_err(|e| open_error(&path, name, e.into()))?;
+        self.check_segment(File::from(fd), &path, min_len)
+    }
+
+    /// Checks an open segment as [`open_file`](Self::open_file) does (`path` names it in
+    /// errors): a regular file, trusted like the directory's files, at least `min_len`
+    /// bytes. Returns it and its length.
+    pub(crate) fn check_segment(
+        &self,
+        fd: File,
+        path: &Path,
+        min_len: usize,
+    ) -> Result<(File, usize), Error> {
         let st = nix::sys::stat::fstat(&fd)
             .map_err(|e| Error::io(format!("checking {}", path.display()), e.into()))?;
         let corrupt = |reason: String| Error::Corrupt {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
         if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
@@ -166,13 +178,13 @@ impl QueueDir {
             return Err(corrupt("not a regular file".into()));
         }
         if !trusted(st.st_uid, st.st_gid, st.st_mode, self.group) {
-            return Err(untrusted(&path, &st, "a queue segment"));
+            return Err(untrusted(path, &st, "a queue segment"));
         }
         let len = usize::try_from(st.st_size).map_err(|_| corrupt("bad length".into()))?;
         if len < min_len {
             return Err(corrupt(format!("{len} bytes is too short")));
         }
-        Ok((File::from(fd), len))
+        Ok((fd, len))
     }
 
     /// Removes `file` from the directory.

@@ -76,7 +76,8 @@ pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError, T
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,
-    DEFAULT_MAX_PROCESSES, Iter, JoinableQueue, Queue, STATS_ENV, SimpleQueue, TryIter, unlink,
+    DEFAULT_MAX_PROCESSES, Handoff, Iter, JoinableQueue, Queue, STATS_ENV, SimpleQueue, TryIter,
+    unlink,
 };
 pub use segment::{DIR_ENV, queue_dir};
 

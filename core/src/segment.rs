@@ -1,8 +1,9 @@
 //! Creating, opening and validating the two shared-memory segments of a queue.
 //!
 //! Files live in one directory per user ([`queue_dir`]): `q.NAME.data` and `q.NAME.stats` for
-//! a named queue, `a.PID.START.N.stats` for an anonymous one (whose data segment is an
-//! anonymous shared mapping inherited by `fork`). Files are created `O_EXCL|O_NOFOLLOW` with
+//! a named queue, `a.PID.START.N.stats` for an anonymous one (whose data segment is a
+//! memory file with no name, inherited by `fork` or handed to another process as a file
+//! descriptor: see [`open_handoff`]). Files are created `O_EXCL|O_NOFOLLOW` with
 //! mode 0600 (or the builder's mode); openers never follow symlinks and validate everything.
 
 use crate::dir::QueueDir;
@@ -17,6 +18,7 @@ use crate::layout::{
 use crate::sync::Event;
 use crate::sys::{self, Mapping};
 use nix::errno::Errno;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -78,6 +80,8 @@ pub struct Segments {
     pub paths: Vec<PathBuf>,
     /// The queue name, for error messages.
     pub display_name: String,
+    /// An anonymous queue's data segment (a memory file), for [`open_handoff`].
+    pub data_file: Option<File>,
 }
 
 impl Segments {
@@ -202,6 +206,18 @@ fn await_published(magic: &AtomicU64, want: u64, path: &Path) -> Result<(), Erro
     Ok(())
 }
 
+/// The name written by [`write_name`] (a named queue's name, an anonymous one's label).
+fn read_name(h: &StatsHeader) -> String {
+    let len = (h.name_len.load(Relaxed) as usize).min(NAME_MAX);
+    let bytes: Vec<u8> = h
+        .name
+        .iter()
+        .flat_map(|w| w.load(Relaxed).to_le_bytes())
+        .take(len)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn write_name(h: &StatsHeader, name: &str) {
     let bytes = &name.as_bytes()[..name.len().min(NAME_MAX)];
     for (word, chunk) in h.name.iter().zip(bytes.chunks(8)) {
@@ -245,12 +261,15 @@ pub fn create(p: &CreateParams) -> Result<Segments, Error> {
     };
 
     // The data file (named) is created first: its O_EXCL is what makes creation exclusive.
-    let data = match &data_file {
+    let (data, memory) = match &data_file {
         Some(file) => {
             let f = dir.create_file(file, &display_name, p.mode, data_len)?;
-            Mapping::file(&f, data_len, true)
+            (Mapping::file(&f, data_len, true), None)
         }
-        None => Mapping::anonymous(data_len),
+        None => match sys::memory_file(data_len) {
+            Ok(f) => (Mapping::file(&f, data_len, true), Some(f)),
+            Err(e) => (Err(e), None),
+        },
     };
     let cleanup = |e: Error| {
         if let Some(d) = &data_file {
@@ -273,6 +292,7 @@ pub fn create(p: &CreateParams) -> Result<Segments, Error> {
         stats,
         paths,
         display_name,
+        data_file: memory,
     };
     if let Err(e) = init(&seg, p) {
         for path in &seg.paths {
@@ -340,18 +360,87 @@ fn init(seg: &Segments, p: &CreateParams) -> Result<(), Error> {
 /// user's groups (`group_access`).
 pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     validate_name(name)?;
-    let qdir = match QueueDir::open(dir, false, group) {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotFound { name: name.into() });
-        }
-        other => other?,
-    };
+    let qdir = open_dir(dir, name, group)?;
     let (data_file, stats_file) = named_files(name);
-    let (data_path, stats_path) = named_paths(dir, name);
+    let (data_path, _) = named_paths(dir, name);
     let (dfile, dlen) = qdir.open_file(&data_file, name, true, DATA_HEADER_LEN + 4096)?;
-    let data = Mapping::file(&dfile, dlen, true)
+    let seg = open_pair(&qdir, (&dfile, dlen, data_path.clone()), &stats_file, name)?;
+    Ok(Segments {
+        paths: vec![data_path, seg.paths[0].clone()],
+        display_name: name.into(),
+        ..seg
+    })
+}
+
+/// Opens the anonymous queue whose stats file in `dir` is `stats_file` (`a.PID.START.N.stats`)
+/// and whose data segment is `data` (a copy of the creator's memory file descriptor: see
+/// `Queue::handoff`). `Error::Removed` if `data` is not that queue's (it was removed, and
+/// another took its file name).
+pub fn open_handoff(
+    dir: &Path,
+    stats_file: &str,
+    data: File,
+    group: bool,
+) -> Result<Segments, Error> {
+    validate_anonymous_file(stats_file)?;
+    let qdir = open_dir(dir, stats_file, group)?;
+    let data_path = PathBuf::from(format!("(memory file of {stats_file})"));
+    let (dfile, dlen) = qdir.check_segment(data, &data_path, DATA_HEADER_LEN + 4096)?;
+    let seg = open_pair(&qdir, (&dfile, dlen, data_path), stats_file, stats_file)?;
+    let display_name = read_name(seg.stats());
+    Ok(Segments {
+        display_name,
+        data_file: Some(dfile),
+        ..seg
+    })
+}
+
+/// `a.PID.START.N.stats`, the stats file of an anonymous queue, and nothing else.
+fn validate_anonymous_file(file: &str) -> Result<(), Error> {
+    let digits = file
+        .strip_prefix("a.")
+        .and_then(|f| f.strip_suffix(".stats"))
+        .map(|mid| mid.split('.').collect::<Vec<_>>());
+    match digits {
+        Some(parts)
+            if parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::InvalidName {
+            name: file.into(),
+            reason: "not an anonymous queue's stats file (a.PID.START.N.stats)",
+        }),
+    }
+}
+
+/// The queue directory, for opening `what` in it (`NotFound` if there is none).
+fn open_dir(dir: &Path, what: &str, group: bool) -> Result<QueueDir, Error> {
+    match QueueDir::open(dir, false, group) {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Err(Error::NotFound { name: what.into() })
+        }
+        other => other,
+    }
+}
+
+/// Maps and validates a data segment (`data`: the open file, its length and the path that
+/// names it in errors) and the stats file `stats_file` of the same queue (`name`, for
+/// errors). The result's `paths` holds the stats file only.
+fn open_pair(
+    qdir: &QueueDir,
+    data: (&File, usize, PathBuf),
+    stats_file: &str,
+    name: &str,
+) -> Result<Segments, Error> {
+    let (dfile, dlen, data_path) = data;
+    let stats_path = qdir.path().join(stats_file);
+    let data = Mapping::file(dfile, dlen, true)
         .map_err(|e| Error::io(format!("mapping {}", data_path.display()), e))?;
-    // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by open_file).
+    // SAFETY: the mapping is at least DATA_HEADER_LEN bytes (checked by the caller).
     let dh = unsafe { &*(data.ptr() as *const DataHeader) };
     await_published(&dh.magic, DATA_MAGIC, &data_path)?;
     header::check_version(dh.version.load(Relaxed), DATA_LAYOUT_MAJOR, &data_path)?;
@@ -367,7 +456,7 @@ pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
             reason: "ring capacity does not match the file".into(),
         });
     }
-    let (sfile, slen) = qdir.open_file(&stats_file, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
+    let (sfile, slen) = qdir.open_file(stats_file, name, true, STATS_HEADER_LEN + 2 * SLOT_LEN)?;
     let stats = Mapping::file(&sfile, slen, true)
         .map_err(|e| Error::io(format!("mapping {}", stats_path.display()), e))?;
     // SAFETY: at least STATS_HEADER_LEN bytes (checked by open_file).
@@ -390,8 +479,9 @@ pub fn open(dir: &Path, name: &str, group: bool) -> Result<Segments, Error> {
     Ok(Segments {
         data,
         stats,
-        paths: vec![data_path, stats_path],
+        paths: vec![stats_path],
         display_name: name.into(),
+        data_file: None,
     })
 }
 

@@ -286,22 +286,21 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above.
 unsafe impl Sync for Mapping {}
 
-impl Mapping {
-    /// Maps `len` zeroed bytes shared with children forked later (`MAP_SHARED|MAP_ANONYMOUS`).
-    pub fn anonymous(len: usize) -> io::Result<Self> {
-        // SAFETY: no address hint and no MAP_FIXED: the kernel places the mapping on fresh
-        // pages, so it replaces nothing and aliases no Rust object.
-        let p = unsafe {
-            mman::mmap_anonymous(
-                None,
-                nonzero(len)?,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
-        Ok(Self { ptr: p.cast(), len })
-    }
+/// A new `len`-byte shared-memory file with no name (`memfd_create`, close-on-exec): the
+/// data segment of an anonymous queue. Its pages are allocated as they are first touched.
+/// A process that was not forked from one using the queue maps it through a copy of its
+/// descriptor (`Queue::handoff`).
+pub fn memory_file(len: usize) -> io::Result<File> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(c"mpqueue-data", MFdFlags::MFD_CLOEXEC)?;
+    let f = File::from(fd);
+    // memfds are made 0777: only the owner may use this one, like the queue's files.
+    nix::sys::stat::fchmod(&f, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    f.set_len(len as u64)?;
+    Ok(f)
+}
 
+impl Mapping {
     /// Maps the first `len` bytes of `file` shared, read-write or read-only.
     pub fn file(file: &File, len: usize, writable: bool) -> io::Result<Self> {
         let prot = if writable {
@@ -309,7 +308,8 @@ impl Mapping {
         } else {
             ProtFlags::PROT_READ
         };
-        // SAFETY: as in `anonymous`, the mapping lands on fresh pages; the fd is borrowed for
+        // SAFETY: no address hint and no MAP_FIXED: the mapping lands on fresh pages, so it
+        // replaces nothing and aliases no Rust object; the fd is borrowed for
         // the call only, and the kernel checks the length against the file's access mode.
         let p = unsafe { mman::mmap(None, nonzero(len)?, prot, MapFlags::MAP_SHARED, file, 0) }?;
         Ok(Self { ptr: p.cast(), len })
@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn empty_mapping_is_einval() {
-        let e = Mapping::anonymous(0).unwrap_err();
+        let e = Mapping::file(&memory_file(0).unwrap(), 0, true).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn robust_mutex_reports_dead_owner() {
-        let map = Mapping::anonymous(4096).unwrap();
+        let map = Mapping::file(&memory_file(4096).unwrap(), 4096, true).unwrap();
         // SAFETY: the mapping is fresh and large enough for a mutex; nothing else uses it.
         let m = unsafe { &*(map.ptr() as *const RobustMutex) };
         // SAFETY: no other user yet.

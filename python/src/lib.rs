@@ -80,6 +80,17 @@ pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
+/// A descriptor of our own for the file open as `fd` (a new open of it, read-write, through
+/// `/proc/self/fd`: no claim on `fd`, which the caller still closes).
+pub(crate) fn reopen(fd: i32) -> PyResult<std::os::fd::OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{fd}"))
+        .map(Into::into)
+        .map_err(|e| PyOSError::new_err(format!("reopening descriptor {fd}: {e}")))
+}
+
 /// A library error (creating or opening a queue) as the matching Python exception.
 pub(crate) fn error(e: mpqueue::Error) -> PyErr {
     let msg = e.to_string();

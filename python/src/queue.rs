@@ -1,7 +1,7 @@
 //! `Queue` and `JoinableQueue`: `multiprocessing.Queue` and `JoinableQueue` over
 //! `mpqueue::Queue<Bytes>` and `mpqueue::JoinableQueue<Bytes>`.
 
-use crate::{Empty, Full, deadline, dumps, error, loads, next_slice, stats};
+use crate::{Empty, Full, deadline, dumps, error, loads, next_slice, reopen, stats};
 use mpqueue::{Bytes, GetError, JoinError, PutError};
 use pyo3::exceptions::{
     PyAssertionError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
@@ -9,6 +9,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::mem::ManuallyDrop;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -25,6 +26,17 @@ impl Inner {
             Inner::Plain(q) => q,
             Inner::Joinable(q) => q,
         }
+    }
+}
+
+/// `b` in the queue directory `dir`, if given.
+pub(crate) fn in_dir(
+    b: mpqueue::Builder<Bytes>,
+    dir: Option<std::path::PathBuf>,
+) -> mpqueue::Builder<Bytes> {
+    match dir {
+        Some(d) => b.dir(d),
+        None => b,
     }
 }
 
@@ -64,6 +76,8 @@ pub struct Queue {
     key: stats::Key,
     /// The pid that registered the exit flush (`mpqueue._register_flush`) for this queue.
     flush_pid: AtomicU32,
+    /// The `flush_timeout` it was made or opened with (sent along to spawned children).
+    flush_timeout: Option<f64>,
 }
 
 impl Drop for Queue {
@@ -77,7 +91,7 @@ impl Drop for Queue {
 }
 
 impl Queue {
-    fn new_inner(inner: Inner, name: Option<&str>) -> Self {
+    fn new_inner(inner: Inner, name: Option<&str>, flush_timeout: Option<f64>) -> Self {
         let key = match name {
             Some(n) => stats::Key::Named(n.to_owned()),
             None => stats::Key::Label(inner.queue().name().to_owned()),
@@ -86,6 +100,7 @@ impl Queue {
             inner: ManuallyDrop::new(inner),
             key,
             flush_pid: AtomicU32::new(0),
+            flush_timeout,
         }
     }
 
@@ -198,21 +213,43 @@ impl Queue {
             b = b.name(n);
         }
         let q = py.detach(|| b.create()).map_err(error)?;
-        Ok(Self::new_inner(Inner::Plain(q), name))
+        Ok(Self::new_inner(Inner::Plain(q), name, flush_timeout))
     }
 
     /// Opens the named queue `name` (made by `Queue(name=...)` here or in another program).
+    /// `dir` is the queue directory (default: `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
     #[classmethod]
-    #[pyo3(signature = (name, *, flush_timeout=None))]
+    #[pyo3(signature = (name, *, flush_timeout=None, dir=None))]
     fn open(
         _cls: &Bound<'_, pyo3::types::PyType>,
         py: Python<'_>,
         name: &str,
         flush_timeout: Option<f64>,
+        dir: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        let b = in_dir(builder(0, None, None, flush_timeout)?, dir);
+        let q = py.detach(|| b.open(name)).map_err(error)?;
+        Ok(Self::new_inner(Inner::Plain(q), Some(name), flush_timeout))
+    }
+
+    /// Attaches to an anonymous queue handed over by a parent (see `mpqueue._spawn`): its
+    /// stats file's name and a descriptor of its data segment (copied; the caller keeps
+    /// `fd`).
+    #[classmethod]
+    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
+    fn _open_handoff(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        stats_path: std::path::PathBuf,
+        fd: i32,
+        flush_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let b = builder(0, None, None, flush_timeout)?;
-        let q = py.detach(|| b.open(name)).map_err(error)?;
-        Ok(Self::new_inner(Inner::Plain(q), Some(name)))
+        let data = reopen(fd)?;
+        let q = py
+            .detach(|| b.open_handoff(&stats_path, data))
+            .map_err(error)?;
+        Ok(Self::new_inner(Inner::Plain(q), None, flush_timeout))
     }
 
     /// Puts `obj` (pickled now), waiting while the queue is full.
@@ -383,12 +420,27 @@ impl Queue {
         )
     }
 
-    /// Only fork-context children can inherit a queue for now.
-    fn __reduce__(&self) -> PyResult<Py<PyAny>> {
-        Err(PyRuntimeError::new_err(
-            "mpqueue queues can be shared with processes only through fork inheritance \
-             for now (spawn and forkserver are not supported yet)",
-        ))
+    /// Pickled only while `multiprocessing` starts a process (`spawn`, `forkserver`): see
+    /// `mpqueue._spawn`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let me = slf.get();
+        let kind = match &*me.inner {
+            Inner::Plain(_) => "Queue",
+            Inner::Joinable(_) => "JoinableQueue",
+        };
+        let handoff = me
+            .q()
+            .handoff()
+            .map(|h| (h.stats_path.to_path_buf(), h.data.as_raw_fd()));
+        let name = match &me.key {
+            stats::Key::Named(n) => Some(n.clone()),
+            stats::Key::Label(_) => None,
+        };
+        let dir = me.q().stats_path().parent().map(|d| d.to_path_buf());
+        slf.py()
+            .import("mpqueue._spawn")?
+            .getattr("reduce")?
+            .call1((slf, kind, name, dir, handoff, me.flush_timeout))
     }
 }
 
@@ -397,6 +449,20 @@ impl Queue {
 pub struct JoinableQueue {}
 
 impl JoinableQueue {
+    /// A Python `JoinableQueue` around `q`.
+    fn wrap(
+        py: Python<'_>,
+        q: mpqueue::JoinableQueue<Bytes>,
+        name: Option<&str>,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<Py<Self>> {
+        let base = Queue::new_inner(Inner::Joinable(q), name, flush_timeout);
+        Py::new(
+            py,
+            PyClassInitializer::from(base).add_subclass(JoinableQueue {}),
+        )
+    }
+
     fn joinable<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a mpqueue::JoinableQueue<Bytes>> {
         match &*slf.as_super().get().inner {
             Inner::Joinable(j) => Ok(j),
@@ -425,9 +491,44 @@ impl JoinableQueue {
             .detach(|| mpqueue::JoinableQueue::from_builder(b))
             .map_err(error)?;
         Ok(
-            PyClassInitializer::from(Queue::new_inner(Inner::Joinable(q), name))
+            PyClassInitializer::from(Queue::new_inner(Inner::Joinable(q), name, flush_timeout))
                 .add_subclass(JoinableQueue {}),
         )
+    }
+
+    /// Opens the named joinable queue `name`.
+    #[classmethod]
+    #[pyo3(signature = (name, *, flush_timeout=None, dir=None))]
+    fn open(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        name: &str,
+        flush_timeout: Option<f64>,
+        dir: Option<std::path::PathBuf>,
+    ) -> PyResult<Py<Self>> {
+        let b = in_dir(builder(0, None, None, flush_timeout)?, dir);
+        let q = py
+            .detach(|| mpqueue::JoinableQueue::open_with(b, name))
+            .map_err(error)?;
+        Self::wrap(py, q, Some(name), flush_timeout)
+    }
+
+    /// `Queue._open_handoff` for a joinable queue.
+    #[classmethod]
+    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
+    fn _open_handoff(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        stats_path: std::path::PathBuf,
+        fd: i32,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<Py<Self>> {
+        let b = builder(0, None, None, flush_timeout)?;
+        let data = reopen(fd)?;
+        let q = py
+            .detach(|| mpqueue::JoinableQueue::open_handoff(b, &stats_path, data))
+            .map_err(error)?;
+        Self::wrap(py, q, None, flush_timeout)
     }
 
     /// Marks one item this process got as done.

@@ -1,10 +1,12 @@
 //! `SimpleQueue`: `multiprocessing.SimpleQueue` over `mpqueue::SimpleQueue<Bytes>`.
 
-use crate::{dumps, error, loads, stats};
+use crate::queue::in_dir;
+use crate::{dumps, error, loads, reopen, stats};
 use mpqueue::{Bytes, GetError, PutError};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyType};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -99,10 +101,58 @@ impl SimpleQueue {
         stats::snapshot(py, &self.key)
     }
 
-    fn __reduce__(&self) -> PyResult<Py<PyAny>> {
-        Err(PyRuntimeError::new_err(
-            "mpqueue queues can be shared with processes only through fork inheritance \
-             for now (spawn and forkserver are not supported yet)",
-        ))
+    /// Opens the named simple queue `name` (in the queue directory `dir`, if given).
+    #[classmethod]
+    #[pyo3(signature = (name, *, dir=None))]
+    fn open(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        name: &str,
+        dir: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        let b = in_dir(mpqueue::Queue::<Bytes>::builder(), dir);
+        let inner = py
+            .detach(|| mpqueue::SimpleQueue::open_with(b, name))
+            .map_err(error)?;
+        let key = stats::Key::Named(name.to_owned());
+        Ok(SimpleQueue { inner, key })
+    }
+
+    /// `Queue._open_handoff` for a simple queue.
+    #[classmethod]
+    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
+    fn _open_handoff(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        stats_path: std::path::PathBuf,
+        fd: i32,
+        flush_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let _ = flush_timeout; // nothing is buffered: put writes in the caller
+        let data = reopen(fd)?;
+        let inner = py
+            .detach(|| mpqueue::SimpleQueue::open_handoff(&stats_path, data))
+            .map_err(error)?;
+        let key = stats::Key::Label(inner.name().to_owned());
+        Ok(SimpleQueue { inner, key })
+    }
+
+    /// Pickled only while `multiprocessing` starts a process: see `mpqueue._spawn`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let me = slf.get();
+        let handoff = me
+            .inner
+            .handoff()
+            .map(|h| (h.stats_path.to_path_buf(), h.data.as_raw_fd()));
+        let name = match &me.key {
+            stats::Key::Named(n) => Some(n.clone()),
+            stats::Key::Label(_) => None,
+        };
+        let no_timeout: Option<f64> = None;
+        let dir = me.inner.stats_path().parent().map(|d| d.to_path_buf());
+        slf.py()
+            .import("mpqueue._spawn")?
+            .getattr("reduce")?
+            .call1((slf, "SimpleQueue", name, dir, handoff, no_timeout))
     }
 }

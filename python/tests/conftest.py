@@ -14,11 +14,13 @@ def queue_dir(tmp_path, monkeypatch):
     return d
 
 
-@pytest.fixture
-def ctx():
+@pytest.fixture(params=["fork", "spawn", "forkserver"])
+def ctx(request):
+    """Each process test runs under every start method: queues reach `fork` children by
+    inheritance and `spawn`/`forkserver` children pickled (see `mpqueue._spawn`)."""
     import multiprocessing
 
-    return multiprocessing.get_context("fork")
+    return multiprocessing.get_context(request.param)
 
 
 def join_or_kill(p, timeout):

@@ -272,3 +272,44 @@ def test_a_consumer_killed_mid_get_does_not_wedge_the_queue(ctx):
     assert q.qsize() == 0
     q.put("after")
     assert q.get(timeout=10) == "after"
+
+
+def _named_child(q, j, s, report):
+    report.put((type(q).__name__, type(j).__name__, type(s).__name__))
+    q.put(("q", os.getpid()))
+    item = j.get(timeout=30)
+    j.task_done()
+    s.put(item)
+
+
+def test_named_queues_reach_a_child_by_name(ctx):
+    # Under spawn and forkserver a named queue travels as its name and directory (a
+    # forkserver child has the server's environment, whose MPQUEUE_DIR may differ).
+    q = mpqueue.Queue(name="pytest-child-q")
+    j = mpqueue.JoinableQueue(name="pytest-child-j")
+    s = mpqueue.SimpleQueue(name="pytest-child-s")
+    report = mpqueue.Queue()
+    p = ctx.Process(target=_named_child, args=(q, j, s, report))
+    p.start()
+    j.put("job")
+    assert report.get(timeout=30) == ("Queue", "JoinableQueue", "SimpleQueue")
+    assert q.get(timeout=30) == ("q", p.pid)
+    assert join_or_kill(p, 30) == 0
+    assert s.get() == "job"
+    assert j.stats()["unfinished"] == 0
+
+
+def _attached(q, report):
+    report.put(os.getpid())
+    q.get(timeout=30)
+
+
+def test_a_child_attaches_in_a_slot_of_its_own(ctx):
+    q, report = mpqueue.Queue(label="pytest-slots"), mpqueue.Queue()
+    p = ctx.Process(target=_attached, args=(q, report))
+    p.start()
+    assert report.get(timeout=30) == p.pid
+    pids = {proc["pid"] for proc in q.stats()["processes"]}
+    assert {os.getpid(), p.pid} <= pids
+    q.put("go")
+    assert join_or_kill(p, 30) == 0

@@ -169,12 +169,13 @@ def test_named_queue_open():
         mpqueue.Queue(name="bad/name")
 
 
-def test_pickling_outside_fork_raises():
-    q = mpqueue.Queue()
-    with pytest.raises(RuntimeError, match="fork"):
-        pickle.dumps(q)
+def test_pickling_outside_process_start_raises():
+    # As CPython's queues: only multiprocessing's process start may pickle a queue.
+    for q in [mpqueue.Queue(), mpqueue.JoinableQueue(), mpqueue.SimpleQueue()]:
+        with pytest.raises(RuntimeError, match="only be shared between processes through inheritance"):
+            pickle.dumps(q)
     with pytest.raises(RuntimeError):
-        mpqueue.Queue().put(q)
+        mpqueue.Queue().put(mpqueue.Queue())
 
 
 def test_stats_counts():

@@ -1,5 +1,5 @@
-//! Options for a new queue or for opening a named one, and the two ways to get a handle:
-//! `create` and `open`.
+//! Options for a new queue or for opening an existing one, and the ways to get a handle:
+//! `create`, `open` (a named queue) and `open_handoff` (an anonymous one).
 
 use super::core::{Core, DEFAULT_FLUSH_TIMEOUT, Opts};
 use super::{Handle, Queue};
@@ -8,7 +8,8 @@ use crate::layout;
 use crate::segment::{self, CreateParams};
 use crate::sys;
 use std::marker::PhantomData;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -382,35 +383,88 @@ impl<T> Builder<T> {
     }
 
     fn open_ref(&self, name: &str) -> Result<Queue<T>, Error> {
-        let dir = self.dir.clone().unwrap_or_else(segment::queue_dir);
         let mut tries = 0;
         loop {
-            let seg = segment::open(&dir, name, self.mode & 0o070 != 0)?;
-            let h = seg.stats();
-            // The item limit is read from shared memory: bounded by this process's own.
-            let max_item = h.max_item.load(Relaxed);
-            if max_item == 0 || max_item > MAX_ITEM_LIMIT as u64 {
-                return Err(Error::Corrupt {
-                    path: seg.paths.last().cloned().unwrap_or_default(),
-                    reason: format!("item limit {max_item} is out of range"),
-                });
-            }
-            let max_item = self
-                .max_item_set
-                .map_or(max_item, |m| max_item.min(m as u64));
-            let opts = self.opts(h.maxsize.load(Relaxed), max_item);
-            match Core::new(seg, opts, None) {
+            let seg = segment::open(&self.queue_dir(), name, self.group())?;
+            match self.attach(seg) {
                 // The last process detached as we attached: look the name up again.
                 Err(Error::Removed { .. }) if tries < RETRIES => tries += 1,
-                Err(e) => return Err(e),
-                Ok(core) => {
-                    return Ok(Queue {
-                        handle: Arc::new(Handle { core }),
-                        _items: PhantomData,
-                    });
-                }
+                other => return other,
             }
         }
+    }
+
+    /// Attaches to an anonymous queue that this process did not inherit through `fork`,
+    /// from its [`Handoff`](super::Handoff) in a process that has it: the path of its stats
+    /// file (whose directory is the queue's, whatever this builder's) and a copy of its data
+    /// segment's file descriptor, passed over (`SCM_RIGHTS`, or inherited across `exec`).
+    /// Its size limits come from the segment. This is how Python's `spawn` and
+    /// `forkserver` children get a queue.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a path that is not an anonymous queue's stats file;
+    /// [`Error::NotFound`] or [`Error::Removed`] if the queue is gone (every process left
+    /// it) or `data` is not its data segment; [`Error::Untrusted`] or [`Error::Corrupt`] for
+    /// a directory or segment that fails validation.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use mpqueue::Queue;
+    /// let q = Queue::<u8>::new(0)?;
+    /// let h = q.handoff().expect("an anonymous queue");
+    /// // What another process would receive: the path and its own descriptor.
+    /// let (path, fd) = (h.stats_path.to_owned(), h.data.try_clone_to_owned()?);
+    /// let other = Queue::<u8>::builder().open_handoff(&path, fd)?;
+    /// q.put(7)?;
+    /// assert_eq!(other.get()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_handoff(self, stats_path: &Path, data: OwnedFd) -> Result<Queue<T>, Error> {
+        let bad = || Error::InvalidName {
+            name: stats_path.display().to_string(),
+            reason: "not the path of an anonymous queue's stats file",
+        };
+        let file = stats_path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .ok_or_else(bad)?;
+        let dir = stats_path
+            .parent()
+            .filter(|d| d.is_absolute())
+            .ok_or_else(bad)?;
+        let seg = segment::open_handoff(dir, file, data.into(), self.group())?;
+        self.attach(seg)
+    }
+
+    fn queue_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(segment::queue_dir)
+    }
+
+    fn group(&self) -> bool {
+        self.mode & 0o070 != 0
+    }
+
+    /// A handle on the opened segments `seg` (this process attaches to a stats slot).
+    fn attach(&self, seg: segment::Segments) -> Result<Queue<T>, Error> {
+        let h = seg.stats();
+        // The item limit is read from shared memory: bounded by this process's own.
+        let max_item = h.max_item.load(Relaxed);
+        if max_item == 0 || max_item > MAX_ITEM_LIMIT as u64 {
+            return Err(Error::Corrupt {
+                path: seg.paths.last().cloned().unwrap_or_default(),
+                reason: format!("item limit {max_item} is out of range"),
+            });
+        }
+        let max_item = self
+            .max_item_set
+            .map_or(max_item, |m| max_item.min(m as u64));
+        let opts = self.opts(h.maxsize.load(Relaxed), max_item);
+        let core = Core::new(seg, opts, None)?;
+        Ok(Queue {
+            handle: Arc::new(Handle { core }),
+            _items: PhantomData,
+        })
     }
 }
 

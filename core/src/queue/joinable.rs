@@ -145,7 +145,7 @@ impl<T> JoinableQueue<T> {
         Queue::open(name).map(Self::joinable)
     }
 
-    fn joinable(queue: Queue<T>) -> Self {
+    pub(super) fn joinable(queue: Queue<T>) -> Self {
         queue
             .core()
             .seg

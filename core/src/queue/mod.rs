@@ -5,6 +5,7 @@ mod batch;
 mod builder;
 mod core;
 mod feeder;
+mod handoff;
 mod items;
 mod iter;
 mod joinable;
@@ -16,6 +17,7 @@ pub use self::core::DEFAULT_FLUSH_TIMEOUT;
 pub use builder::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_ITEM, DEFAULT_MAX_PROCESSES, STATS_ENV,
 };
+pub use handoff::Handoff;
 pub use iter::{Iter, TryIter};
 pub use joinable::JoinableQueue;
 pub use simple::SimpleQueue;
@@ -23,6 +25,7 @@ pub use simple::SimpleQueue;
 use crate::error::{Error, JoinError};
 use crate::segment;
 use std::marker::PhantomData;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -272,6 +275,26 @@ impl<T> Queue<T> {
     /// ```
     pub fn name(&self) -> &str {
         &self.core().seg.display_name
+    }
+
+    /// The queue's stats file, which observers read (`mpqueue-top`, the exporter,
+    /// [`observe`](crate::observe)); its directory is the queue's.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::Queue::<u8>::builder().name("where").create()?;
+    /// assert!(q.stats_path().ends_with("q.where.stats"));
+    /// assert_eq!(q.stats_path().parent(), Some(mpqueue::queue_dir().as_path()));
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn stats_path(&self) -> &Path {
+        // The stats file is always the last path (see `segment::Segments::paths`).
+        self.core()
+            .seg
+            .paths
+            .last()
+            .map_or(Path::new(""), |p| p.as_path())
     }
 
     /// Items this process has put that are not in the shared channel yet (its feeder

@@ -67,7 +67,7 @@ impl Core {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SimpleQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {
@@ -120,7 +120,50 @@ impl<T> SimpleQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_builder(builder: super::Builder<T>) -> Result<Self, Error> {
-        let queue = builder.create_simple()?;
+        Self::unbounded(builder.create_simple()?)
+    }
+
+    /// Attaches to the named simple queue `name`.
+    ///
+    /// # Errors
+    /// As [`Queue::open`]; [`Error::InvalidOption`] if that queue is bounded.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use mpqueue::{Queue, SimpleQueue};
+    /// let q = SimpleQueue::<u8>::from_builder(Queue::builder().name("simple-open"))?;
+    /// q.put(4)?;
+    /// assert_eq!(SimpleQueue::<u8>::open("simple-open")?.get()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Self::unbounded(Queue::open(name)?)
+    }
+
+    /// Attaches to the named simple queue `name` with the options of `builder` that apply
+    /// to an existing queue (its directory, …).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use mpqueue::{Queue, SimpleQueue};
+    /// let elsewhere = tempfile::tempdir()?;
+    /// let q = SimpleQueue::<u8>::from_builder(Queue::builder().dir(elsewhere.path()).name("there"))?;
+    /// let same = SimpleQueue::<u8>::open_with(Queue::builder().dir(elsewhere.path()), "there")?;
+    /// q.put(6)?;
+    /// assert_eq!(same.get()?, 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_with(builder: super::Builder<T>, name: &str) -> Result<Self, Error> {
+        Self::unbounded(builder.open(name)?)
+    }
+
+    /// `queue` as a simple queue, if it is unbounded.
+    pub(super) fn unbounded(queue: Queue<T>) -> Result<Self, Error> {
         // An existing queue opened by name may be bounded: its capacity would not hold.
         if queue.maxsize() != 0 {
             return Err(Error::InvalidOption {
@@ -132,6 +175,33 @@ impl<T> SimpleQueue<T> {
             });
         }
         Ok(SimpleQueue { queue })
+    }
+
+    /// The queue's name (a named queue) or label.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use mpqueue::{Queue, SimpleQueue};
+    /// let q = SimpleQueue::<u8>::from_builder(Queue::builder().label("simple-label"))?;
+    /// assert_eq!(q.name(), "simple-label");
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        self.queue.name()
+    }
+
+    /// The queue's stats file (see [`Queue::stats_path`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// let q = mpqueue::SimpleQueue::<u8>::new()?;
+    /// assert!(q.stats_path().exists());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn stats_path(&self) -> &std::path::Path {
+        self.queue.stats_path()
     }
 
     /// Whether no item is in the queue.

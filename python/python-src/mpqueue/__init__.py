@@ -5,9 +5,9 @@ exceptions of ``multiprocessing``'s (``queue.Full``/``queue.Empty`` are the stan
 library's), plus ``put_many``/``get_many`` batches and ``stats()``. Items are pickled with
 the highest protocol in the caller, so an unpicklable item raises in ``put``.
 
-Queues are shared with child processes by fork inheritance (``multiprocessing``'s
-``fork`` start method, or ``os.fork()``); ``spawn`` and ``forkserver`` are not supported
-yet.
+Queues reach child processes under every start method: by inheritance under ``fork``
+(and ``os.fork()``), pickled while the process starts under ``spawn`` and ``forkserver``
+(see ``mpqueue._spawn``).
 """
 
 from queue import Empty, Full
