@@ -113,6 +113,7 @@ fn _mpqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::Queue>()?;
     m.add_class::<queue::JoinableQueue>()?;
     m.add_class::<simple::SimpleQueue>()?;
+    m.add_function(wrap_pyfunction!(queue::_open_handoff, m)?)?;
     m.add(
         "DEFAULT_FLUSH_TIMEOUT",
         mpqueue::DEFAULT_FLUSH_TIMEOUT.as_secs_f64(),

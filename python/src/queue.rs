@@ -232,26 +232,6 @@ impl Queue {
         Ok(Self::new_inner(Inner::Plain(q), Some(name), flush_timeout))
     }
 
-    /// Attaches to an anonymous queue handed over by a parent (see `mpqueue._spawn`): its
-    /// stats file's name and a descriptor of its data segment (copied; the caller keeps
-    /// `fd`).
-    #[classmethod]
-    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
-    fn _open_handoff(
-        _cls: &Bound<'_, pyo3::types::PyType>,
-        py: Python<'_>,
-        stats_path: std::path::PathBuf,
-        fd: i32,
-        flush_timeout: Option<f64>,
-    ) -> PyResult<Self> {
-        let b = builder(0, None, None, flush_timeout)?;
-        let data = reopen(fd)?;
-        let q = py
-            .detach(|| b.open_handoff(&stats_path, data))
-            .map_err(error)?;
-        Ok(Self::new_inner(Inner::Plain(q), None, flush_timeout))
-    }
-
     /// Puts `obj` (pickled now), waiting while the queue is full.
     #[pyo3(signature = (obj, block=true, timeout=None))]
     fn put(
@@ -513,24 +493,6 @@ impl JoinableQueue {
         Self::wrap(py, q, Some(name), flush_timeout)
     }
 
-    /// `Queue._open_handoff` for a joinable queue.
-    #[classmethod]
-    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
-    fn _open_handoff(
-        _cls: &Bound<'_, pyo3::types::PyType>,
-        py: Python<'_>,
-        stats_path: std::path::PathBuf,
-        fd: i32,
-        flush_timeout: Option<f64>,
-    ) -> PyResult<Py<Self>> {
-        let b = builder(0, None, None, flush_timeout)?;
-        let data = reopen(fd)?;
-        let q = py
-            .detach(|| mpqueue::JoinableQueue::open_handoff(b, &stats_path, data))
-            .map_err(error)?;
-        Self::wrap(py, q, None, flush_timeout)
-    }
-
     /// Marks one item this process got as done.
     fn task_done(slf: &Bound<'_, Self>) -> PyResult<()> {
         match Self::joinable(slf)?.task_done() {
@@ -559,5 +521,38 @@ impl JoinableQueue {
             q.name(),
             q.maxsize()
         )
+    }
+}
+
+/// Attaches to an anonymous queue of `kind` (`"Queue"`, `"JoinableQueue"` or
+/// `"SimpleQueue"`) handed over by a parent (see `mpqueue._spawn`): the path of its stats
+/// file and a descriptor of its data segment (copied: the caller still closes `fd`).
+#[pyfunction]
+#[pyo3(signature = (kind, stats_path, fd, flush_timeout=None))]
+pub(crate) fn _open_handoff(
+    py: Python<'_>,
+    kind: &str,
+    stats_path: std::path::PathBuf,
+    fd: i32,
+    flush_timeout: Option<f64>,
+) -> PyResult<Py<PyAny>> {
+    let b = builder(0, None, None, flush_timeout)?;
+    let data = reopen(fd)?;
+    match kind {
+        "Queue" => {
+            let q = py
+                .detach(|| b.open_handoff(&stats_path, data))
+                .map_err(error)?;
+            let q = Queue::new_inner(Inner::Plain(q), None, flush_timeout);
+            Ok(Py::new(py, q)?.into_any())
+        }
+        "JoinableQueue" => {
+            let q = py
+                .detach(|| mpqueue::JoinableQueue::open_handoff(b, &stats_path, data))
+                .map_err(error)?;
+            Ok(JoinableQueue::wrap(py, q, None, flush_timeout)?.into_any())
+        }
+        "SimpleQueue" => crate::simple::SimpleQueue::from_handoff(py, &stats_path, data),
+        _ => Err(PyValueError::new_err(format!("no queue kind {kind:?}"))),
     }
 }

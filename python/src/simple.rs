@@ -1,7 +1,7 @@
 //! `SimpleQueue`: `multiprocessing.SimpleQueue` over `mpqueue::SimpleQueue<Bytes>`.
 
 use crate::queue::in_dir;
-use crate::{dumps, error, loads, reopen, stats};
+use crate::{dumps, error, loads, stats};
 use mpqueue::{Bytes, GetError, PutError};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -20,6 +20,21 @@ pub struct SimpleQueue {
     inner: mpqueue::SimpleQueue<Bytes>,
     /// How `stats()` finds the queue's stats file.
     key: stats::Key,
+}
+
+impl SimpleQueue {
+    /// The simple queue handed over as `stats_path` and `data` (see `queue::_open_handoff`).
+    pub(crate) fn from_handoff(
+        py: Python<'_>,
+        stats_path: &std::path::Path,
+        data: std::os::fd::OwnedFd,
+    ) -> PyResult<Py<PyAny>> {
+        let inner = py
+            .detach(|| mpqueue::SimpleQueue::open_handoff(stats_path, data))
+            .map_err(error)?;
+        let key = stats::Key::Label(inner.name().to_owned());
+        Ok(Py::new(py, SimpleQueue { inner, key })?.into_any())
+    }
 }
 
 /// Labels for anonymous simple queues given none (the library's own label is not public).
@@ -115,25 +130,6 @@ impl SimpleQueue {
             .detach(|| mpqueue::SimpleQueue::open_with(b, name))
             .map_err(error)?;
         let key = stats::Key::Named(name.to_owned());
-        Ok(SimpleQueue { inner, key })
-    }
-
-    /// `Queue._open_handoff` for a simple queue.
-    #[classmethod]
-    #[pyo3(signature = (stats_path, fd, flush_timeout=None))]
-    fn _open_handoff(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        stats_path: std::path::PathBuf,
-        fd: i32,
-        flush_timeout: Option<f64>,
-    ) -> PyResult<Self> {
-        let _ = flush_timeout; // nothing is buffered: put writes in the caller
-        let data = reopen(fd)?;
-        let inner = py
-            .detach(|| mpqueue::SimpleQueue::open_handoff(&stats_path, data))
-            .map_err(error)?;
-        let key = stats::Key::Label(inner.name().to_owned());
         Ok(SimpleQueue { inner, key })
     }
 

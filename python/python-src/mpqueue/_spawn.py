@@ -36,6 +36,6 @@ def _open_named(kind, name, queue_dir, flush_timeout):
 def _open_handoff(kind, stats_path, dupfd, flush_timeout):
     fd = dupfd.detach()
     try:
-        return getattr(_mpqueue, kind)._open_handoff(stats_path, fd, flush_timeout)
+        return _mpqueue._open_handoff(kind, stats_path, fd, flush_timeout)
     finally:
         os.close(fd)
