@@ -218,18 +218,26 @@ impl Queue {
 
     /// Opens the named queue `name` (made by `Queue(name=...)` here or in another program).
     /// `dir` is the queue directory (default: `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
+    /// `JoinableQueue.open` opens it as a joinable queue.
     #[classmethod]
     #[pyo3(signature = (name, *, flush_timeout=None, dir=None))]
     fn open(
-        _cls: &Bound<'_, pyo3::types::PyType>,
+        cls: &Bound<'_, pyo3::types::PyType>,
         py: Python<'_>,
         name: &str,
         flush_timeout: Option<f64>,
         dir: Option<std::path::PathBuf>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<Py<PyAny>> {
         let b = in_dir(builder(0, None, None, flush_timeout)?, dir);
+        if cls.is_subclass_of::<JoinableQueue>()? {
+            let q = py
+                .detach(|| mpqueue::JoinableQueue::open_with(b, name))
+                .map_err(error)?;
+            return Ok(JoinableQueue::wrap(py, q, Some(name), flush_timeout)?.into_any());
+        }
         let q = py.detach(|| b.open(name)).map_err(error)?;
-        Ok(Self::new_inner(Inner::Plain(q), Some(name), flush_timeout))
+        let q = Self::new_inner(Inner::Plain(q), Some(name), flush_timeout);
+        Ok(Py::new(py, q)?.into_any())
     }
 
     /// Puts `obj` (pickled now), waiting while the queue is full.
@@ -474,23 +482,6 @@ impl JoinableQueue {
             PyClassInitializer::from(Queue::new_inner(Inner::Joinable(q), name, flush_timeout))
                 .add_subclass(JoinableQueue {}),
         )
-    }
-
-    /// Opens the named joinable queue `name`.
-    #[classmethod]
-    #[pyo3(signature = (name, *, flush_timeout=None, dir=None))]
-    fn open(
-        _cls: &Bound<'_, pyo3::types::PyType>,
-        py: Python<'_>,
-        name: &str,
-        flush_timeout: Option<f64>,
-        dir: Option<std::path::PathBuf>,
-    ) -> PyResult<Py<Self>> {
-        let b = in_dir(builder(0, None, None, flush_timeout)?, dir);
-        let q = py
-            .detach(|| mpqueue::JoinableQueue::open_with(b, name))
-            .map_err(error)?;
-        Self::wrap(py, q, Some(name), flush_timeout)
     }
 
     /// Marks one item this process got as done.
