@@ -13,8 +13,9 @@ use std::sync::atomic::Ordering::Relaxed;
 /// An unbounded process-shared FIFO queue with the API of `multiprocessing.SimpleQueue`:
 /// `put` writes into the shared queue in the caller (no feeder thread).
 ///
-/// Unlike `Queue`, `get` and `put` cannot be interrupted by Ctrl-C while they wait: the
-/// library's `SimpleQueue` has no timed `get`/`put` to wait in slices with yet.
+/// `get` waits in slices and checks for signals between them, so Ctrl-C interrupts it;
+/// `put` waits only while the shared ring is full, holding the write lock, and is not
+/// interrupted there (as CPython's blocks in its pipe write).
 #[pyclass(frozen, weakref, module = "mpqueue")]
 pub struct SimpleQueue {
     inner: mpqueue::SimpleQueue<Bytes>,
@@ -92,12 +93,16 @@ impl SimpleQueue {
     }
 
     /// Removes and returns the oldest item, waiting while the queue is empty.
+    /// Waits with the GIL released in slices, checking signals between them (Ctrl-C).
     fn get(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let q = &self.inner;
-        match py.detach(|| q.get()) {
-            Ok(data) => loads(py, &data),
-            Err(GetError::Closed) => Err(closed()),
-            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        loop {
+            match py.detach(|| q.get_timeout(crate::SLICE)) {
+                Ok(data) => return loads(py, &data),
+                Err(GetError::Empty) => py.check_signals()?,
+                Err(GetError::Closed) => return Err(closed()),
+                Err(e) => return Err(PyOSError::new_err(e.to_string())),
+            }
         }
     }
 

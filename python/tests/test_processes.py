@@ -21,6 +21,7 @@ def _blocked(op, ready, report):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     q = mpqueue.Queue(1)
     j = mpqueue.JoinableQueue()
+    s = mpqueue.SimpleQueue()
     if op == "put":
         q.put(0)
     if op == "join":
@@ -30,6 +31,8 @@ def _blocked(op, ready, report):
     try:
         if op == "get":
             q.get()
+        elif op == "simple-get":
+            s.get()
         elif op == "put":
             q.put(1)
         else:
@@ -40,7 +43,7 @@ def _blocked(op, ready, report):
     report.put(("returned", time.monotonic() - t))
 
 
-@pytest.mark.parametrize("op", ["get", "put", "join"])
+@pytest.mark.parametrize("op", ["get", "simple-get", "put", "join"])
 def test_ctrl_c_interrupts_a_blocked_call(ctx, op):
     ready, report = mpqueue.Queue(), mpqueue.Queue()
     p = ctx.Process(target=_blocked, args=(op, ready, report))

@@ -278,4 +278,22 @@ impl<T: DeserializeOwned> SimpleQueue<T> {
     pub fn get(&self) -> Result<T, GetError> {
         self.queue.get()
     }
+
+    /// Like [`get`](Self::get), but gives up with [`GetError::Empty`] after `timeout` (Python's
+    /// `SimpleQueue` has no timeout; a caller that must stay responsive waits in slices).
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use std::time::Duration;
+    /// let q = mpqueue::SimpleQueue::<u8>::new()?;
+    /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_empty());
+    /// # Ok::<(), mpqueue::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<T, GetError> {
+        self.queue.get_timeout(timeout)
+    }
 }
