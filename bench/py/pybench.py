@@ -2,10 +2,14 @@
 
 usage:
   pybench.py PEER tput PRODUCERS CONSUMERS SIZE N [--maxsize M] [--pin same|cross] [--batch B]
+                                                  [--item bytes|dict]
   pybench.py PEER big N
   pybench.py PEER pingpong N [--pin same|cross]
-PEER: mpq (multiprocessing.Queue, fork) or ff (faster-fifo).
---batch B (faster-fifo only) moves items with put_many of B and get_many(max_messages_to_get=B).
+PEER: mpq (multiprocessing.Queue, fork), ff (faster-fifo) or mpqueue (this project's Python
+package, from .venv).
+--batch B (faster-fifo and mpqueue) moves items with put_many of B and
+get_many(max_messages_to_get=B).
+--item dict sends a small dict (an id, a name, three floats) instead of SIZE bytes.
 tput prints items/s; big prints MB/s (1e6 bytes); pingpong prints median and p99 in us.
 Timing and stop rule match the Rust side: the clock starts when every process is released
 together, stops when the last consumer is done; each producer ends with one stop marker per
@@ -27,7 +31,17 @@ def make_queue(peer, maxsize=0):
         import faster_fifo
 
         return faster_fifo.Queue(max_size_bytes=256 << 20)
+    if peer == "mpqueue":
+        import mpqueue
+
+        return mpqueue.Queue(maxsize)
     raise SystemExit(f"unknown peer {peer}")
+
+
+def make_item(kind, size):
+    if kind == "dict":
+        return {"id": 123456, "name": "sensor-7", "values": [0.5, 1.25, 2.75]}
+    return bytes(size)
 
 
 def pin(cpu):
@@ -39,9 +53,8 @@ def cpus(placement):
     return {"same": (0, 0), "cross": (0, 1)}.get(placement, (None, None))
 
 
-def producer(q, n, consumers, size, ready, go, cpu, batch):
+def producer(q, n, consumers, item, ready, go, cpu, batch):
     pin(cpu)
-    item = bytes(size)
     ready.release()
     go.wait()
     if batch > 1:
@@ -83,15 +96,16 @@ def consumer(q, producers, ready, go, done, cpu, batch):
     done.put((time.monotonic(), got))
 
 
-def tput(peer, p, c, size, n, maxsize, placement, batch=1):
-    if batch > 1 and peer != "ff":
+def tput(peer, p, c, size, n, maxsize, placement, batch=1, kind="bytes"):
+    if batch > 1 and peer == "mpq":
         raise SystemExit(f"{peer} has no batch API")
     q = make_queue(peer, maxsize)
+    item = make_item(kind, size)
     ready, go, done = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     pc, cc = cpus(placement)
     per = n // p
     procs = [
-        ctx.Process(target=producer, args=(q, per, c, size, ready, go, pc, batch)) for _ in range(p)
+        ctx.Process(target=producer, args=(q, per, c, item, ready, go, pc, batch)) for _ in range(p)
     ]
     procs += [
         ctx.Process(target=consumer, args=(q, p, ready, go, done, cc, batch)) for _ in range(c)
@@ -147,10 +161,11 @@ def main():
     ap.add_argument("--maxsize", type=int, default=0)
     ap.add_argument("--pin", default=None)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--item", choices=["bytes", "dict"], default="bytes")
     a = ap.parse_args()
     if a.scenario == "tput":
         p, c, size, n = a.args
-        print(f"{tput(a.peer, p, c, size, n, a.maxsize, a.pin, a.batch):.1f}")
+        print(f"{tput(a.peer, p, c, size, n, a.maxsize, a.pin, a.batch, a.item):.1f}")
     elif a.scenario == "big":
         print(f"{big(a.peer, a.args[0]):.1f}")
     elif a.scenario == "pingpong":

@@ -6,6 +6,7 @@ mod counters;
 mod footprint;
 mod header;
 mod pingpong;
+mod python;
 mod sides;
 mod targets;
 mod throughput;
@@ -76,6 +77,7 @@ pub fn run(quick: bool, reps: usize, out: &str) -> anyhow::Result<()> {
     sides::write(&mut md, n)?;
     let big = big::write(&mut md, &r, n)?;
     let rtt = pingpong::write(&mut md, &r, n)?;
+    python::write(&mut md, &r, n)?;
     footprint::memory(&mut md)?;
     footprint::observers(&mut md, n)?;
     targets::write(

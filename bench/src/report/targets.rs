@@ -150,7 +150,7 @@ fn targets(f: &Findings) -> Vec<(&'static str, &'static str, String)> {
 /// Two cells of the throughput table ran in the same rounds: the median of the ratios
 /// round by round (each round's pair saw the same state of the machine), with their range.
 /// `unit` follows the median ("×" for speed-ups, "" for fractions).
-fn paired(a: Option<&Fig>, b: Option<&Fig>, unit: &str) -> String {
+pub(super) fn paired(a: Option<&Fig>, b: Option<&Fig>, unit: &str) -> String {
     match (a, b) {
         (Some(Fig::Val { runs: x, .. }), Some(Fig::Val { runs: y, .. })) if x.len() == y.len() => {
             let mut r: Vec<f64> = x.iter().zip(y).map(|(a, b)| a / b).collect();
