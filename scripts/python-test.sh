@@ -2,7 +2,7 @@
 # Builds the Python package (python/, PyO3 through maturin, release mode) into .venv
 # (scripts/python-env.sh) and runs its tests with pytest. The crate is its own cargo
 # workspace (the root one excludes it), so its fmt, clippy and rustdoc checks run here too.
-# The tests run mpqueue-top from target/debug (built here if missing).
+# The tests run mpqueue-top and the bytes_peer example from target/debug (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/python-env.sh # .venv with the package installed
@@ -14,4 +14,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --manifest-path python/Cargo.toml --no-deps
 
 "$py" -m pip install -q "pytest==9.0.3" "pytest-timeout==2.4.0"
 cargo build --locked -p mpqueue-top
+cargo build --locked -p mpqueue-examples --example bytes_peer # the Rust side of a shared queue
 "$py" -m pytest --timeout=120 -p no:cacheprovider python/tests

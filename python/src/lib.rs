@@ -1,17 +1,17 @@
 //! `mpqueue._mpqueue`: the native part of the `mpqueue` Python package.
 //!
 //! Each Python queue holds an `mpqueue` queue of [`mpqueue::Bytes`] (one block on the wire)
-//! carrying the item pickled with the highest protocol. Items are pickled in the caller, so an
-//! unpicklable item raises in `put`. Every blocking call releases the GIL and waits in slices
+//! carrying the item pickled with the highest protocol, or its raw bytes (`Items`). Items
+//! are pickled in the caller, so an unpicklable item raises in `put`. Every blocking call releases the GIL and waits in slices
 //! of at most 100 ms (`SLICE`), checking for signals between slices, so Ctrl-C raises
 //! `KeyboardInterrupt` in a blocked `get`/`put`/`join`.
 
 use pyo3::exceptions::{
-    PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+    PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyByteArray, PyBytes};
 use std::time::{Duration, Instant};
 
 mod queue;
@@ -38,19 +38,72 @@ fn pickle(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>, i32)> {
     })
 }
 
-/// Pickles `obj` with the highest protocol (an unpicklable object raises here).
-pub(crate) fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<mpqueue::Bytes> {
-    let py = obj.py();
-    let (dumps, _, protocol) = pickle(py)?;
-    let data = dumps.bind(py).call1((obj, *protocol))?;
-    let data = data.cast::<PyBytes>()?;
-    Ok(mpqueue::Bytes::from(data.as_bytes()))
+/// How a queue's items travel: pickled (any object, the default), or as raw bytes
+/// (`items="bytes"`: `bytes` or `bytearray` in, `bytes` out). Either way each item is one
+/// `mpqueue::Bytes` on the wire; with raw bytes that is exactly what a Rust
+/// `Queue<mpqueue::Bytes>` reads and writes, so Rust and Python programs can share a
+/// named queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Items {
+    Pickle,
+    Bytes,
 }
 
-/// Unpickles an item taken from a queue.
-pub(crate) fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let (_, loads, _) = pickle(py)?;
-    Ok(loads.bind(py).call1((PyBytes::new(py, data),))?.unbind())
+impl Items {
+    /// The `items=` argument.
+    pub(crate) fn parse(s: &str) -> PyResult<Self> {
+        match s {
+            "pickle" => Ok(Items::Pickle),
+            "bytes" => Ok(Items::Bytes),
+            other => Err(PyValueError::new_err(format!(
+                "items must be 'pickle' or 'bytes', not {other:?}"
+            ))),
+        }
+    }
+
+    /// The `items=` argument that makes this.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Items::Pickle => "pickle",
+            Items::Bytes => "bytes",
+        }
+    }
+
+    /// `obj` as it goes into the queue: pickled with the highest protocol (an unpicklable
+    /// object raises here), or its bytes.
+    pub(crate) fn encode(self, obj: &Bound<'_, PyAny>) -> PyResult<mpqueue::Bytes> {
+        let py = obj.py();
+        match self {
+            Items::Pickle => {
+                let (dumps, _, protocol) = pickle(py)?;
+                let data = dumps.bind(py).call1((obj, *protocol))?;
+                Ok(mpqueue::Bytes::from(data.cast::<PyBytes>()?.as_bytes()))
+            }
+            Items::Bytes => {
+                if let Ok(b) = obj.cast::<PyBytes>() {
+                    Ok(mpqueue::Bytes::from(b.as_bytes()))
+                } else if let Ok(b) = obj.cast::<PyByteArray>() {
+                    Ok(mpqueue::Bytes::from(b.to_vec()))
+                } else {
+                    Err(PyTypeError::new_err(format!(
+                        "a queue of items='bytes' takes bytes or bytearray, not {}",
+                        obj.get_type().name()?
+                    )))
+                }
+            }
+        }
+    }
+
+    /// An item taken from the queue, unpickled or as `bytes`.
+    pub(crate) fn decode(self, py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
+        match self {
+            Items::Pickle => {
+                let (_, loads, _) = pickle(py)?;
+                Ok(loads.bind(py).call1((PyBytes::new(py, data),))?.unbind())
+            }
+            Items::Bytes => Ok(PyBytes::new(py, data).into_any().unbind()),
+        }
+    }
 }
 
 /// When a blocking call must give up: `None` waits for ever.

@@ -1,7 +1,7 @@
 //! `Queue` and `JoinableQueue`: `multiprocessing.Queue` and `JoinableQueue` over
 //! `mpqueue::Queue<Bytes>` and `mpqueue::JoinableQueue<Bytes>`.
 
-use crate::{Empty, Full, deadline, dumps, error, loads, next_slice, reopen, stats};
+use crate::{Empty, Full, Items, deadline, error, next_slice, reopen, stats};
 use mpqueue::{Bytes, GetError, JoinError, PutError};
 use pyo3::exceptions::{
     PyAssertionError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
@@ -78,6 +78,8 @@ pub struct Queue {
     flush_pid: AtomicU32,
     /// The `flush_timeout` it was made or opened with (sent along to spawned children).
     flush_timeout: Option<f64>,
+    /// How items travel (`items=`).
+    items: Items,
 }
 
 impl Drop for Queue {
@@ -91,7 +93,12 @@ impl Drop for Queue {
 }
 
 impl Queue {
-    fn new_inner(inner: Inner, name: Option<&str>, flush_timeout: Option<f64>) -> Self {
+    fn new_inner(
+        inner: Inner,
+        name: Option<&str>,
+        flush_timeout: Option<f64>,
+        items: Items,
+    ) -> Self {
         let key = match name {
             Some(n) => stats::Key::Named(n.to_owned()),
             None => stats::Key::Label(inner.queue().name().to_owned()),
@@ -101,6 +108,7 @@ impl Queue {
             key,
             flush_pid: AtomicU32::new(0),
             flush_timeout,
+            items,
         }
     }
 
@@ -199,7 +207,7 @@ impl Queue {
 #[pymethods]
 impl Queue {
     #[new]
-    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None))]
+    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None, items="pickle"))]
     fn py_new(
         py: Python<'_>,
         maxsize: i64,
@@ -207,36 +215,40 @@ impl Queue {
         label: Option<&str>,
         capacity_bytes: Option<usize>,
         flush_timeout: Option<f64>,
+        items: &str,
     ) -> PyResult<Self> {
+        let items = Items::parse(items)?;
         let mut b = builder(maxsize, label, capacity_bytes, flush_timeout)?;
         if let Some(n) = name {
             b = b.name(n);
         }
         let q = py.detach(|| b.create()).map_err(error)?;
-        Ok(Self::new_inner(Inner::Plain(q), name, flush_timeout))
+        Ok(Self::new_inner(Inner::Plain(q), name, flush_timeout, items))
     }
 
     /// Opens the named queue `name` (made by `Queue(name=...)` here or in another program).
     /// `dir` is the queue directory (default: `$MPQUEUE_DIR`, else `/dev/shm/mpqueue-UID`).
     /// `JoinableQueue.open` opens it as a joinable queue.
     #[classmethod]
-    #[pyo3(signature = (name, *, flush_timeout=None, dir=None))]
+    #[pyo3(signature = (name, *, flush_timeout=None, dir=None, items="pickle"))]
     fn open(
         cls: &Bound<'_, pyo3::types::PyType>,
         py: Python<'_>,
         name: &str,
         flush_timeout: Option<f64>,
         dir: Option<std::path::PathBuf>,
+        items: &str,
     ) -> PyResult<Py<PyAny>> {
+        let items = Items::parse(items)?;
         let b = in_dir(builder(0, None, None, flush_timeout)?, dir);
         if cls.is_subclass_of::<JoinableQueue>()? {
             let q = py
                 .detach(|| mpqueue::JoinableQueue::open_with(b, name))
                 .map_err(error)?;
-            return Ok(JoinableQueue::wrap(py, q, Some(name), flush_timeout)?.into_any());
+            return Ok(JoinableQueue::wrap(py, q, Some(name), flush_timeout, items)?.into_any());
         }
         let q = py.detach(|| b.open(name)).map_err(error)?;
-        let q = Self::new_inner(Inner::Plain(q), Some(name), flush_timeout);
+        let q = Self::new_inner(Inner::Plain(q), Some(name), flush_timeout, items);
         Ok(Py::new(py, q)?.into_any())
     }
 
@@ -251,7 +263,7 @@ impl Queue {
         if slf.get().q().is_closed() {
             return Err(Self::closed_error(slf));
         }
-        let data = dumps(obj)?;
+        let data = slf.get().items.encode(obj)?;
         Self::put_with(slf, data, block, timeout, |q, item, slice| match slice {
             None => q.put_nowait(item),
             Some(s) => q.put_timeout(item, s),
@@ -276,7 +288,7 @@ impl Queue {
         }
         let items = objs
             .try_iter()?
-            .map(|o| dumps(&o?))
+            .map(|o| slf.get().items.encode(&o?))
             .collect::<PyResult<Vec<_>>>()?;
         let maxsize = slf.get().q().maxsize();
         if maxsize > 0 && items.len() > maxsize {
@@ -299,7 +311,7 @@ impl Queue {
             None => q.get_nowait(),
             Some(s) => q.get_timeout(s),
         })?;
-        loads(slf.py(), &data)
+        slf.get().items.decode(slf.py(), &data)
     }
 
     /// `get(False)`.
@@ -327,7 +339,7 @@ impl Queue {
         let py = slf.py();
         let objs = items
             .iter()
-            .map(|b| loads(py, b))
+            .map(|b| slf.get().items.decode(py, b))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, objs)
     }
@@ -428,7 +440,15 @@ impl Queue {
         slf.py()
             .import("mpqueue._spawn")?
             .getattr("reduce")?
-            .call1((slf, kind, name, dir, handoff, me.flush_timeout))
+            .call1((
+                slf,
+                kind,
+                name,
+                dir,
+                handoff,
+                me.flush_timeout,
+                me.items.name(),
+            ))
     }
 }
 
@@ -443,8 +463,9 @@ impl JoinableQueue {
         q: mpqueue::JoinableQueue<Bytes>,
         name: Option<&str>,
         flush_timeout: Option<f64>,
+        items: Items,
     ) -> PyResult<Py<Self>> {
-        let base = Queue::new_inner(Inner::Joinable(q), name, flush_timeout);
+        let base = Queue::new_inner(Inner::Joinable(q), name, flush_timeout, items);
         Py::new(
             py,
             PyClassInitializer::from(base).add_subclass(JoinableQueue {}),
@@ -462,7 +483,7 @@ impl JoinableQueue {
 #[pymethods]
 impl JoinableQueue {
     #[new]
-    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None))]
+    #[pyo3(signature = (maxsize=0, *, name=None, label=None, capacity_bytes=None, flush_timeout=None, items="pickle"))]
     fn py_new(
         py: Python<'_>,
         maxsize: i64,
@@ -470,7 +491,9 @@ impl JoinableQueue {
         label: Option<&str>,
         capacity_bytes: Option<usize>,
         flush_timeout: Option<f64>,
+        items: &str,
     ) -> PyResult<PyClassInitializer<Self>> {
+        let items = Items::parse(items)?;
         let mut b = builder(maxsize, label, capacity_bytes, flush_timeout)?;
         if let Some(n) = name {
             b = b.name(n);
@@ -478,10 +501,13 @@ impl JoinableQueue {
         let q = py
             .detach(|| mpqueue::JoinableQueue::from_builder(b))
             .map_err(error)?;
-        Ok(
-            PyClassInitializer::from(Queue::new_inner(Inner::Joinable(q), name, flush_timeout))
-                .add_subclass(JoinableQueue {}),
-        )
+        Ok(PyClassInitializer::from(Queue::new_inner(
+            Inner::Joinable(q),
+            name,
+            flush_timeout,
+            items,
+        ))
+        .add_subclass(JoinableQueue {}))
     }
 
     /// Marks one item this process got as done.
@@ -519,14 +545,16 @@ impl JoinableQueue {
 /// `"SimpleQueue"`) handed over by a parent (see `mpqueue._spawn`): the path of its stats
 /// file and a descriptor of its data segment (copied: the caller still closes `fd`).
 #[pyfunction]
-#[pyo3(signature = (kind, stats_path, fd, flush_timeout=None))]
+#[pyo3(signature = (kind, stats_path, fd, flush_timeout=None, items="pickle"))]
 pub(crate) fn _open_handoff(
     py: Python<'_>,
     kind: &str,
     stats_path: std::path::PathBuf,
     fd: i32,
     flush_timeout: Option<f64>,
+    items: &str,
 ) -> PyResult<Py<PyAny>> {
+    let items = Items::parse(items)?;
     let b = builder(0, None, None, flush_timeout)?;
     let data = reopen(fd)?;
     match kind {
@@ -534,16 +562,16 @@ pub(crate) fn _open_handoff(
             let q = py
                 .detach(|| b.open_handoff(&stats_path, data))
                 .map_err(error)?;
-            let q = Queue::new_inner(Inner::Plain(q), None, flush_timeout);
+            let q = Queue::new_inner(Inner::Plain(q), None, flush_timeout, items);
             Ok(Py::new(py, q)?.into_any())
         }
         "JoinableQueue" => {
             let q = py
                 .detach(|| mpqueue::JoinableQueue::open_handoff(b, &stats_path, data))
                 .map_err(error)?;
-            Ok(JoinableQueue::wrap(py, q, None, flush_timeout)?.into_any())
+            Ok(JoinableQueue::wrap(py, q, None, flush_timeout, items)?.into_any())
         }
-        "SimpleQueue" => crate::simple::SimpleQueue::from_handoff(py, &stats_path, data),
+        "SimpleQueue" => crate::simple::SimpleQueue::from_handoff(py, &stats_path, data, items),
         _ => Err(PyValueError::new_err(format!("no queue kind {kind:?}"))),
     }
 }

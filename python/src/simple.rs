@@ -1,7 +1,7 @@
 //! `SimpleQueue`: `multiprocessing.SimpleQueue` over `mpqueue::SimpleQueue<Bytes>`.
 
 use crate::queue::in_dir;
-use crate::{dumps, error, loads, stats};
+use crate::{Items, error, stats};
 use mpqueue::{Bytes, GetError, PutError};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -21,6 +21,8 @@ pub struct SimpleQueue {
     inner: mpqueue::SimpleQueue<Bytes>,
     /// How `stats()` finds the queue's stats file.
     key: stats::Key,
+    /// How items travel (`items=`).
+    items: Items,
 }
 
 impl SimpleQueue {
@@ -29,12 +31,13 @@ impl SimpleQueue {
         py: Python<'_>,
         stats_path: &std::path::Path,
         data: std::os::fd::OwnedFd,
+        items: Items,
     ) -> PyResult<Py<PyAny>> {
         let inner = py
             .detach(|| mpqueue::SimpleQueue::open_handoff(stats_path, data))
             .map_err(error)?;
         let key = stats::Key::Label(inner.name().to_owned());
-        Ok(Py::new(py, SimpleQueue { inner, key })?.into_any())
+        Ok(Py::new(py, SimpleQueue { inner, key, items })?.into_any())
     }
 }
 
@@ -48,13 +51,15 @@ fn closed() -> PyErr {
 #[pymethods]
 impl SimpleQueue {
     #[new]
-    #[pyo3(signature = (*, name=None, label=None, capacity_bytes=None))]
+    #[pyo3(signature = (*, name=None, label=None, capacity_bytes=None, items="pickle"))]
     fn py_new(
         py: Python<'_>,
         name: Option<&str>,
         label: Option<&str>,
         capacity_bytes: Option<usize>,
+        items: &str,
     ) -> PyResult<Self> {
+        let items = Items::parse(items)?;
         let mut b = mpqueue::Queue::<Bytes>::builder();
         if let Some(n) = name {
             b = b.name(n);
@@ -77,12 +82,12 @@ impl SimpleQueue {
             Some(n) => stats::Key::Named(n.to_owned()),
             None => stats::Key::Label(label),
         };
-        Ok(SimpleQueue { inner, key })
+        Ok(SimpleQueue { inner, key, items })
     }
 
     /// Puts `obj` (pickled now), writing it into the shared queue before returning.
     fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        let data = dumps(obj)?;
+        let data = self.items.encode(obj)?;
         let q = &self.inner;
         match py.detach(|| q.put(data)) {
             Ok(()) => Ok(()),
@@ -98,7 +103,7 @@ impl SimpleQueue {
         let q = &self.inner;
         loop {
             match py.detach(|| q.get_timeout(crate::SLICE)) {
-                Ok(data) => return loads(py, &data),
+                Ok(data) => return self.items.decode(py, &data),
                 Err(GetError::Empty) => py.check_signals()?,
                 Err(GetError::Closed) => return Err(closed()),
                 Err(e) => return Err(PyOSError::new_err(e.to_string())),
@@ -123,19 +128,21 @@ impl SimpleQueue {
 
     /// Opens the named simple queue `name` (in the queue directory `dir`, if given).
     #[classmethod]
-    #[pyo3(signature = (name, *, dir=None))]
+    #[pyo3(signature = (name, *, dir=None, items="pickle"))]
     fn open(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         name: &str,
         dir: Option<std::path::PathBuf>,
+        items: &str,
     ) -> PyResult<Self> {
+        let items = Items::parse(items)?;
         let b = in_dir(mpqueue::Queue::<Bytes>::builder(), dir);
         let inner = py
             .detach(|| mpqueue::SimpleQueue::open_with(b, name))
             .map_err(error)?;
         let key = stats::Key::Named(name.to_owned());
-        Ok(SimpleQueue { inner, key })
+        Ok(SimpleQueue { inner, key, items })
     }
 
     /// Pickled only while `multiprocessing` starts a process: see `mpqueue._spawn`.
@@ -154,6 +161,14 @@ impl SimpleQueue {
         slf.py()
             .import("mpqueue._spawn")?
             .getattr("reduce")?
-            .call1((slf, "SimpleQueue", name, dir, handoff, no_timeout))
+            .call1((
+                slf,
+                "SimpleQueue",
+                name,
+                dir,
+                handoff,
+                no_timeout,
+                me.items.name(),
+            ))
     }
 }

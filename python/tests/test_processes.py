@@ -316,3 +316,28 @@ def test_a_child_attaches_in_a_slot_of_its_own(ctx):
     assert {os.getpid(), p.pid} <= pids
     q.put("go")
     assert join_or_kill(p, 30) == 0
+
+
+def test_a_rust_program_shares_a_named_queue_of_bytes():
+    # examples/examples/bytes_peer.rs: reverses each item from the first queue onto the
+    # second, until an empty item. items="bytes" is the wire format of Rust's Queue<Bytes>.
+    exe = ROOT / "target" / "debug" / "examples" / "bytes_peer"
+    to_rust = mpqueue.Queue(name="pytest-to-rust", items="bytes")
+    from_rust = mpqueue.Queue(name="pytest-from-rust", items="bytes")
+    rust = subprocess.Popen([str(exe), "pytest-to-rust", "pytest-from-rust"])
+    try:
+        assert from_rust.get(timeout=30) == b"ready from Rust"
+        items = [b"hello", bytes(range(256)), b"x" * 100_000 + b"y", bytearray(b"mutable")]
+        to_rust.put_many(items)
+        for item in items:
+            assert from_rust.get(timeout=30) == bytes(item)[::-1]
+        to_rust.put(b"")
+        assert rust.wait(timeout=30) == 0
+    finally:
+        if rust.poll() is None:
+            rust.kill()
+            rust.wait()
+    with pytest.raises(TypeError, match="bytes or bytearray"):
+        to_rust.put("text")
+    with pytest.raises(ValueError, match="items must be"):
+        mpqueue.Queue(items="json")

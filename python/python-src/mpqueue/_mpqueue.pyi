@@ -1,5 +1,5 @@
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 DEFAULT_FLUSH_TIMEOUT: float
 DEFAULT_CAPACITY_BYTES: int
@@ -13,10 +13,16 @@ class Queue:
         label: Optional[str] = None,
         capacity_bytes: Optional[int] = None,
         flush_timeout: Optional[float] = None,
+        items: Literal["pickle", "bytes"] = "pickle",
     ) -> None: ...
     @classmethod
     def open(
-        cls, name: str, *, flush_timeout: Optional[float] = None, dir: Optional[str] = None
+        cls,
+        name: str,
+        *,
+        flush_timeout: Optional[float] = None,
+        dir: Optional[str] = None,
+        items: Literal["pickle", "bytes"] = "pickle",
     ) -> "Queue": ...
     @property
     def maxsize(self) -> int: ...
@@ -46,7 +52,12 @@ class Queue:
 class JoinableQueue(Queue):
     @classmethod
     def open(
-        cls, name: str, *, flush_timeout: Optional[float] = None, dir: Optional[str] = None
+        cls,
+        name: str,
+        *,
+        flush_timeout: Optional[float] = None,
+        dir: Optional[str] = None,
+        items: Literal["pickle", "bytes"] = "pickle",
     ) -> "JoinableQueue": ...
     def task_done(self) -> None: ...
     def join(self) -> None: ...
@@ -58,9 +69,12 @@ class SimpleQueue:
         name: Optional[str] = None,
         label: Optional[str] = None,
         capacity_bytes: Optional[int] = None,
+        items: Literal["pickle", "bytes"] = "pickle",
     ) -> None: ...
     @classmethod
-    def open(cls, name: str, *, dir: Optional[str] = None) -> "SimpleQueue": ...
+    def open(
+        cls, name: str, *, dir: Optional[str] = None, items: Literal["pickle", "bytes"] = "pickle"
+    ) -> "SimpleQueue": ...
     def put(self, obj: Any) -> None: ...
     def get(self) -> Any: ...
     def empty(self) -> bool: ...

@@ -16,26 +16,26 @@ from multiprocessing import context, reduction
 from . import _mpqueue
 
 
-def reduce(q, kind, name, queue_dir, handoff, flush_timeout):
+def reduce(q, kind, name, queue_dir, handoff, flush_timeout, items):
     """``__reduce__`` of the native queues."""
     context.assert_spawning(q)
     if name is not None:
         # The directory goes along: a forkserver child has the server's environment.
-        return (_open_named, (kind, name, str(queue_dir), flush_timeout))
+        return (_open_named, (kind, name, str(queue_dir), flush_timeout, items))
     stats_path, fd = handoff
-    return (_open_handoff, (kind, str(stats_path), reduction.DupFd(fd), flush_timeout))
+    return (_open_handoff, (kind, str(stats_path), reduction.DupFd(fd), flush_timeout, items))
 
 
-def _open_named(kind, name, queue_dir, flush_timeout):
+def _open_named(kind, name, queue_dir, flush_timeout, items):
     cls = getattr(_mpqueue, kind)
     if kind == "SimpleQueue":
-        return cls.open(name, dir=queue_dir)
-    return cls.open(name, flush_timeout=flush_timeout, dir=queue_dir)
+        return cls.open(name, dir=queue_dir, items=items)
+    return cls.open(name, flush_timeout=flush_timeout, dir=queue_dir, items=items)
 
 
-def _open_handoff(kind, stats_path, dupfd, flush_timeout):
+def _open_handoff(kind, stats_path, dupfd, flush_timeout, items):
     fd = dupfd.detach()
     try:
-        return _mpqueue._open_handoff(kind, stats_path, fd, flush_timeout)
+        return _mpqueue._open_handoff(kind, stats_path, fd, flush_timeout, items)
     finally:
         os.close(fd)
