@@ -76,6 +76,23 @@ def test_exit_does_not_hang_when_nobody_reads(ctx):
     assert q.get(timeout=10) == b"x" * 1_000_000  # delivered, not lost
 
 
+def test_cpython_queue_hangs_in_the_same_scenario():
+    # The contrast: multiprocessing.Queue's child is still stuck in its exit flush long
+    # after mpqueue's would have exited (it never exits while nobody reads).
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    q = fork.Queue()
+    p = fork.Process(target=_put_and_exit, args=(q, 1_000_000))
+    p.start()
+    p.join(3)
+    stuck = p.is_alive()
+    if stuck:
+        p.kill()
+        p.join(10)
+    assert stuck, "multiprocessing.Queue's child exited: CPython fixed the bug?"
+
+
 def test_exit_gives_up_after_the_flush_timeout(ctx):
     # More than the ring holds and nobody reads: the child waits the flush timeout, drops
     # the rest (counted as lost) and exits.
