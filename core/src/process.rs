@@ -9,6 +9,25 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A number that changes in a child after every `fork` (`mpqueue::process::fork`,
+/// `libc::fork`, Python's `os.fork()`), once a queue exists in the process: what a caller
+/// cached for this process (a registration, an exit hook) is stale when the number it saw
+/// differs. Cheaper than comparing pids (`getpid` is a system call).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+/// let _q = mpqueue::Queue::<u8>::new(0)?;
+/// let here = mpqueue::process::generation();
+/// let child = mpqueue::process::fork(move || i32::from(mpqueue::process::generation() == here))?;
+/// assert_eq!(child.join()?, 0); // the child's number differs
+/// assert_eq!(mpqueue::process::generation(), here);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn generation() -> u64 {
+    registry::generation()
+}
+
 /// Exit code of a child whose closure panicked (as for a Rust `main` that panics).
 pub const PANIC_EXIT_CODE: i32 = 101;
 

@@ -106,19 +106,40 @@ impl Items {
     }
 }
 
-/// When a blocking call must give up: `None` waits for ever.
-///
+/// How long a blocking call may wait, from its `block` and `timeout` arguments.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Patience {
+    /// `block=False` (the timeout is ignored).
+    Never,
+    /// A timeout (a negative one is 0).
+    For(Duration),
+    /// `timeout=None`.
+    Forever,
+}
+
 /// As CPython: `block=False` ignores the timeout, a negative timeout is 0, `None` is for ever.
-pub(crate) fn deadline(block: bool, timeout: Option<f64>) -> PyResult<Option<Instant>> {
+pub(crate) fn patience(block: bool, timeout: Option<f64>) -> PyResult<Patience> {
     if !block {
-        return Ok(Some(Instant::now()));
+        return Ok(Patience::Never);
     }
     match timeout {
-        None => Ok(None),
+        None => Ok(Patience::Forever),
         Some(t) if t.is_nan() => Err(PyValueError::new_err("timeout must not be NaN")),
-        Some(t) => Ok(Duration::try_from_secs_f64(t.max(0.0))
-            .ok()
-            .and_then(|d| Instant::now().checked_add(d))),
+        Some(t) => {
+            Ok(Duration::try_from_secs_f64(t.max(0.0)).map_or(Patience::Forever, Patience::For))
+        }
+    }
+}
+
+impl Patience {
+    /// When to give up, from now (`None`: for ever). Read only after a first try failed,
+    /// so that a call that need not wait reads no clock.
+    pub(crate) fn deadline(self) -> Option<Instant> {
+        match self {
+            Patience::Never => Some(Instant::now()),
+            Patience::For(d) => Instant::now().checked_add(d),
+            Patience::Forever => None,
+        }
     }
 }
 

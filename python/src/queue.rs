@@ -1,7 +1,7 @@
 //! `Queue` and `JoinableQueue`: `multiprocessing.Queue` and `JoinableQueue` over
 //! `mpqueue::Queue<Bytes>` and `mpqueue::JoinableQueue<Bytes>`.
 
-use crate::{Empty, Full, Items, deadline, error, next_slice, reopen, stats};
+use crate::{Empty, Full, Items, Patience, error, next_slice, patience, reopen, stats};
 use mpqueue::{Bytes, GetError, JoinError, PutError};
 use pyo3::exceptions::{
     PyAssertionError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -74,8 +74,9 @@ pub struct Queue {
     inner: ManuallyDrop<Inner>,
     /// How `stats()` finds the queue's stats file.
     key: stats::Key,
-    /// The pid that registered the exit flush (`mpqueue._register_flush`) for this queue.
-    flush_pid: AtomicU32,
+    /// The process (its fork generation, `mpqueue::process::generation`) that registered
+    /// the exit flush (`mpqueue._exit.register_flush`) for this queue; 0: none yet.
+    flush_generation: AtomicU64,
     /// The `flush_timeout` it was made or opened with (sent along to spawned children).
     flush_timeout: Option<f64>,
     /// How items travel (`items=`).
@@ -106,7 +107,7 @@ impl Queue {
         Queue {
             inner: ManuallyDrop::new(inner),
             key,
-            flush_pid: AtomicU32::new(0),
+            flush_generation: AtomicU64::new(0),
             flush_timeout,
             items,
         }
@@ -118,8 +119,8 @@ impl Queue {
 
     /// At the first `put` in each process: registers the exit flush (`util.Finalize`).
     fn register_flush(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let pid = std::process::id();
-        if slf.get().flush_pid.swap(pid, Relaxed) != pid {
+        let generation = mpqueue::process::generation();
+        if slf.get().flush_generation.swap(generation, Relaxed) != generation {
             let py = slf.py();
             py.import("mpqueue._exit")?
                 .getattr("register_flush")?
@@ -162,7 +163,16 @@ impl Queue {
     ) -> PyResult<R> {
         let py = slf.py();
         let q = slf.get().q();
-        let until = deadline(block, timeout)?;
+        let wait = patience(block, timeout)?;
+        // The common case first: an item is there. A try does not wait (a lock held by
+        // another process is waited for only as long as a lock hold lasts), so it keeps the
+        // GIL, and reads no clock.
+        match once(q, None) {
+            Err(GetError::Empty) if !matches!(wait, Patience::Never) => {}
+            Err(e) => return Err(Self::get_error(slf, e)),
+            Ok(v) => return Ok(v),
+        }
+        let until = wait.deadline();
         loop {
             let slice = next_slice(until);
             let r = match slice {
@@ -188,8 +198,16 @@ impl Queue {
     ) -> PyResult<()> {
         let py = slf.py();
         let q = slf.get().q();
-        let until = deadline(block, timeout)?;
+        let wait = patience(block, timeout)?;
         Self::register_flush(slf)?;
+        // The common case first: there is room. As in `get_with`, without releasing the
+        // GIL or reading a clock.
+        match once(q, item, None) {
+            Ok(()) => return Ok(()),
+            Err(PutError::Full(back)) if !matches!(wait, Patience::Never) => item = back,
+            Err(e) => return Err(Self::put_error(slf, e)),
+        }
+        let until = wait.deadline();
         loop {
             let slice = next_slice(until);
             match py.detach(|| once(q, item, slice)) {
