@@ -383,6 +383,7 @@ pub fn open_handoff(
     group: bool,
 ) -> Result<Segments, Error> {
     validate_anonymous_file(stats_file)?;
+    sys::close_on_exec(&data).map_err(|e| Error::io("marking the memory file close-on-exec", e))?;
     let qdir = open_dir(dir, stats_file, group)?;
     let data_path = PathBuf::from(format!("(memory file of {stats_file})"));
     let (dfile, dlen) = qdir.check_segment(data, &data_path, DATA_HEADER_LEN + 4096)?;

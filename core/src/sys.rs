@@ -27,6 +27,7 @@ use std::cell::UnsafeCell;
 use std::fs::File;
 use std::io;
 use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 
@@ -291,13 +292,28 @@ unsafe impl Sync for Mapping {}
 /// A process that was not forked from one using the queue maps it through a copy of its
 /// descriptor (`Queue::handoff`).
 pub fn memory_file(len: usize) -> io::Result<File> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
     use nix::sys::memfd::{MFdFlags, memfd_create};
-    let fd = memfd_create(c"mpqueue-data", MFdFlags::MFD_CLOEXEC)?;
+    let fd = memfd_create(
+        c"mpqueue-data",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
     let f = File::from(fd);
     // memfds are made 0777: only the owner may use this one, like the queue's files.
     nix::sys::stat::fchmod(&f, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
     f.set_len(len as u64)?;
+    // Its size is final: a process holding it cannot shrink it under another's mapping
+    // (which would fault there), nor grow it, nor lift the seals.
+    let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+    fcntl(&f, FcntlArg::F_ADD_SEALS(seals))?;
     Ok(f)
+}
+
+/// Marks `fd` close-on-exec, so that a program this process starts does not inherit it.
+pub fn close_on_exec(fd: impl AsFd) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
 }
 
 impl Mapping {

@@ -153,3 +153,34 @@ fn bad_handoffs_are_refused() {
     q.put(5).unwrap();
     assert_eq!(q.get_timeout(LONG).unwrap(), 5);
 }
+
+#[test]
+fn a_handed_off_memory_file_cannot_be_resized_or_leak_into_programs_started_later() {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    setup();
+    let q: Queue<u8> = Queue::new(0).unwrap();
+    let h = q.handoff().unwrap();
+    // Whoever holds the memory file cannot shrink it under the others' mappings.
+    let file = std::fs::File::from(h.data.try_clone_to_owned().unwrap());
+    assert!(file.set_len(0).is_err());
+    assert!(file.set_len(1 << 30).is_err());
+    // A descriptor handed over without close-on-exec (as a dup gives) gets it.
+    let inherited = nix::unistd::dup(h.data).unwrap();
+    let raw = inherited.as_raw_fd();
+    assert_eq!(
+        fcntl(&inherited, FcntlArg::F_GETFD).unwrap() & FdFlag::FD_CLOEXEC.bits(),
+        0
+    );
+    let other = Queue::<u8>::builder()
+        .open_handoff(h.stats_path, inherited)
+        .unwrap();
+    // SAFETY: `other` keeps the descriptor open while it is borrowed here.
+    let kept = unsafe { BorrowedFd::borrow_raw(raw) };
+    assert_ne!(
+        fcntl(kept, FcntlArg::F_GETFD).unwrap() & FdFlag::FD_CLOEXEC.bits(),
+        0
+    );
+    q.put(7).unwrap();
+    assert_eq!(other.get_timeout(LONG).unwrap(), 7);
+}

@@ -81,6 +81,37 @@ fn put_blocks_while_the_ring_is_full() {
     assert_eq!(done.word(0).load(SeqCst), 6);
 }
 
+#[test]
+fn a_timed_put_on_a_full_ring_gives_the_item_back_uncounted() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: SimpleQueue<Vec<u8>> =
+        SimpleQueue::from_builder(Queue::builder().label("simple-timed").capacity_bytes(4096))
+            .unwrap();
+    q.put(vec![1; 3000]).unwrap();
+    let puts = || {
+        mpqueue::observe::list()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.snapshot().ok())
+            .find(|s| s.name == "simple-timed")
+            .map(|s| (s.puts, s.lost))
+            .unwrap()
+    };
+    let e = q
+        .put_timeout(vec![2; 3000], Duration::from_millis(50))
+        .unwrap_err();
+    assert!(e.is_full());
+    assert_eq!(e.into_inner(), vec![2; 3000]);
+    assert_eq!(puts(), (1, 0)); // not counted, nothing lost
+    // A reader in another process frees the room: the next timed put goes in.
+    let mut child = process::fork(|| i32::from(q.get().unwrap() != vec![1; 3000])).unwrap();
+    q.put_timeout(vec![3; 3000], LONG).unwrap();
+    assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
+    assert_eq!(q.get().unwrap(), vec![3; 3000]);
+    assert_eq!(puts(), (2, 0));
+}
+
 /// CPython's `TestSimpleQueue.test_empty`: `put` is synchronous, so a child's `empty()`
 /// right after its own `put` sees the item, and the parent sees what the child put.
 #[test]

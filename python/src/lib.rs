@@ -132,13 +132,12 @@ pub(crate) fn patience(block: bool, timeout: Option<f64>) -> PyResult<Patience> 
 }
 
 impl Patience {
-    /// When to give up, from now (`None`: for ever). Read only after a first try failed,
-    /// so that a call that need not wait reads no clock.
+    /// When a call that started now gives up waiting (`None`: for ever, or it never
+    /// waits). Only a timeout reads the clock.
     pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
-            Patience::Never => Some(Instant::now()),
             Patience::For(d) => Instant::now().checked_add(d),
-            Patience::Forever => None,
+            Patience::Never | Patience::Forever => None,
         }
     }
 }

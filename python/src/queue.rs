@@ -164,15 +164,15 @@ impl Queue {
         let py = slf.py();
         let q = slf.get().q();
         let wait = patience(block, timeout)?;
-        // The common case first: an item is there. A try does not wait (a lock held by
-        // another process is waited for only as long as a lock hold lasts), so it keeps the
-        // GIL, and reads no clock.
-        match once(q, None) {
+        let until = wait.deadline();
+        // The common case first: an item is there. One try, without a slice: no clock
+        // read, no signal check. It releases the GIL all the same: a try can wait for the
+        // read lock while another process holds it (up to the lock's grace).
+        match py.detach(|| once(q, None)) {
             Err(GetError::Empty) if !matches!(wait, Patience::Never) => {}
             Err(e) => return Err(Self::get_error(slf, e)),
             Ok(v) => return Ok(v),
         }
-        let until = wait.deadline();
         loop {
             let slice = next_slice(until);
             let r = match slice {
@@ -199,15 +199,15 @@ impl Queue {
         let py = slf.py();
         let q = slf.get().q();
         let wait = patience(block, timeout)?;
+        let until = wait.deadline();
         Self::register_flush(slf)?;
-        // The common case first: there is room. As in `get_with`, without releasing the
-        // GIL or reading a clock.
-        match once(q, item, None) {
+        // The common case first: there is room. As in `get_with`, one try without a slice,
+        // with the GIL released (a try can wait for the feeder's buffer to drain).
+        match py.detach(|| once(q, item, None)) {
             Ok(()) => return Ok(()),
             Err(PutError::Full(back)) if !matches!(wait, Patience::Never) => item = back,
             Err(e) => return Err(Self::put_error(slf, e)),
         }
-        let until = wait.deadline();
         loop {
             let slice = next_slice(until);
             match py.detach(|| once(q, item, slice)) {

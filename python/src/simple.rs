@@ -13,9 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 /// An unbounded process-shared FIFO queue with the API of `multiprocessing.SimpleQueue`:
 /// `put` writes into the shared queue in the caller (no feeder thread).
 ///
-/// `get` waits in slices and checks for signals between them, so Ctrl-C interrupts it;
-/// `put` waits only while the shared ring is full, holding the write lock, and is not
-/// interrupted there (as CPython's blocks in its pipe write).
+/// `get`, and `put` while the shared ring is full, wait in slices and check for signals
+/// between them, so Ctrl-C interrupts them.
 #[pyclass(frozen, weakref, module = "mpqueue")]
 pub struct SimpleQueue {
     inner: mpqueue::SimpleQueue<Bytes>,
@@ -86,14 +85,23 @@ impl SimpleQueue {
     }
 
     /// Puts `obj` (pickled now), writing it into the shared queue before returning.
+    /// While the shared ring is full it waits in slices, checking signals between them.
     fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        let data = self.items.encode(obj)?;
+        let mut data = self.items.encode(obj)?;
         let q = &self.inner;
-        match py.detach(|| q.put(data)) {
-            Ok(()) => Ok(()),
-            Err(PutError::Closed(_)) => Err(closed()),
-            Err(e @ PutError::TooLarge { .. }) => Err(PyValueError::new_err(e.to_string())),
-            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        loop {
+            match py.detach(|| q.put_timeout(data, crate::SLICE)) {
+                Ok(()) => return Ok(()),
+                Err(PutError::Full(back)) => {
+                    data = back;
+                    py.check_signals()?;
+                }
+                Err(PutError::Closed(_)) => return Err(closed()),
+                Err(e @ PutError::TooLarge { .. }) => {
+                    return Err(PyValueError::new_err(e.to_string()));
+                }
+                Err(e) => return Err(PyOSError::new_err(e.to_string())),
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 """Processes: Ctrl-C in a blocked call, exit flushing, JoinableQueue and SimpleQueue
 across children, os.fork(), Pool initializers, and mpqueue-top seeing a Python queue."""
 
+import gc
 import json
 import os
 import signal
@@ -21,7 +22,9 @@ def _blocked(op, ready, report):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     q = mpqueue.Queue(1)
     j = mpqueue.JoinableQueue()
-    s = mpqueue.SimpleQueue()
+    s = mpqueue.SimpleQueue(capacity_bytes=4096)
+    if op == "simple-put":
+        s.put(b"x" * 3000)  # the ring is full for the next one
     if op == "put":
         q.put(0)
     if op == "join":
@@ -33,6 +36,8 @@ def _blocked(op, ready, report):
             q.get()
         elif op == "simple-get":
             s.get()
+        elif op == "simple-put":
+            s.put(b"y" * 3000)
         elif op == "put":
             q.put(1)
         else:
@@ -43,7 +48,7 @@ def _blocked(op, ready, report):
     report.put(("returned", time.monotonic() - t))
 
 
-@pytest.mark.parametrize("op", ["get", "simple-get", "put", "join"])
+@pytest.mark.parametrize("op", ["get", "simple-get", "put", "simple-put", "join"])
 def test_ctrl_c_interrupts_a_blocked_call(ctx, op):
     ready, report = mpqueue.Queue(), mpqueue.Queue()
     p = ctx.Process(target=_blocked, args=(op, ready, report))
@@ -319,19 +324,19 @@ def test_named_queues_reach_a_child_by_name(ctx):
     assert j.stats()["unfinished"] == 0
 
 
-def _attached(q, report):
-    report.put(os.getpid())
-    q.get(timeout=30)
+def _attached(q, go):
+    q.put(os.getpid())  # a forked child takes its slot at its first call
+    go.get(timeout=30)
 
 
 def test_a_child_attaches_in_a_slot_of_its_own(ctx):
-    q, report = mpqueue.Queue(label="pytest-slots"), mpqueue.Queue()
-    p = ctx.Process(target=_attached, args=(q, report))
+    q, go = mpqueue.Queue(label="pytest-slots"), mpqueue.Queue()
+    p = ctx.Process(target=_attached, args=(q, go))
     p.start()
-    assert report.get(timeout=30) == p.pid
+    assert q.get(timeout=30) == p.pid
     pids = {proc["pid"] for proc in q.stats()["processes"]}
     assert {os.getpid(), p.pid} <= pids
-    q.put("go")
+    go.put("go")
     assert join_or_kill(p, 30) == 0
 
 
@@ -358,3 +363,20 @@ def test_a_rust_program_shares_a_named_queue_of_bytes():
         to_rust.put("text")
     with pytest.raises(ValueError, match="items must be"):
         mpqueue.Queue(items="json")
+
+
+def _attach_and_report(q, report):
+    q.put("mine")
+    report.put((type(q).__name__, q.get(timeout=30)))
+
+
+def test_the_parent_may_drop_the_queue_once_the_child_is_started(ctx):
+    # CPython's Process forgets its arguments in start(); the queue must still be there
+    # when a spawn or forkserver child attaches to it, a moment later.
+    q, report = mpqueue.Queue(), mpqueue.Queue()
+    p = ctx.Process(target=_attach_and_report, args=(q, report))
+    p.start()
+    del q
+    gc.collect()
+    assert report.get(timeout=30) == ("Queue", "mine")
+    assert join_or_kill(p, 30) == 0

@@ -62,7 +62,7 @@ impl<T> JoinableQueue<T> {
     /// let q = JoinableQueue::<u8>::new(0)?;
     /// let h = q.handoff().unwrap();
     /// let other =
-    ///     JoinableQueue::open_handoff(Queue::builder(), h.stats_path, h.data.try_clone_to_owned()?)?;
+    ///     JoinableQueue::open_handoff(Queue::<u8>::builder(), h.stats_path, h.data.try_clone_to_owned()?)?;
     /// q.put(1)?;
     /// other.get()?;
     /// other.task_done()?;

@@ -7,6 +7,7 @@ use super::items::{ENCODE_BUF, with_scratch};
 use crate::channel::{Channel, Progress, WriteLimits, WriteStop};
 use crate::codec::{self, EncodeError};
 use crate::error::{BrokenKind, Error, GetError, PutError};
+use crate::layout::STAMP_LEN;
 use crate::procs;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,10 +16,38 @@ use std::sync::Arc;
 impl Core {
     /// Writes one encoded item into the ring from the calling thread, waiting (holding the
     /// write lock, as Python's `SimpleQueue` holds its pipe's lock) while the ring is full.
-    fn put_now<T>(self: &Arc<Self>, item: T, frame: &[u8]) -> Result<(), PutError<T>> {
-        let (local, item) = self.put_local(item, None)?;
-        let put = self.counters(local).accepted(frame.len(), false);
+    ///
+    /// With a `deadline`, an item that fits the ring whole first waits for room without the
+    /// lock, and nothing is counted or written if the deadline passes first
+    /// (`PutError::Full`); once there is room it is written at once (unless another writer
+    /// takes the room first: then it waits with the lock, as without a deadline).
+    fn put_now<T>(
+        self: &Arc<Self>,
+        item: T,
+        frame: &[u8],
+        deadline: Option<u64>,
+    ) -> Result<(), PutError<T>> {
+        let (local, item) = self.put_local(item, deadline)?;
         let ch = Channel::new(&self.seg, self.opts.max_item);
+        let most = frame.len() + STAMP_LEN;
+        if deadline.is_some() && ch.fits_whole(most) {
+            let progress = Progress::new();
+            let limits = WriteLimits {
+                deadline,
+                cancel: &|| false,
+                stall_ns: None,
+                flushing: &|| false,
+                progress: &progress,
+            };
+            match ch.wait_room(most, &limits) {
+                Ok(()) => {}
+                Err(WriteStop::Broken(kind, detail)) => {
+                    return Err(PutError::Broken { item, kind, detail });
+                }
+                Err(_) => return Err(PutError::Full(item)),
+            }
+        }
+        let put = self.counters(local).accepted(frame.len(), false);
         let progress = Progress::new();
         let limits = WriteLimits {
             deadline: None,
@@ -251,11 +280,41 @@ impl<T: Serialize> SimpleQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_until(item, None)
+    }
+
+    /// Like [`put`](Self::put), but while the ring is full waits at most `timeout` for
+    /// room, then gives the item back in [`PutError::Full`] (nothing was counted or
+    /// written). Python's `SimpleQueue` has no timeout: this is for a caller that must stay
+    /// responsive, waiting in slices. (An item larger than the ring, written in pieces, is
+    /// not timed.)
+    ///
+    /// # Errors
+    /// [`PutError::Full`] after the timeout; otherwise as [`put`](Self::put).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap(); unsafe { std::env::set_var("MPQUEUE_DIR", dir.path()) };
+    /// use std::time::Duration;
+    /// let q = mpqueue::SimpleQueue::<Vec<u8>>::from_builder(
+    ///     mpqueue::Queue::builder().capacity_bytes(4096),
+    /// )?;
+    /// q.put(vec![0; 3000])?;
+    /// let back = q.put_timeout(vec![1; 3000], Duration::from_millis(10)).unwrap_err();
+    /// assert!(back.is_full());
+    /// assert_eq!(q.get()?, vec![0; 3000]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: std::time::Duration) -> Result<(), PutError<T>> {
+        self.put_until(item, Some(super::items::deadline_after(timeout)))
+    }
+
+    fn put_until(&self, item: T, deadline: Option<u64>) -> Result<(), PutError<T>> {
         let core = &self.queue.handle.core;
         let max = core.opts.max_item;
         with_scratch(&ENCODE_BUF, |frame| {
             match codec::encode_into(&item, max, frame) {
-                Ok(()) => core.put_now(item, frame),
+                Ok(()) => core.put_now(item, frame, deadline),
                 Err(EncodeError::TooLarge(size)) => Err(PutError::TooLarge {
                     item,
                     size,

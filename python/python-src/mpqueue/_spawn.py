@@ -5,9 +5,11 @@ A queue is pickled only while ``multiprocessing`` starts a process
 anonymous one as the name of its stats file and its data segment's file descriptor, which
 ``multiprocessing`` hands to the child (``reduction.DupFd``: kept open across ``exec``
 under ``spawn``, sent over the server's socket under ``forkserver``). The child attaches
-to the queue with them, in a stats slot of its own. The parent must still have the queue
-when the child starts (the last process to leave a queue removes it): a ``Process`` keeps
-its arguments until it is joined.
+to the queue with them, in a stats slot of its own, a moment after ``start()`` returns.
+The last process to leave a queue removes it, and a ``Process`` forgets its arguments in
+``start()``, so the process being started holds on to the queue (through its ``Popen``,
+which lives as long as the ``Process`` object or until ``close()``): the parent may drop
+its own.
 """
 
 import os
@@ -19,6 +21,8 @@ from . import _mpqueue
 def reduce(q, kind, name, queue_dir, handoff, flush_timeout, items):
     """``__reduce__`` of the native queues."""
     context.assert_spawning(q)
+    popen = context.get_spawning_popen()
+    popen.__dict__.setdefault("_mpqueue_keep", []).append(q)
     if name is not None:
         # The directory goes along: a forkserver child has the server's environment.
         return (_open_named, (kind, name, str(queue_dir), flush_timeout, items))
