@@ -3,6 +3,7 @@
 //! by raising `consumed`, a dead process's units come back as `lost` when it is reaped.
 //! `put`s that find no room sleep on the futex event `cap_seq`.
 
+use crate::interrupt;
 use crate::layout::ProcSlot;
 use crate::procs;
 use crate::segment::Segments;
@@ -31,6 +32,8 @@ pub(crate) struct Reservation {
     pub waited_since: Option<u64>,
     /// The deadline passed.
     pub timed_out: bool,
+    /// The [`interruptible`](crate::interruptible) check said to stop.
+    pub interrupted: bool,
 }
 
 impl<'a> Capacity<'a> {
@@ -105,9 +108,10 @@ impl<'a> Capacity<'a> {
                 return r;
             }
             let until = (sys::mono_now() + REAP_EVERY_NS).min(deadline.unwrap_or(u64::MAX));
+            let slice = interrupt::slice_end(Some(until)).unwrap_or(until);
             self.seg
                 .capacity_event()
-                .sleep(Some(until), || self.has_room(n));
+                .sleep(Some(slice), || self.has_room(n));
             if self.try_take(slot, n) {
                 r.taken = true;
                 return r;
@@ -115,6 +119,10 @@ impl<'a> Capacity<'a> {
             let now = sys::mono_now();
             if deadline.is_some_and(|d| now >= d) {
                 r.timed_out = true;
+                return r;
+            }
+            if now >= slice && interrupt::check_now() {
+                r.interrupted = true;
                 return r;
             }
             if now >= until {

@@ -124,6 +124,8 @@ pub enum PutError<T> {
     Full(T),
     /// [`Queue::close`](crate::Queue::close) was called in this process.
     Closed(T),
+    /// The check of an [`interruptible`](crate::interruptible) call said to stop waiting.
+    Interrupted(T),
     /// The encoded item is larger than the queue's `max_item_size`.
     TooLarge {
         /// The item.
@@ -155,7 +157,7 @@ impl<T> PutError<T> {
     /// The item that was not enqueued.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(t) | PutError::Closed(t) => t,
+            PutError::Full(t) | PutError::Closed(t) | PutError::Interrupted(t) => t,
             PutError::TooLarge { item, .. }
             | PutError::Encode { item, .. }
             | PutError::Broken { item, .. } => item,
@@ -174,6 +176,7 @@ impl<T> PutError<T> {
         match self {
             PutError::Full(t) => PutError::Full(f(t)),
             PutError::Closed(t) => PutError::Closed(f(t)),
+            PutError::Interrupted(t) => PutError::Interrupted(f(t)),
             PutError::TooLarge { item, size, max } => PutError::TooLarge {
                 item: f(item),
                 size,
@@ -207,6 +210,7 @@ impl<T> fmt::Debug for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("Full(..)"),
             PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::Interrupted(_) => f.write_str("Interrupted(..)"),
             PutError::TooLarge { size, max, .. } => f
                 .debug_struct("TooLarge")
                 .field("size", size)
@@ -230,6 +234,7 @@ impl<T> fmt::Display for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("queue is full"),
             PutError::Closed(_) => f.write_str("queue is closed"),
+            PutError::Interrupted(_) => f.write_str("interrupted while waiting for room"),
             PutError::TooLarge { size, max, .. } => {
                 write!(
                     f,
@@ -251,7 +256,9 @@ impl<T: PartialEq> PartialEq for PutError<T> {
     fn eq(&self, other: &Self) -> bool {
         use PutError::*;
         match (self, other) {
-            (Full(a), Full(b)) | (Closed(a), Closed(b)) => a == b,
+            (Full(a), Full(b)) | (Closed(a), Closed(b)) | (Interrupted(a), Interrupted(b)) => {
+                a == b
+            }
             (
                 TooLarge { item, size, max },
                 TooLarge {
@@ -292,6 +299,9 @@ pub enum GetError {
     /// [`Queue::close`](crate::Queue::close) was called in this process.
     #[error("queue is closed")]
     Closed,
+    /// The check of an [`interruptible`](crate::interruptible) call said to stop waiting.
+    #[error("interrupted while waiting for an item")]
+    Interrupted,
     /// An item was taken out but could not be decoded as `T` (it is gone; the queue goes on).
     #[error("cannot decode item of {len} bytes: {reason}")]
     Decode {

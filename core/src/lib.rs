@@ -56,6 +56,7 @@ mod dir;
 mod error;
 pub mod families;
 mod header;
+mod interrupt;
 mod layout;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -73,6 +74,7 @@ mod timeline;
 
 pub use bytes::Bytes;
 pub use error::{BrokenKind, CorruptKind, Error, GetError, JoinError, PutError, TaskDoneError};
+pub use interrupt::interruptible;
 pub use process::{Child, ChildError};
 pub use queue::{
     Builder, DEFAULT_CAPACITY_BYTES, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_ITEM,

@@ -12,7 +12,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod queue;
 mod simple;
@@ -131,26 +131,26 @@ pub(crate) fn patience(block: bool, timeout: Option<f64>) -> PyResult<Patience> 
     }
 }
 
-impl Patience {
-    /// When a call that started now gives up waiting (`None`: for ever, or it never
-    /// waits). Only a timeout reads the clock.
-    pub(crate) fn deadline(self) -> Option<Instant> {
-        match self {
-            Patience::For(d) => Instant::now().checked_add(d),
-            Patience::Never | Patience::Forever => None,
-        }
-    }
-}
-
-/// The next slice to wait, or `None` once `deadline` has passed.
-pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        None => Some(SLICE),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            (!left.is_zero()).then(|| left.min(SLICE))
-        }
-    }
+/// Runs `call` with the GIL released, as one call of the queue: while it waits, it takes
+/// the GIL back every [`SLICE`] to run the signal handlers (`mpqueue::interruptible`),
+/// and an exception from one (Ctrl-C's `KeyboardInterrupt`) stops the wait (the call
+/// returns its `Interrupted` error) and is returned beside the result.
+pub(crate) fn blocking<R: Send>(
+    py: Python<'_>,
+    call: impl FnOnce() -> R + Send,
+) -> (R, Option<PyErr>) {
+    py.detach(|| {
+        let raised = std::cell::RefCell::new(None);
+        let check = || match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                *raised.borrow_mut() = Some(e);
+                true
+            }
+        };
+        let r = mpqueue::interruptible(SLICE, &check, call);
+        (r, raised.into_inner())
+    })
 }
 
 /// A descriptor of our own for the file open as `fd` (a new open of it, read-write, through

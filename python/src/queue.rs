@@ -1,7 +1,7 @@
 //! `Queue` and `JoinableQueue`: `multiprocessing.Queue` and `JoinableQueue` over
 //! `mpqueue::Queue<Bytes>` and `mpqueue::JoinableQueue<Bytes>`.
 
-use crate::{Empty, Full, Items, Patience, error, next_slice, patience, reopen, stats};
+use crate::{Empty, Full, Items, Patience, blocking, error, patience, reopen, stats};
 use mpqueue::{Bytes, GetError, JoinError, PutError};
 use pyo3::exceptions::{
     PyAssertionError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
@@ -154,70 +154,38 @@ impl Queue {
         }
     }
 
-    /// Gets with the GIL released, in slices, checking signals between them.
+    /// Gets with the GIL released: one call of the queue, which checks for signals every
+    /// [`SLICE`](crate::SLICE) while it waits (see [`crate::blocking`]).
     fn get_with<R: Send>(
         slf: &Bound<'_, Self>,
         block: bool,
         timeout: Option<f64>,
-        once: impl Fn(&mpqueue::Queue<Bytes>, Option<Duration>) -> Result<R, GetError> + Sync,
+        call: impl FnOnce(&mpqueue::Queue<Bytes>, Patience) -> Result<R, GetError> + Send,
     ) -> PyResult<R> {
-        let py = slf.py();
         let q = slf.get().q();
         let wait = patience(block, timeout)?;
-        let until = wait.deadline();
-        // The common case first: an item is there. One try, without a slice: no clock
-        // read, no signal check. It releases the GIL all the same: a try can wait for the
-        // read lock while another process holds it (up to the lock's grace).
-        match py.detach(|| once(q, None)) {
-            Err(GetError::Empty) if !matches!(wait, Patience::Never) => {}
-            Err(e) => return Err(Self::get_error(slf, e)),
-            Ok(v) => return Ok(v),
-        }
-        loop {
-            let slice = next_slice(until);
-            let r = match slice {
-                // Not blocking: no need to release the GIL for long.
-                None => py.detach(|| once(q, None)),
-                Some(s) => py.detach(|| once(q, Some(s))),
-            };
-            match r {
-                Err(GetError::Empty) if slice.is_some() => py.check_signals()?,
-                Err(e) => return Err(Self::get_error(slf, e)),
-                Ok(v) => return Ok(v),
-            }
+        match blocking(slf.py(), || call(q, wait)) {
+            (Ok(v), _) => Ok(v),
+            (Err(GetError::Interrupted), Some(e)) => Err(e),
+            (Err(e), _) => Err(Self::get_error(slf, e)),
         }
     }
 
-    /// Puts `item` with the GIL released, in slices, checking signals between them.
+    /// Puts as `get_with` gets.
     fn put_with<T: Send>(
         slf: &Bound<'_, Self>,
-        mut item: T,
+        item: T,
         block: bool,
         timeout: Option<f64>,
-        once: impl Fn(&mpqueue::Queue<Bytes>, T, Option<Duration>) -> Result<(), PutError<T>> + Sync,
+        call: impl FnOnce(&mpqueue::Queue<Bytes>, T, Patience) -> Result<(), PutError<T>> + Send,
     ) -> PyResult<()> {
-        let py = slf.py();
         let q = slf.get().q();
         let wait = patience(block, timeout)?;
-        let until = wait.deadline();
         Self::register_flush(slf)?;
-        // The common case first: there is room. As in `get_with`, one try without a slice,
-        // with the GIL released (a try can wait for the feeder's buffer to drain).
-        match py.detach(|| once(q, item, None)) {
-            Ok(()) => return Ok(()),
-            Err(PutError::Full(back)) if !matches!(wait, Patience::Never) => item = back,
-            Err(e) => return Err(Self::put_error(slf, e)),
-        }
-        loop {
-            let slice = next_slice(until);
-            match py.detach(|| once(q, item, slice)) {
-                Ok(()) => return Ok(()),
-                Err(PutError::Full(back)) if slice.is_some() => {
-                    item = back;
-                    py.check_signals()?;
-                }
-                Err(e) => return Err(Self::put_error(slf, e)),
-            }
+        match blocking(slf.py(), || call(q, item, wait)) {
+            (Ok(()), _) => Ok(()),
+            (Err(PutError::Interrupted(_)), Some(e)) => Err(e),
+            (Err(e), _) => Err(Self::put_error(slf, e)),
         }
     }
 }
@@ -282,9 +250,10 @@ impl Queue {
             return Err(Self::closed_error(slf));
         }
         let data = slf.get().items.encode(obj)?;
-        Self::put_with(slf, data, block, timeout, |q, item, slice| match slice {
-            None => q.put_nowait(item),
-            Some(s) => q.put_timeout(item, s),
+        Self::put_with(slf, data, block, timeout, |q, item, wait| match wait {
+            Patience::Never => q.put_nowait(item),
+            Patience::For(t) => q.put_timeout(item, t),
+            Patience::Forever => q.put(item),
         })
     }
 
@@ -316,18 +285,20 @@ impl Queue {
                 items.len()
             )));
         }
-        Self::put_with(slf, items, block, timeout, |q, items, slice| match slice {
-            None => q.put_many_nowait(items),
-            Some(s) => q.put_many_timeout(items, s),
+        Self::put_with(slf, items, block, timeout, |q, items, wait| match wait {
+            Patience::Never => q.put_many_nowait(items),
+            Patience::For(t) => q.put_many_timeout(items, t),
+            Patience::Forever => q.put_many(items),
         })
     }
 
     /// Removes and returns the oldest item, waiting while the queue is empty.
     #[pyo3(signature = (block=true, timeout=None))]
     fn get(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let data = Self::get_with(slf, block, timeout, |q, slice| match slice {
-            None => q.get_nowait(),
-            Some(s) => q.get_timeout(s),
+        let data = Self::get_with(slf, block, timeout, |q, wait| match wait {
+            Patience::Never => q.get_nowait(),
+            Patience::For(t) => q.get_timeout(t),
+            Patience::Forever => q.get(),
         })?;
         slf.get().items.decode(slf.py(), &data)
     }
@@ -350,9 +321,10 @@ impl Queue {
                 "max_messages_to_get must be at least 1",
             ));
         }
-        let items = Self::get_with(slf, block, timeout, |q, slice| match slice {
-            None => q.get_many_nowait(max_messages_to_get),
-            Some(s) => q.get_many_timeout(max_messages_to_get, s),
+        let items = Self::get_with(slf, block, timeout, |q, wait| match wait {
+            Patience::Never => q.get_many_nowait(max_messages_to_get),
+            Patience::For(t) => q.get_many_timeout(max_messages_to_get, t),
+            Patience::Forever => q.get_many(max_messages_to_get),
         })?;
         let py = slf.py();
         let objs = items

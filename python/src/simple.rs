@@ -1,7 +1,7 @@
 //! `SimpleQueue`: `multiprocessing.SimpleQueue` over `mpqueue::SimpleQueue<Bytes>`.
 
 use crate::queue::in_dir;
-use crate::{Items, error, stats};
+use crate::{Items, blocking, error, stats};
 use mpqueue::{Bytes, GetError, PutError};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 /// An unbounded process-shared FIFO queue with the API of `multiprocessing.SimpleQueue`:
 /// `put` writes into the shared queue in the caller (no feeder thread).
 ///
-/// `get`, and `put` while the shared ring is full, wait in slices and check for signals
-/// between them, so Ctrl-C interrupts them.
+/// `get`, and `put` while the shared ring is full, check for signals while they wait, so
+/// Ctrl-C interrupts them.
 #[pyclass(frozen, weakref, module = "mpqueue")]
 pub struct SimpleQueue {
     inner: mpqueue::SimpleQueue<Bytes>,
@@ -85,37 +85,28 @@ impl SimpleQueue {
     }
 
     /// Puts `obj` (pickled now), writing it into the shared queue before returning.
-    /// While the shared ring is full it waits in slices, checking signals between them.
+    /// While the shared ring is full it waits with the GIL released, checking signals.
     fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut data = self.items.encode(obj)?;
+        let data = self.items.encode(obj)?;
         let q = &self.inner;
-        loop {
-            match py.detach(|| q.put_timeout(data, crate::SLICE)) {
-                Ok(()) => return Ok(()),
-                Err(PutError::Full(back)) => {
-                    data = back;
-                    py.check_signals()?;
-                }
-                Err(PutError::Closed(_)) => return Err(closed()),
-                Err(e @ PutError::TooLarge { .. }) => {
-                    return Err(PyValueError::new_err(e.to_string()));
-                }
-                Err(e) => return Err(PyOSError::new_err(e.to_string())),
-            }
+        match blocking(py, || q.put(data)) {
+            (Ok(()), _) => Ok(()),
+            (Err(PutError::Interrupted(_)), Some(e)) => Err(e),
+            (Err(PutError::Closed(_)), _) => Err(closed()),
+            (Err(e @ PutError::TooLarge { .. }), _) => Err(PyValueError::new_err(e.to_string())),
+            (Err(e), _) => Err(PyOSError::new_err(e.to_string())),
         }
     }
 
-    /// Removes and returns the oldest item, waiting while the queue is empty.
-    /// Waits with the GIL released in slices, checking signals between them (Ctrl-C).
+    /// Removes and returns the oldest item, waiting while the queue is empty, with the GIL
+    /// released, checking signals (Ctrl-C).
     fn get(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let q = &self.inner;
-        loop {
-            match py.detach(|| q.get_timeout(crate::SLICE)) {
-                Ok(data) => return self.items.decode(py, &data),
-                Err(GetError::Empty) => py.check_signals()?,
-                Err(GetError::Closed) => return Err(closed()),
-                Err(e) => return Err(PyOSError::new_err(e.to_string())),
-            }
+        match blocking(py, || q.get()) {
+            (Ok(data), _) => self.items.decode(py, &data),
+            (Err(GetError::Interrupted), Some(e)) => Err(e),
+            (Err(GetError::Closed), _) => Err(closed()),
+            (Err(e), _) => Err(PyOSError::new_err(e.to_string())),
         }
     }
 

@@ -3,6 +3,7 @@
 import os
 import pickle
 import queue
+import threading
 import time
 
 import pytest
@@ -185,3 +186,22 @@ def test_stats_counts():
     s = q.stats()
     assert (s["name"], s["maxsize"], s["puts"], s["gets"], s["size"]) == ("pytest-stats", 7, 5, 1, 4)
     assert s["alive"] and any(p["pid"] == os.getpid() for p in s["processes"])
+
+
+def test_a_long_wait_is_one_call_in_the_stats():
+    # The binding checks for signals while a call waits, but the queue sees one call: one
+    # empty (full) event, and a timeout only when the caller's timeout passes.
+    q = mpqueue.Queue(1, label="pytest-one-call")
+    # The item comes after more than three of the binding's signal-check intervals.
+    late = threading.Timer(0.35, q.put, ("late",))
+    late.start()
+    assert q.get(timeout=30) == "late"
+    late.join()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.35)
+    q.put("fill")
+    with pytest.raises(queue.Full):
+        q.put("more", timeout=0.35)
+    s = q.stats()
+    assert (s["empty_events"], s["get_timeouts"]) == (2, 1)
+    assert (s["full_events"], s["put_timeouts"]) == (1, 1)

@@ -25,8 +25,11 @@ impl Core {
         let n = ends.len() as u64;
         let bounded = self.opts.maxsize > 0;
         // More items than the queue holds can never fit at once.
-        if bounded && (n > self.opts.maxsize || self.reserve(local, n, deadline).is_err()) {
+        if bounded && n > self.opts.maxsize {
             return Err(PutError::Full(items));
+        }
+        if bounded && let Err(why) = self.reserve(local, n, deadline) {
+            return Err(why.with(items));
         }
         drop(items);
         let counters = self.counters(local);

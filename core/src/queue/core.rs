@@ -4,6 +4,7 @@
 use crate::capacity::Capacity;
 use crate::channel::{Channel, ReadStop, Reader};
 use crate::error::{BrokenKind, Error, GetError, JoinError, PutError};
+use crate::interrupt;
 use crate::layout::ProcSlot;
 use crate::procs;
 use crate::registry;
@@ -40,6 +41,24 @@ struct GetWait {
     since: Option<u64>,
     /// Its deadline passed while waiting for data.
     timed_out: bool,
+}
+
+/// Why [`Core::reserve`] took no capacity.
+pub(super) enum NoRoom {
+    /// The queue was still full at the deadline.
+    Full,
+    /// The [`interruptible`](crate::interruptible) check said to stop.
+    Interrupted,
+}
+
+impl NoRoom {
+    /// The error of a put of `item` that found no room.
+    pub(super) fn with<T>(self, item: T) -> PutError<T> {
+        match self {
+            NoRoom::Full => PutError::Full(item),
+            NoRoom::Interrupted => PutError::Interrupted(item),
+        }
+    }
 }
 
 /// Per-process settings of a queue handle.
@@ -162,9 +181,13 @@ impl Core {
         self.capacity().size()
     }
 
-    /// Takes one capacity unit of a bounded queue, counting what happened. `Err(())` = full
-    /// at the deadline.
-    pub(super) fn reserve(&self, local: &Local, n: u64, deadline: Option<u64>) -> Result<(), ()> {
+    /// Takes `n` capacity units of a bounded queue, counting what happened.
+    pub(super) fn reserve(
+        &self,
+        local: &Local,
+        n: u64,
+        deadline: Option<u64>,
+    ) -> Result<(), NoRoom> {
         let r = self.capacity().take(self.my_slot(local), n, deadline);
         let counters = self.counters(local);
         if r.found_full {
@@ -176,7 +199,11 @@ impl Core {
             }
             counters.waited(Blocked::Put, since);
         }
-        if r.taken { Ok(()) } else { Err(()) }
+        match r {
+            _ if r.taken => Ok(()),
+            _ if r.interrupted => Err(NoRoom::Interrupted),
+            _ => Err(NoRoom::Full),
+        }
     }
 
     /// This process's `Local` for a put of `item`, with the errors a put gives (the item
@@ -227,8 +254,8 @@ impl Core {
             return Err(PutError::Closed(item));
         }
         let bounded = self.opts.maxsize > 0;
-        if bounded && self.reserve(local, 1, deadline).is_err() {
-            return Err(PutError::Full(item));
+        if bounded && let Err(why) = self.reserve(local, 1, deadline) {
+            return Err(why.with(item));
         }
         // From here the item is accepted.
         let put = self.counters(local).accepted(frame.len(), bounded);
@@ -293,6 +320,9 @@ impl Core {
                     std::thread::sleep(deadline.map_or(PARKED_POLL, |d| {
                         PARKED_POLL.min(Duration::from_nanos(d - now))
                     }));
+                    if interrupt::check_now() {
+                        break Err(GetError::Interrupted);
+                    }
                 }
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
                 Err(ReadStop::Corrupt(kind, detail)) => {
@@ -339,12 +369,21 @@ impl Core {
             // SeqCst, as `close` stores it: the Event protocol (a store, then a load of the
             // futex word, against a waiter-bit RMW, then a load of this) misses no wake-up.
             let closed = || local.closed.load(SeqCst);
-            if !ch.wait_data(deadline, closed) {
+            // In stretches when an `interruptible` check is in force, asking it between.
+            loop {
+                if ch.wait_data(interrupt::slice_end(deadline), closed) {
+                    break;
+                }
                 if closed() {
                     return Err(GetError::Closed);
                 }
-                wait.timed_out = true;
-                return Err(GetError::Empty);
+                if deadline.is_some_and(|d| sys::mono_now() >= d) {
+                    wait.timed_out = true;
+                    return Err(GetError::Empty);
+                }
+                if interrupt::check_now() {
+                    return Err(GetError::Interrupted);
+                }
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use super::items::{ENCODE_BUF, with_scratch};
 use crate::channel::{Channel, Progress, WriteLimits, WriteStop};
 use crate::codec::{self, EncodeError};
 use crate::error::{BrokenKind, Error, GetError, PutError};
+use crate::interrupt;
 use crate::layout::STAMP_LEN;
 use crate::procs;
 use serde::Serialize;
@@ -14,13 +15,15 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 impl Core {
-    /// Writes one encoded item into the ring from the calling thread, waiting (holding the
-    /// write lock, as Python's `SimpleQueue` holds its pipe's lock) while the ring is full.
+    /// Writes one encoded item into the ring from the calling thread, waiting while the ring
+    /// is full.
     ///
-    /// With a `deadline`, an item that fits the ring whole first waits for room without the
-    /// lock, and nothing is counted or written if the deadline passes first
-    /// (`PutError::Full`); once there is room it is written at once (unless another writer
-    /// takes the room first: then it waits with the lock, as without a deadline).
+    /// An item that fits the ring whole first waits for room without the write lock, and
+    /// nothing is counted or written if the `deadline` passes first (`PutError::Full`) or
+    /// an `interruptible` check stops it (`PutError::Interrupted`); once there is room it
+    /// is written at once, unless another writer takes the room first: then it waits
+    /// holding the lock, as Python's `SimpleQueue` holds its pipe's lock. A larger item is
+    /// written in pieces, holding the lock throughout.
     fn put_now<T>(
         self: &Arc<Self>,
         item: T,
@@ -30,11 +33,11 @@ impl Core {
         let (local, item) = self.put_local(item, deadline)?;
         let ch = Channel::new(&self.seg, self.opts.max_item);
         let most = frame.len() + STAMP_LEN;
-        if deadline.is_some() && ch.fits_whole(most) {
+        if ch.fits_whole(most) {
             let progress = Progress::new();
             let limits = WriteLimits {
                 deadline,
-                cancel: &|| false,
+                cancel: &interrupt::check_now,
                 stall_ns: None,
                 flushing: &|| false,
                 progress: &progress,
@@ -44,6 +47,7 @@ impl Core {
                 Err(WriteStop::Broken(kind, detail)) => {
                     return Err(PutError::Broken { item, kind, detail });
                 }
+                Err(WriteStop::Cancelled) => return Err(PutError::Interrupted(item)),
                 Err(_) => return Err(PutError::Full(item)),
             }
         }
