@@ -102,12 +102,13 @@ impl<'a> Capacity<'a> {
             return r;
         }
         r.waited_since = Some(sys::mono_now());
+        let mut reap_at = sys::mono_now() + REAP_EVERY_NS;
         loop {
             if sync::spin_for(|| self.has_room(n)) && self.try_take(slot, n) {
                 r.taken = true;
                 return r;
             }
-            let until = (sys::mono_now() + REAP_EVERY_NS).min(deadline.unwrap_or(u64::MAX));
+            let until = reap_at.min(deadline.unwrap_or(u64::MAX));
             let slice = interrupt::slice_end(Some(until)).unwrap_or(until);
             self.seg
                 .capacity_event()
@@ -125,9 +126,10 @@ impl<'a> Capacity<'a> {
                 r.interrupted = true;
                 return r;
             }
-            if now >= until {
+            if now >= reap_at {
                 // Units held by dead processes come back when they are reaped.
                 procs::reap(self.seg, deadline);
+                reap_at = sys::mono_now() + REAP_EVERY_NS;
             }
         }
     }

@@ -9,6 +9,9 @@ use crate::sys;
 use std::cell::Cell;
 use std::time::Duration;
 
+/// The shortest interval between checks (a shorter one is this).
+const MIN_EVERY_NS: u64 = 1_000_000;
+
 /// The check in force on this thread.
 #[derive(Clone, Copy)]
 struct Hook {
@@ -31,7 +34,8 @@ thread_local! {
 /// [`GetError::Interrupted`](crate::GetError::Interrupted) or
 /// [`PutError::Interrupted`](crate::PutError::Interrupted) (the item back, nothing
 /// enqueued). A call that does not wait never calls `check`. Nested calls use the
-/// innermost check.
+/// innermost check; while `check` runs, none is in force (a queue call it makes waits
+/// without one). An interval under 1 ms is 1 ms.
 ///
 /// # Examples
 /// ```
@@ -52,7 +56,9 @@ pub fn interruptible<R>(every: Duration, check: &dyn Fn() -> bool, f: impl FnOnc
             HOOK.with(|h| h.set(self.0));
         }
     }
-    let every_ns = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let every_ns = u64::try_from(every.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(MIN_EVERY_NS);
     // SAFETY: only the lifetime is erased. The pointer is read only by `check_now`, on this
     // thread, while `f` runs; `Restore` removes it before this function returns or unwinds,
     // so it never outlives `check`.
@@ -90,7 +96,15 @@ pub(crate) fn check_now() -> bool {
         return false;
     }
     hook.next = now.saturating_add(hook.every);
-    HOOK.with(|h| h.set(Some(hook)));
+    // Out of force while it runs, and back after (also if it unwinds).
+    struct Reinstall(Hook);
+    impl Drop for Reinstall {
+        fn drop(&mut self) {
+            HOOK.with(|h| h.set(Some(self.0)));
+        }
+    }
+    HOOK.with(|h| h.set(None));
+    let _back = Reinstall(hook);
     // SAFETY: installed by `interruptible`, which is still running on this thread (it
     // removes the hook before it returns), so the closure is alive.
     unsafe { (*hook.check)() }

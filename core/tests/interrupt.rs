@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use mpqueue::{GetError, PutError, Queue, SimpleQueue, interruptible};
+use mpqueue::{GetError, PutError, Queue, SimpleQueue, interruptible, process};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -115,4 +115,108 @@ fn a_call_that_need_not_wait_never_asks() {
     // Outside, nothing is asked: the check is gone.
     assert_eq!(q.get_timeout(EVERY * 3), Err(GetError::Empty));
     assert_eq!(calls.get(), 0);
+}
+
+#[test]
+fn a_put_waiting_in_short_intervals_still_gets_the_units_of_a_killed_producer() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("int-reap")
+        .maxsize(2)
+        .capacity_bytes(4096)
+        .create()
+        .unwrap();
+    q.put(vec![1; 3000]).unwrap(); // the ring is full
+    let mut child = process::fork({
+        let q = q.clone();
+        move || {
+            q.put(vec![2; 3000]).unwrap(); // waits in the feeder: the queue is full
+            std::thread::sleep(LONG);
+            0
+        }
+    })
+    .unwrap();
+    assert!(eventually(LONG, || snapshot("int-reap").buffered_items == 1));
+    child.kill(libc::SIGKILL).unwrap();
+    assert!(matches!(
+        child.join_timeout(LONG),
+        Err(mpqueue::ChildError::Signaled {
+            signal: libc::SIGKILL,
+            ..
+        })
+    ));
+    // The dead producer's unit comes back when it is reaped, checks or not.
+    let (calls, check) = stop_at(u32::MAX);
+    let r = interruptible(EVERY, &|| check(&calls), || {
+        q.put_timeout(vec![3; 3000], Duration::from_secs(5))
+    });
+    assert_eq!(r, Ok(()));
+    assert_eq!(snapshot("int-reap").lost, 1);
+    assert_eq!(q.get_timeout(LONG), Ok(vec![1; 3000]));
+    assert_eq!(q.get_timeout(LONG), Ok(vec![3; 3000]));
+}
+
+#[test]
+fn a_get_inside_a_stopped_writers_item_is_interrupted_and_keeps_what_it_read() {
+    setup();
+    let _w = watchdog(Duration::from_secs(120));
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .name("int-stopped-writer")
+        .capacity_bytes(1 << 20)
+        .create()
+        .unwrap();
+    let item: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut child = process::fork({
+        let (item, q) = (item.clone(), q.clone());
+        move || {
+            q.put(item).unwrap();
+            0
+        }
+    })
+    .unwrap();
+    // The ring is full and the child waits for room inside the item: stop it there.
+    assert!(eventually(LONG, || write_pos("int-stopped-writer") >= 1 << 20));
+    child.kill(libc::SIGSTOP).unwrap();
+    assert!(eventually(LONG, || all_threads_stopped(child.pid())));
+    let (calls, check) = stop_at(3);
+    let r = interruptible(EVERY, &|| check(&calls), || q.get());
+    assert_eq!(r, Err(GetError::Interrupted));
+    child.kill(libc::SIGCONT).unwrap();
+    let got = q.get_timeout(LONG).expect("the whole item");
+    assert!(
+        got == item,
+        "the item came back changed ({} bytes)",
+        got.len()
+    );
+    assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
+}
+
+/// The ring's write position, read from the data segment's header.
+fn write_pos(name: &str) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(setup().join(format!("q.{name}.data"))).unwrap();
+    let mut b = [0u8; 8];
+    f.read_at(&mut b, 192).unwrap();
+    u64::from_le_bytes(b)
+}
+
+#[test]
+fn a_check_that_waits_on_a_queue_is_not_asked_again_from_inside() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    let q: Queue<u8> = Queue::builder().name("int-outer").create().unwrap();
+    let other: Queue<u8> = Queue::builder().name("int-inner").create().unwrap();
+    let calls = Cell::new(0);
+    let check = || {
+        calls.set(calls.get() + 1);
+        // Waits longer than the interval: no check is in force in here.
+        assert_eq!(other.get_timeout(EVERY * 3), Err(GetError::Empty));
+        calls.get() >= 2
+    };
+    assert_eq!(
+        interruptible(EVERY, &check, || q.get()),
+        Err(GetError::Interrupted)
+    );
+    assert_eq!(calls.get(), 2);
 }

@@ -141,12 +141,13 @@ pub(crate) fn blocking<R: Send>(
 ) -> (R, Option<PyErr>) {
     py.detach(|| {
         let raised = std::cell::RefCell::new(None);
-        let check = || match Python::attach(|py| py.check_signals()) {
-            Ok(()) => false,
-            Err(e) => {
+        // No GIL to take while the interpreter shuts down: go on waiting then.
+        let check = || match Python::try_attach(|py| py.check_signals()) {
+            Some(Err(e)) => {
                 *raised.borrow_mut() = Some(e);
                 true
             }
+            Some(Ok(())) | None => false,
         };
         let r = mpqueue::interruptible(SLICE, &check, call);
         (r, raised.into_inner())

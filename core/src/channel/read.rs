@@ -3,6 +3,7 @@
 
 use super::{Channel, passed, slice};
 use crate::error::{BrokenKind, CorruptKind};
+use crate::interrupt;
 use crate::layout::{RECORD_HEADER, STAMP_LEN, kind, record_size};
 use crate::segment::SlotIndex;
 use crate::sync::spin_for;
@@ -15,6 +16,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(crate) enum ReadStop {
     /// The deadline passed with no item.
     Deadline,
+    /// The [`interruptible`](crate::interruptible) check said to stop (a streamed item
+    /// being read is parked, as at the deadline).
+    Interrupted,
     /// Another live reader parked a streamed item: the records at the head of the ring are
     /// its, and nothing can be read until it comes back for them (or dies).
     Parked,
@@ -134,13 +138,23 @@ impl<'a> Channel<'a> {
 
     /// Takes the read lock (repairing after a dead holder).
     pub(crate) fn lock_read(&self, deadline: Option<u64>) -> Result<ReadGuard<'a>, ReadStop> {
-        match self.seg.data().read_lock.lock(deadline.unwrap_or(u64::MAX)) {
-            Ok(state) => Ok(self.enter_read(state)),
-            Err(LockFailed::TimedOut) => Err(ReadStop::Deadline),
-            Err(LockFailed::Broken(e)) => Err(ReadStop::Broken(
-                BrokenKind::Lock,
-                format!("read lock: errno {e}"),
-            )),
+        loop {
+            // In stretches when an `interruptible` check is in force.
+            let until = interrupt::slice_end(deadline);
+            match self.seg.data().read_lock.lock(until.unwrap_or(u64::MAX)) {
+                Ok(state) => return Ok(self.enter_read(state)),
+                Err(LockFailed::TimedOut) if passed(deadline) => return Err(ReadStop::Deadline),
+                Err(LockFailed::TimedOut) if interrupt::check_now() => {
+                    return Err(ReadStop::Interrupted);
+                }
+                Err(LockFailed::TimedOut) => {}
+                Err(LockFailed::Broken(e)) => {
+                    return Err(ReadStop::Broken(
+                        BrokenKind::Lock,
+                        format!("read lock: errno {e}"),
+                    ));
+                }
+            }
         }
     }
 
@@ -304,14 +318,23 @@ impl<'a> Channel<'a> {
                 continue;
             }
             self.probe_writer();
-            if passed(deadline) && !self.has_data() {
+            let stop = if self.has_data() {
+                None
+            } else if passed(deadline) {
+                Some(ReadStop::Deadline)
+            } else if interrupt::check_now() {
+                Some(ReadStop::Interrupted)
+            } else {
+                None
+            };
+            if let Some(stop) = stop {
                 if item.open {
                     // The writer lives (a dead one's lock would have been repaired with an
                     // ABORT by `probe_writer`): keep the item for later.
                     self.park(me, std::mem::take(out), item);
                 }
                 d.rj_active.store(0, Relaxed);
-                return Err(ReadStop::Deadline);
+                return Err(stop);
             }
         }
     }

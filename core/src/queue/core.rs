@@ -325,6 +325,7 @@ impl Core {
                     }
                 }
                 Err(ReadStop::Deadline) => break Err(GetError::Empty),
+                Err(ReadStop::Interrupted) => break Err(GetError::Interrupted),
                 Err(ReadStop::Corrupt(kind, detail)) => {
                     break Err(GetError::Corrupt { kind, detail });
                 }
