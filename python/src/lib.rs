@@ -14,6 +14,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes};
 use std::time::Duration;
 
+mod pickled;
 mod queue;
 mod simple;
 mod stats;
@@ -76,6 +77,12 @@ impl Items {
         match self {
             Items::Pickle => {
                 let (dumps, _, protocol) = pickle(py)?;
+                // The commonest item, pickled here as `pickle` would (`pickled`).
+                if let Ok(b) = obj.cast_exact::<PyBytes>()
+                    && let Some(p) = pickled::encode(b.as_bytes(), *protocol)
+                {
+                    return Ok(mpqueue::Bytes::from(p));
+                }
                 let data = dumps.bind(py).call1((obj, *protocol))?;
                 Ok(mpqueue::Bytes::from(data.cast::<PyBytes>()?.as_bytes()))
             }
@@ -98,6 +105,9 @@ impl Items {
     pub(crate) fn decode(self, py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
         match self {
             Items::Pickle => {
+                if let Some(b) = pickled::decode(data) {
+                    return Ok(PyBytes::new(py, b).into_any().unbind());
+                }
                 let (_, loads, _) = pickle(py)?;
                 Ok(loads.bind(py).call1((PyBytes::new(py, data),))?.unbind())
             }

@@ -205,3 +205,28 @@ def test_a_long_wait_is_one_call_in_the_stats():
     s = q.stats()
     assert (s["empty_events"], s["get_timeouts"]) == (2, 1)
     assert (s["full_events"], s["put_timeouts"]) == (1, 1)
+
+
+class _Tagged(bytes):
+    pass
+
+
+def test_bytes_items_are_pickled_as_pickle_pickles_them():
+    # `bytes` items are pickled and unpickled without calling pickle (the commonest item);
+    # what travels is exactly pickle.dumps(item, HIGHEST_PROTOCOL), and anything else,
+    # a subclass of bytes or another protocol's pickle included, goes through pickle.
+    q = mpqueue.Queue(name="pytest-pickled")
+    raw = mpqueue.Queue.open("pytest-pickled", items="bytes")
+    sizes = [0, 1, 64, 255, 256, 65535, 65536, 70000]
+    for n in sizes:
+        item = bytes(range(256)) * (n // 256) + bytes(n % 256)
+        q.put(item)
+        assert raw.get(timeout=30) == pickle.dumps(item, pickle.HIGHEST_PROTOCOL), n
+    others = [pickle.dumps(b"old", 2), pickle.dumps(b"four", 4), pickle.dumps(_Tagged(b"t")),
+              pickle.dumps(bytearray(b"ba")), pickle.dumps("text")]
+    for p in others:
+        raw.put(p)
+        got = q.get(timeout=30)
+        assert got == pickle.loads(p) and type(got) is type(pickle.loads(p))
+    q.put(_Tagged(b"sub"))
+    assert type(q.get(timeout=30)) is _Tagged
