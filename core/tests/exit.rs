@@ -151,15 +151,6 @@ fn partial_item_of_an_exited_writer_does_not_hang_get() {
     assert_eq!(q.get_timeout(LONG).unwrap(), vec![4; 10]);
 }
 
-/// The `write_pos` word of a named queue's data segment (offset 192, pinned in layout.rs).
-fn write_pos(name: &str) -> u64 {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(setup().join(format!("q.{name}.data"))).unwrap();
-    let mut b = [0u8; 8];
-    f.read_at(&mut b, 192).unwrap();
-    u64::from_le_bytes(b)
-}
-
 fn signal(child: &process::Child, sig: i32) {
     // SAFETY: kill has no memory preconditions; the pid is our own child's.
     assert_eq!(unsafe { libc::kill(child.pid() as i32, sig) }, 0);

@@ -191,32 +191,3 @@ fn a_get_inside_a_stopped_writers_item_is_interrupted_and_keeps_what_it_read() {
     );
     assert_eq!(child.join_timeout(LONG).unwrap(), Some(0));
 }
-
-/// The ring's write position, read from the data segment's header.
-fn write_pos(name: &str) -> u64 {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(setup().join(format!("q.{name}.data"))).unwrap();
-    let mut b = [0u8; 8];
-    f.read_at(&mut b, 192).unwrap();
-    u64::from_le_bytes(b)
-}
-
-#[test]
-fn a_check_that_waits_on_a_queue_is_not_asked_again_from_inside() {
-    setup();
-    let _w = watchdog(Duration::from_secs(60));
-    let q: Queue<u8> = Queue::builder().name("int-outer").create().unwrap();
-    let other: Queue<u8> = Queue::builder().name("int-inner").create().unwrap();
-    let calls = Cell::new(0);
-    let check = || {
-        calls.set(calls.get() + 1);
-        // Waits longer than the interval: no check is in force in here.
-        assert_eq!(other.get_timeout(EVERY * 3), Err(GetError::Empty));
-        calls.get() >= 2
-    };
-    assert_eq!(
-        interruptible(EVERY, &check, || q.get()),
-        Err(GetError::Interrupted)
-    );
-    assert_eq!(calls.get(), 2);
-}

@@ -102,7 +102,7 @@ impl Queue {
     ) -> Self {
         let key = match name {
             Some(n) => stats::Key::Named(n.to_owned()),
-            None => stats::Key::Label(inner.queue().name().to_owned()),
+            None => stats::Key::Anonymous,
         };
         Queue {
             inner: ManuallyDrop::new(inner),
@@ -399,7 +399,7 @@ impl Queue {
 
     /// The queue's live counters (the snapshot `mpqueue-top` shows) as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats::snapshot(py, &self.key)
+        stats::snapshot(py, self.q().stats_path())
     }
 
     fn __repr__(&self) -> String {
@@ -424,7 +424,7 @@ impl Queue {
             .map(|h| (h.stats_path.to_path_buf(), h.data.as_raw_fd()));
         let name = match &me.key {
             stats::Key::Named(n) => Some(n.clone()),
-            stats::Key::Label(_) => None,
+            stats::Key::Anonymous => None,
         };
         let dir = me.q().stats_path().parent().map(|d| d.to_path_buf());
         slf.py()

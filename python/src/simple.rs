@@ -7,8 +7,6 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// An unbounded process-shared FIFO queue with the API of `multiprocessing.SimpleQueue`:
 /// `put` writes into the shared queue in the caller (no feeder thread).
@@ -35,13 +33,10 @@ impl SimpleQueue {
         let inner = py
             .detach(|| mpqueue::SimpleQueue::open_handoff(stats_path, data))
             .map_err(error)?;
-        let key = stats::Key::Label(inner.name().to_owned());
+        let key = stats::Key::Anonymous;
         Ok(Py::new(py, SimpleQueue { inner, key, items })?.into_any())
     }
 }
-
-/// Labels for anonymous simple queues given none (the library's own label is not public).
-static NEXT: AtomicU64 = AtomicU64::new(1);
 
 fn closed() -> PyErr {
     PyValueError::new_err("SimpleQueue is closed")
@@ -63,14 +58,9 @@ impl SimpleQueue {
         if let Some(n) = name {
             b = b.name(n);
         }
-        let label = label.map_or_else(
-            || {
-                let n = NEXT.fetch_add(1, Relaxed);
-                format!("simple-{}-{n}", std::process::id())
-            },
-            str::to_owned,
-        );
-        b = b.label(&label);
+        if let Some(l) = label {
+            b = b.label(l);
+        }
         if let Some(c) = capacity_bytes {
             b = b.capacity_bytes(c);
         }
@@ -79,7 +69,7 @@ impl SimpleQueue {
             .map_err(error)?;
         let key = match name {
             Some(n) => stats::Key::Named(n.to_owned()),
-            None => stats::Key::Label(label),
+            None => stats::Key::Anonymous,
         };
         Ok(SimpleQueue { inner, key, items })
     }
@@ -122,7 +112,7 @@ impl SimpleQueue {
 
     /// The queue's live counters as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats::snapshot(py, &self.key)
+        stats::snapshot(py, self.inner.stats_path())
     }
 
     /// Opens the named simple queue `name` (in the queue directory `dir`, if given).
@@ -153,7 +143,7 @@ impl SimpleQueue {
             .map(|h| (h.stats_path.to_path_buf(), h.data.as_raw_fd()));
         let name = match &me.key {
             stats::Key::Named(n) => Some(n.clone()),
-            stats::Key::Label(_) => None,
+            stats::Key::Anonymous => None,
         };
         let no_timeout: Option<f64> = None;
         let dir = me.inner.stats_path().parent().map(|d| d.to_path_buf());

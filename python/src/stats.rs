@@ -3,44 +3,36 @@
 use pyo3::exceptions::PyLookupError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::path::Path;
 use std::time::Duration;
 
-/// How a queue is found among the stats files of the queue directory.
+/// Whether a queue has a name (what a spawned child opens it by).
 pub(crate) enum Key {
-    /// A named queue: its file id is `q.NAME`.
+    /// A named queue.
     Named(String),
-    /// An anonymous queue: the first one whose label is this (labels made by the library,
-    /// `anon-PID-N`, are unique; a label given twice in one directory is ambiguous).
-    Label(String),
+    /// An anonymous queue.
+    Anonymous,
 }
 
 fn secs(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64())
 }
 
-fn find(key: &Key) -> Result<mpqueue::observe::Snapshot, String> {
-    let refs = mpqueue::observe::list().map_err(|e| e.to_string())?;
-    for r in refs {
-        match key {
-            Key::Named(n) if r.is_named() && r.name() == n => {
-                return r.snapshot().map_err(|e| e.to_string());
-            }
-            Key::Label(l) if !r.is_named() => {
-                if let Ok(s) = r.snapshot()
-                    && &s.name == l
-                {
-                    return Ok(s);
-                }
-            }
-            _ => {}
-        }
+/// The snapshot of the queue whose stats file is `stats_path`.
+fn find(stats_path: &Path) -> Result<mpqueue::observe::Snapshot, String> {
+    let dir = stats_path.parent().ok_or("the queue has no directory")?;
+    let refs = mpqueue::observe::list_in(dir).map_err(|e| e.to_string())?;
+    match refs.iter().find(|r| r.path() == stats_path) {
+        Some(r) => r.snapshot().map_err(|e| e.to_string()),
+        None => Err("the queue's stats file was not found (stats off?)".into()),
     }
-    Err("the queue's stats file was not found (stats off?)".into())
 }
 
-/// The snapshot of the queue `key` as a dict.
-pub(crate) fn snapshot<'py>(py: Python<'py>, key: &Key) -> PyResult<Bound<'py, PyDict>> {
-    let s = py.detach(|| find(key)).map_err(PyLookupError::new_err)?;
+/// The snapshot of the queue whose stats file is `stats_path`, as a dict.
+pub(crate) fn snapshot<'py>(py: Python<'py>, stats_path: &Path) -> PyResult<Bound<'py, PyDict>> {
+    let s = py
+        .detach(|| find(stats_path))
+        .map_err(PyLookupError::new_err)?;
     let d = PyDict::new(py);
     d.set_item("name", &s.name)?;
     d.set_item("id", &s.id)?;

@@ -230,3 +230,16 @@ def test_bytes_items_are_pickled_as_pickle_pickles_them():
         assert got == pickle.loads(p) and type(got) is type(pickle.loads(p))
     q.put(_Tagged(b"sub"))
     assert type(q.get(timeout=30)) is _Tagged
+
+
+def test_stats_are_the_queues_own(tmp_path, monkeypatch):
+    # Two anonymous queues with one label, and a queue made in another directory: each
+    # queue's stats() are its own.
+    a, b = mpqueue.Queue(label="pytest-twin"), mpqueue.Queue(label="pytest-twin")
+    b.put_many([1, 2])
+    assert (a.stats()["puts"], b.stats()["puts"]) == (0, 2)
+    with monkeypatch.context() as m:
+        m.setenv("MPQUEUE_DIR", str(tmp_path / "elsewhere"))
+        elsewhere = mpqueue.SimpleQueue(name="pytest-elsewhere")
+    elsewhere.put("x")
+    assert (elsewhere.stats()["name"], elsewhere.stats()["puts"]) == ("pytest-elsewhere", 1)

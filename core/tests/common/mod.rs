@@ -193,3 +193,13 @@ pub fn all_threads_stopped(pid: u32) -> bool {
         })
     })
 }
+
+/// The ring's write position of the named queue `name`: the `write_pos` word of its data
+/// segment (offset 192, pinned in layout.rs).
+pub fn write_pos(name: &str) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(setup().join(format!("q.{name}.data"))).unwrap();
+    let mut b = [0u8; 8];
+    f.read_at(&mut b, 192).unwrap();
+    u64::from_le_bytes(b)
+}
