@@ -2,7 +2,7 @@
 //! and looking for a dead holder of the other side's lock while waiting.
 
 use super::Channel;
-use crate::layout::{RECORD_HEADER, kind};
+use crate::layout::{RECORD_HEADER, kind, record_size};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 impl<'a> Channel<'a> {
@@ -12,13 +12,15 @@ impl<'a> Channel<'a> {
         let wp = d.write_pos.load(Relaxed);
         let fin = d.wj_final.load(Relaxed);
         if fin != 0 && wp >= fin {
-            // Published in full: make sure its producer's `committed` counts it (a slot
-            // index that does not fit the segment is a scribbled journal: nothing to count).
+            // Published in full: make sure its producer's `committed` counts its items (a
+            // slot index that does not fit the segment is a scribbled journal: nothing to
+            // count).
             if let Some(i) = self.seg.slot_index(d.wj_slot.load(Relaxed) as usize) {
                 let before = d.wj_committed.load(Relaxed);
+                let items = self.items_between(d.wj_start.load(Relaxed), fin);
                 let _ = self.seg.slot(i).committed.compare_exchange(
                     before,
-                    before + 1,
+                    before + items,
                     Relaxed,
                     Relaxed,
                 );
@@ -35,6 +37,22 @@ impl<'a> Channel<'a> {
             }
         }
         d.wj_active.store(0, Relaxed);
+    }
+
+    /// The items that end between ring positions `start` and `end` (published records one
+    /// writer wrote under one journal: whole items, or one streamed item's pieces). No
+    /// reader can have reused the bytes: only a writer does, and the next one repairs
+    /// first. A scribbled record length stops the count where it is.
+    fn items_between(&self, start: u64, end: u64) -> u64 {
+        let (mut pos, mut items) = (start, 0);
+        while pos < end && end - pos <= self.cap {
+            let (len, k) = self.read_header(pos);
+            if matches!(k & !kind::STAMPED, kind::WHOLE | kind::LAST) {
+                items += 1;
+            }
+            pos += record_size(u64::from(len));
+        }
+        items
     }
 
     /// If the read lock's holder died, repair its journal now.
@@ -81,5 +99,54 @@ impl<'a> Channel<'a> {
             }
         }
         drop(g);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{self, CREATOR_SLOT, CreateParams};
+
+    /// A writer of a batch that dies after publishing it, before counting it, has every
+    /// item counted by the next holder; one that dies before publishing has none.
+    #[test]
+    fn a_batch_cut_short_is_counted_exactly_once_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment::create(&CreateParams {
+            name: None,
+            label: "repair-test".into(),
+            maxsize: 0,
+            ring_capacity: 4096,
+            max_item: 1 << 20,
+            slots: 4,
+            mode: 0o600,
+            dir: dir.path().into(),
+        })
+        .unwrap();
+        let ch = Channel::new(&seg, 1 << 20);
+        let (d, s) = (seg.data(), seg.slot(CREATOR_SLOT));
+        for published in [true, false] {
+            let before = s.committed.load(Relaxed);
+            let start = d.write_pos.load(Relaxed);
+            let g = ch.try_lock_write().unwrap();
+            let frames: [(&[u8], _); 3] = [(b"a", None), (b"bb", Some(7)), (&[0; 100], None)];
+            assert_eq!(ch.try_write_many(&g, frames, CREATOR_SLOT), 3);
+            assert_eq!(s.committed.load(Relaxed), before + 3);
+            // Undo what the writer did after the publication (and the publication too).
+            s.committed.store(before, Relaxed);
+            d.wj_active.store(1, Relaxed);
+            if !published {
+                d.write_pos.store(start, Relaxed);
+            }
+            ch.repair_write();
+            let counted = if published { 3 } else { 0 };
+            assert_eq!(
+                s.committed.load(Relaxed),
+                before + counted,
+                "published {published}"
+            );
+            assert_eq!(d.wj_active.load(Relaxed), 0);
+            drop(g);
+        }
     }
 }

@@ -84,7 +84,7 @@ impl Core {
     }
 
     /// Writes the leading frames that fit in the ring now, under one hold of the write lock
-    /// (taken as `write_direct` takes it); how many it wrote.
+    /// (taken as `write_direct` takes it) and published at once; how many it wrote.
     fn write_direct_many(&self, frames: &[(&[u8], PutTime)], slot: SlotIndex) -> usize {
         let ch = Channel::new(&self.seg, self.opts.max_item);
         let mut guard = ch.try_lock_write();
@@ -100,12 +100,10 @@ impl Core {
         let Some(g) = guard else {
             return 0;
         };
-        frames
+        let whole = frames
             .iter()
-            .take_while(|(frame, put)| {
-                ch.fits_whole(frame.len()) && ch.try_write(&g, frame, put.stamp(), slot)
-            })
-            .count()
+            .take_while(|(frame, _)| ch.fits_whole(frame.len()));
+        ch.try_write_many(&g, whole.map(|(frame, put)| (*frame, put.stamp())), slot)
     }
 
     /// Flow control for a producer that outruns its consumers: once this process's buffer
