@@ -112,22 +112,75 @@ impl<'a> Channel<'a> {
         }
     }
 
-    /// Whether the next record is a whole item that is published in full, with nothing
-    /// parked or being skipped before it: what a batch `get` takes after its first item
-    /// (it never starts a streamed item, which could make it wait or park). Caller holds
-    /// the read lock.
-    pub(crate) fn whole_item_next(&self, _g: &ReadGuard<'_>) -> bool {
+    /// After a batch's first item (taken by [`read`](Self::read)): takes the whole items
+    /// published behind it, handing each (its bytes and put stamp) to `take` until it says
+    /// that was the last, and publishes them at once: one release of `read_pos`, one store
+    /// of `consumed`. A reader that dies before the publication took none of them (they
+    /// stay for the next reader); after it, all of them (`repair_read` counts them). How
+    /// many it took. Caller holds the read lock.
+    pub(crate) fn read_run(
+        &self,
+        _g: &ReadGuard<'_>,
+        buf: &mut Vec<u8>,
+        take: &mut dyn FnMut(&[u8], Option<u64>) -> bool,
+    ) -> u64 {
         let d = self.seg.data();
         if d.parked_slot.load(Relaxed) != 0 || d.skip_item.load(Relaxed) != 0 {
-            return false;
+            return 0;
         }
-        let rp = d.read_pos.load(Relaxed);
-        let avail = d.write_pos.load(SeqCst).wrapping_sub(rp);
-        if avail < RECORD_HEADER || avail > self.cap || !rp.is_multiple_of(8) {
-            return false;
+        let start = d.read_pos.load(Relaxed);
+        let wp = d.write_pos.load(SeqCst);
+        if wp.wrapping_sub(start) > self.cap || !start.is_multiple_of(8) {
+            return 0;
         }
-        let (len, kind) = self.read_header(rp);
-        kind & !kind::STAMPED == kind::WHOLE && record_size(len as u64) <= avail
+        let (mut rp, mut items) = (start, 0);
+        while wp - rp >= RECORD_HEADER {
+            let (len, raw_kind) = self.read_header(rp);
+            let size = record_size(u64::from(len));
+            let stamp_len = if raw_kind & kind::STAMPED == 0 {
+                0
+            } else {
+                STAMP_LEN as u32
+            };
+            // Anything but a whole, sound item ends the run: `read` deals with it.
+            if raw_kind & !kind::STAMPED != kind::WHOLE
+                || size > wp - rp
+                || len < stamp_len
+                || u64::from(len - stamp_len) > self.max_item
+            {
+                break;
+            }
+            let rec = Record {
+                rp,
+                wp,
+                len,
+                size,
+                stamp_len,
+            };
+            let stamp = self.stamp_of(&rec);
+            let data_at = rp + RECORD_HEADER + u64::from(stamp_len);
+            self.copy_out_to_vec(data_at, (len - stamp_len) as usize, buf);
+            rp += size;
+            items += 1;
+            if !take(buf, stamp) {
+                break;
+            }
+        }
+        if items > 0 {
+            let h = self.seg.stats();
+            let consumed = h.consumed.load(Relaxed) + items;
+            // The journal of one item whose count is the run's last.
+            d.rj_consumed.store(consumed - 1, Relaxed);
+            d.rj_final.store(rp, Relaxed);
+            d.rj_active.store(1, Relaxed);
+            self.publish_read(rp);
+            h.consumed.store(consumed, Release);
+            d.rj_active.store(0, Relaxed);
+            if h.maxsize.load(Relaxed) != 0 {
+                self.seg.capacity_event().wake();
+            }
+        }
+        items
     }
 
     /// Wakes every reader waiting for data (in any process), so that one whose `stop`

@@ -68,11 +68,10 @@ impl<'a> Channel<'a> {
         let h = self.seg.stats();
         let fin = d.rj_final.load(Relaxed);
         if fin != 0 && d.read_pos.load(Relaxed) >= fin {
-            // It took the item out in full: count it as consumed (the item went with it).
+            // It took the item (or a batch's run of items) out in full: count it as
+            // consumed, up to one past the journal's count (the items went with it).
             let before = d.rj_consumed.load(Relaxed);
-            let _ = h
-                .consumed
-                .compare_exchange(before, before + 1, Release, Relaxed);
+            h.consumed.fetch_max(before + 1, Release);
             self.seg.capacity_event().wake();
         } else if d.rj_in_item.load(Relaxed) != 0 {
             // It was between FIRST and LAST: skip the rest of that item.
@@ -107,12 +106,52 @@ mod tests {
     use super::*;
     use crate::segment::{self, CREATOR_SLOT, CreateParams};
 
-    /// A writer of a batch that dies after publishing it, before counting it, has every
-    /// item counted by the next holder; one that dies before publishing has none.
+    /// A reader of a batch that dies after publishing it, before counting it, has every
+    /// item counted by the next holder; one that dies before publishing took none.
     #[test]
-    fn a_batch_cut_short_is_counted_exactly_once_published() {
+    fn a_read_batch_cut_short_is_counted_exactly_once_published() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = segment::create(&CreateParams {
+        let seg = queue(dir.path());
+        let ch = Channel::new(&seg, 1 << 20);
+        let (d, h) = (seg.data(), seg.stats());
+        for published in [true, false] {
+            let g = ch.try_lock_write().unwrap();
+            let frames: [(&[u8], _); 3] = [(b"a", None), (b"bb", Some(7)), (b"ccc", None)];
+            assert_eq!(ch.try_write_many(&g, frames, CREATOR_SLOT), 3);
+            drop(g);
+            let r = ch.lock_read(None).unwrap();
+            let (before, start) = (h.consumed.load(Relaxed), d.read_pos.load(Relaxed));
+            let mut seen = Vec::new();
+            let n = ch.read_run(&r, &mut Vec::new(), &mut |item, stamp| {
+                seen.push((item.to_vec(), stamp));
+                true
+            });
+            assert_eq!(n, 3);
+            assert_eq!(seen[1], (b"bb".to_vec(), Some(7)));
+            assert_eq!(h.consumed.load(Relaxed), before + 3);
+            // Undo what the reader did after the publication (and the publication too).
+            h.consumed.store(before, Relaxed);
+            d.rj_active.store(1, Relaxed);
+            if !published {
+                d.read_pos.store(start, Relaxed);
+            }
+            ch.repair_read();
+            let counted = if published { 3 } else { 0 };
+            assert_eq!(
+                h.consumed.load(Relaxed),
+                before + counted,
+                "published {published}"
+            );
+            if !published {
+                // Still there for the next reader.
+                assert_eq!(ch.read_run(&r, &mut Vec::new(), &mut |_, _| true), 3);
+            }
+            drop(r);
+        }
+    }
+
+    fn queue(dir: &std::path::Path) -> crate::segment::Segments {
+        segment::create(&CreateParams {
             name: None,
             label: "repair-test".into(),
             maxsize: 0,
@@ -120,9 +159,17 @@ mod tests {
             max_item: 1 << 20,
             slots: 4,
             mode: 0o600,
-            dir: dir.path().into(),
+            dir: dir.into(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A writer of a batch that dies after publishing it, before counting it, has every
+    /// item counted by the next holder; one that dies before publishing has none.
+    #[test]
+    fn a_batch_cut_short_is_counted_exactly_once_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = queue(dir.path());
         let ch = Channel::new(&seg, 1 << 20);
         let (d, s) = (seg.data(), seg.slot(CREATOR_SLOT));
         for published in [true, false] {

@@ -422,12 +422,17 @@ impl Core {
         // starts a streamed item, which could make it wait, or park it). A read that fails
         // after the first item ends the batch; what it skipped is counted as for any `get`.
         let mut stamps = vec![me.stamp];
-        while more(buf)
-            && ch.whole_item_next(&guard)
-            && matches!(ch.read(&guard, buf, Some(0), &mut me), Ok(true))
-        {
-            counters.got(buf.len());
-            stamps.push(me.stamp);
+        if more(buf) {
+            // The whole items behind it, published at once, then counted.
+            let mut lens = Vec::new();
+            ch.read_run(&guard, buf, &mut |item, stamp| {
+                lens.push(item.len());
+                stamps.push(stamp);
+                more(item)
+            });
+            for len in lens {
+                counters.got(len);
+            }
         }
         drop(guard);
         counters.got_many_at(&stamps);
