@@ -402,21 +402,7 @@ pub(crate) fn wake_capacity(seg: &Segments) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{self, CreateParams};
-
-    fn queue(dir: &std::path::Path) -> Segments {
-        segment::create(&CreateParams {
-            name: None,
-            label: "procs-test".into(),
-            maxsize: 0,
-            ring_capacity: 4096,
-            max_item: 1 << 20,
-            slots: 4,
-            mode: 0o600,
-            dir: dir.into(),
-        })
-        .unwrap()
-    }
+    use crate::segment;
 
     /// A retirement cut short after any number of steps (the process dies holding the
     /// slot lock) is finished exactly by the next holder: totals count every item once,
@@ -425,7 +411,7 @@ mod tests {
     fn a_retirement_cut_short_anywhere_is_finished_exactly() {
         let dir = tempfile::tempdir().unwrap();
         for stop_after in 1..40 {
-            let seg = queue(dir.path());
+            let seg = segment::scratch(dir.path());
             let i = attach(&seg, false, Some(segment::CREATOR_SLOT), None).unwrap();
             let s = seg.slot(i);
             s.puts.store(10, Relaxed);

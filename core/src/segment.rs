@@ -538,6 +538,22 @@ pub const FLAG_UNLINKED: u64 = 2;
 /// Flag bit: a `JoinableQueue` (its unfinished count means something).
 pub const FLAG_JOINABLE: u64 = 4;
 
+/// An anonymous queue's segments in `dir` for unit tests: a 4 KiB ring, 4 slots.
+#[cfg(test)]
+pub(crate) fn scratch(dir: &Path) -> Segments {
+    create(&CreateParams {
+        name: None,
+        label: "unit-test".into(),
+        maxsize: 0,
+        ring_capacity: 4096,
+        max_item: 1 << 20,
+        slots: 4,
+        mode: 0o600,
+        dir: dir.into(),
+    })
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@
 //!   dropped item is counted once in `frames_discarded`.
 //! - Positions are monotonic u64 byte counts; the ring offset is `pos & (capacity - 1)`.
 //!   Every record header read from the ring is validated (length, kind, bounds) before use.
+mod batch;
 mod read;
 mod repair;
 mod write;

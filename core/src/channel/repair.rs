@@ -104,14 +104,14 @@ impl<'a> Channel<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{self, CREATOR_SLOT, CreateParams};
+    use crate::segment::{self, CREATOR_SLOT};
 
     /// A reader of a batch that dies after publishing it, before counting it, has every
     /// item counted by the next holder; one that dies before publishing took none.
     #[test]
     fn a_read_batch_cut_short_is_counted_exactly_once_published() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = queue(dir.path());
+        let seg = segment::scratch(dir.path());
         let ch = Channel::new(&seg, 1 << 20);
         let (d, h) = (seg.data(), seg.stats());
         for published in [true, false] {
@@ -150,26 +150,12 @@ mod tests {
         }
     }
 
-    fn queue(dir: &std::path::Path) -> crate::segment::Segments {
-        segment::create(&CreateParams {
-            name: None,
-            label: "repair-test".into(),
-            maxsize: 0,
-            ring_capacity: 4096,
-            max_item: 1 << 20,
-            slots: 4,
-            mode: 0o600,
-            dir: dir.into(),
-        })
-        .unwrap()
-    }
-
     /// A writer of a batch that dies after publishing it, before counting it, has every
     /// item counted by the next holder; one that dies before publishing has none.
     #[test]
     fn a_batch_cut_short_is_counted_exactly_once_published() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = queue(dir.path());
+        let seg = segment::scratch(dir.path());
         let ch = Channel::new(&seg, 1 << 20);
         let (d, s) = (seg.data(), seg.slot(CREATOR_SLOT));
         for published in [true, false] {

@@ -216,52 +216,6 @@ impl<'a> Channel<'a> {
         true
     }
 
-    /// Writes the leading `frames` (each with its put stamp, if any) that fit the ring now,
-    /// as whole items, and publishes them at once: one release of `write_pos` and one
-    /// wake-up for the lot. Caller holds the lock. How many it wrote (0 while an earlier
-    /// item still awaits its ABORT). A writer that dies before the publication leaves
-    /// none of them readable; after it, all of them (`repair_write` counts them).
-    pub(crate) fn try_write_many<'f>(
-        &self,
-        _g: &WriteGuard<'_>,
-        frames: impl IntoIterator<Item = (&'f [u8], Option<u64>)>,
-        slot: SlotIndex,
-    ) -> usize {
-        let d = self.seg.data();
-        if d.wj_active.load(Relaxed) != 0 {
-            return 0;
-        }
-        let start = d.write_pos.load(Relaxed);
-        let committed = self.seg.slot(slot).committed.load(Relaxed);
-        let (mut end, mut items, mut bytes) = (start, 0, 0);
-        for (frame, stamp) in frames {
-            let stamp_len = if stamp.is_some() { STAMP_LEN } else { 0 };
-            let need = record_size((stamp_len + frame.len()) as u64);
-            let want = end - start + need;
-            if need > self.cap || !matches!(self.free_at_least(want), Ok(f) if f >= want) {
-                break;
-            }
-            if items == 0 {
-                self.begin_journal(start, slot, committed);
-            }
-            match stamp {
-                None => self.write_record(end, kind::WHOLE, &[], frame),
-                Some(t) => {
-                    self.write_record(end, kind::WHOLE | kind::STAMPED, &t.to_le_bytes(), frame);
-                }
-            }
-            end += need;
-            items += 1;
-            bytes += frame.len();
-        }
-        if items > 0 {
-            d.wj_final.store(end, Relaxed);
-            self.publish_write(end);
-            self.end_journal(slot, committed, items as u64, bytes);
-        }
-        items
-    }
-
     pub(super) fn begin_journal(&self, wp: u64, slot: SlotIndex, committed: u64) {
         let d = self.seg.data();
         d.wj_final.store(0, Relaxed);
