@@ -6,6 +6,7 @@
 //! field in `docs/stats-layout.md`; the sizes are pinned at compile time below.
 
 use crate::sys::RobustMutex;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `"MPQDATA\0"` little-endian: first word of a data segment.
@@ -132,7 +133,10 @@ pub struct DataHeader {
     pub wj_slot: AtomicU64,
     /// Write journal: that slot's `committed` before this item.
     pub wj_committed: AtomicU64,
-    _pad2: [u64; 3],
+    /// Write journal: the items the journal's records hold (1, or a batch's count), stored
+    /// with `wj_final`.
+    pub wj_items: AtomicU64,
+    _pad2: [u64; 2],
 
     // `write_pos` has a line of its own (with the readers' wake-up words): readers poll it,
     // and a journal store on the same line would cost the writer another transfer per item.
@@ -390,6 +394,42 @@ pub struct ProcSlot {
     /// that `join` does not wait for them (layout 1.2).
     pub tasks_abandoned: AtomicU64,
     _pad2: [u64; 12],
+}
+
+/// A write journal whose records were all published, by a holder that stopped before
+/// counting them: the `committed` count of stats slot `slot` goes from `before` to
+/// `before + items`.
+pub(crate) struct PublishedWrite {
+    pub slot: u64,
+    pub before: u64,
+    pub items: u64,
+}
+
+impl DataHeader {
+    /// The open write journal, if its records were published in full.
+    pub(crate) fn published_write(&self) -> Option<PublishedWrite> {
+        let fin = self.wj_final.load(Relaxed);
+        if self.wj_active.load(Relaxed) == 0 || fin == 0 || self.write_pos.load(Relaxed) < fin {
+            return None;
+        }
+        // Each item takes at least a record header: a scribbled count is cut to what the
+        // records could hold.
+        let most = fin.wrapping_sub(self.wj_start.load(Relaxed)) / RECORD_HEADER;
+        Some(PublishedWrite {
+            slot: self.wj_slot.load(Relaxed),
+            before: self.wj_committed.load(Relaxed),
+            items: self.wj_items.load(Relaxed).min(most),
+        })
+    }
+}
+
+impl PublishedWrite {
+    /// Counts the items in `committed` (the slot's count): a compare-and-swap from
+    /// `before`, so that of the next writer's repair and a retirement only one counts them.
+    pub(crate) fn count(&self, committed: &AtomicU64) {
+        let after = self.before.saturating_add(self.items);
+        let _ = committed.compare_exchange(self.before, after, Relaxed, Relaxed);
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<DataHeader>() <= DATA_HEADER_LEN);

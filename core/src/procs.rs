@@ -138,17 +138,10 @@ impl<'a> SlotLock<'a> {
         // An item it published in full before dying, whose `committed` it did not count
         // yet, was written: count it as the next writer's repair would (the same CAS, so
         // only one of the two counts it), before anything undelivered is called lost.
-        let d = seg.data();
-        let fin = d.wj_final.load(Relaxed);
-        if d.wj_active.load(Relaxed) != 0
-            && d.wj_slot.load(Relaxed) == i.get() as u64
-            && fin != 0
-            && d.write_pos.load(Relaxed) >= fin
+        if let Some(done) = seg.data().published_write()
+            && done.slot == i.get() as u64
         {
-            let before = d.wj_committed.load(Relaxed);
-            let _ =
-                slot.committed
-                    .compare_exchange(before, before.wrapping_add(1), Relaxed, Relaxed);
+            done.count(&slot.committed);
         }
         // Accepted and neither written nor dropped: lost. Idempotent: once counted in
         // `dropped`, a repeat finds nothing undelivered.
@@ -445,5 +438,27 @@ mod tests {
             assert_eq!(h.attached.load(Relaxed), 0, "{stop_after}");
             assert!(h.retire_seq.load(Relaxed).is_multiple_of(2));
         }
+    }
+
+    /// A writer killed after publishing a batch, before counting it, loses none of it when
+    /// its slot is retired: every item is counted as written, none as lost.
+    #[test]
+    fn a_batch_published_by_a_writer_killed_before_counting_it_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment::scratch(dir.path());
+        let i = attach(&seg, false, Some(segment::CREATOR_SLOT), None).unwrap();
+        let ch = crate::channel::Channel::new(&seg, 1 << 20);
+        let s = seg.slot(i);
+        s.puts.store(3, Relaxed);
+        let g = ch.try_lock_write().unwrap();
+        let frames: [(&[u8], _); 3] = [(b"a", None), (b"bb", None), (b"ccc", None)];
+        assert_eq!(ch.try_write_many(&g, frames, i), 3);
+        drop(g);
+        // Undo what the writer did after the publication: it died there.
+        s.committed.store(0, Relaxed);
+        seg.data().wj_active.store(1, Relaxed);
+        SlotLock::take(&seg, None).unwrap().retire(i);
+        assert_eq!(seg.retired().committed.load(Relaxed), 3);
+        assert_eq!(seg.stats().lost.load(Relaxed), 0);
     }
 }

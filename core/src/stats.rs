@@ -127,9 +127,16 @@ impl<'a> Counters<'a> {
     /// orders it after the Acquire of `write_pos` that followed the producer's count, for a
     /// reader that loads `gets` first. Only the lock's holder writes a live slot's `gets`:
     /// a load and a store, no locked instruction or fence.
+    #[inline]
     pub(crate) fn got(&self, bytes: usize) {
+        self.got_many(1, bytes);
+    }
+
+    /// `items` items of `bytes` bytes in all, got under the read lock (see `got`).
+    #[inline]
+    pub(crate) fn got_many(&self, items: u64, bytes: usize) {
         let s = self.slot;
-        s.gets.store(s.gets.load(Relaxed) + 1, Release);
+        s.gets.store(s.gets.load(Relaxed) + items, Release);
         s.bytes_got
             .store(s.bytes_got.load(Relaxed) + bytes as u64, Relaxed);
     }

@@ -51,7 +51,8 @@ impl TaskCounts {
 }
 
 /// The unfinished tasks of the queue in `seg`, read without any lock: a reader between
-/// taking an item out of the ring and counting its `get` makes it one low for that moment
+/// taking items out of the ring and counting their `get`s makes it low by those items (one,
+/// or a batch's run) for that moment
 /// (`JoinableQueue::join` confirms a zero under the read lock).
 pub(crate) fn unfinished(seg: &Segments) -> u64 {
     sync::read_consistent(&seg.stats().retire_seq, || {

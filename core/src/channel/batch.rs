@@ -50,7 +50,7 @@ impl Channel<'_> {
             bytes += frame.len();
         }
         if items > 0 {
-            d.wj_final.store(end, Relaxed);
+            self.mark_final(end, items as u64);
             self.publish_write(end);
             self.end_journal(slot, committed, items as u64, bytes);
         }

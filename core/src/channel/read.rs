@@ -433,7 +433,9 @@ impl<'a> Channel<'a> {
             d.skip_item.store(0, Relaxed);
             self.finish_item(rec.rp + rec.size);
             h.frames_discarded.fetch_add(1, Relaxed);
+            // A fresh journal for the item read next (`finish_item` left its end behind).
             d.rj_consumed.store(h.consumed.load(Relaxed), Relaxed);
+            d.rj_final.store(0, Relaxed);
             d.rj_active.store(1, Relaxed);
         } else {
             self.publish_read(rec.rp + rec.size);

@@ -2,7 +2,7 @@
 //! and looking for a dead holder of the other side's lock while waiting.
 
 use super::Channel;
-use crate::layout::{RECORD_HEADER, kind, record_size};
+use crate::layout::{RECORD_HEADER, kind};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 impl<'a> Channel<'a> {
@@ -10,20 +10,12 @@ impl<'a> Channel<'a> {
     pub(super) fn repair_write(&self) {
         let d = self.seg.data();
         let wp = d.write_pos.load(Relaxed);
-        let fin = d.wj_final.load(Relaxed);
-        if fin != 0 && wp >= fin {
+        if let Some(done) = d.published_write() {
             // Published in full: make sure its producer's `committed` counts its items (a
             // slot index that does not fit the segment is a scribbled journal: nothing to
             // count).
-            if let Some(i) = self.seg.slot_index(d.wj_slot.load(Relaxed) as usize) {
-                let before = d.wj_committed.load(Relaxed);
-                let items = self.items_between(d.wj_start.load(Relaxed), fin);
-                let _ = self.seg.slot(i).committed.compare_exchange(
-                    before,
-                    before + items,
-                    Relaxed,
-                    Relaxed,
-                );
+            if let Some(i) = self.seg.slot_index(done.slot as usize) {
+                done.count(&self.seg.slot(i).committed);
             }
         } else if wp != d.wj_start.load(Relaxed) {
             // Part of a streamed item is published: end it with an ABORT record. If there is
@@ -37,22 +29,6 @@ impl<'a> Channel<'a> {
             }
         }
         d.wj_active.store(0, Relaxed);
-    }
-
-    /// The items that end between ring positions `start` and `end` (published records one
-    /// writer wrote under one journal: whole items, or one streamed item's pieces). No
-    /// reader can have reused the bytes: only a writer does, and the next one repairs
-    /// first. A scribbled record length stops the count where it is.
-    fn items_between(&self, start: u64, end: u64) -> u64 {
-        let (mut pos, mut items) = (start, 0);
-        while pos < end && end - pos <= self.cap {
-            let (len, k) = self.read_header(pos);
-            if matches!(k & !kind::STAMPED, kind::WHOLE | kind::LAST) {
-                items += 1;
-            }
-            pos += record_size(u64::from(len));
-        }
-        items
     }
 
     /// If the read lock's holder died, repair its journal now.
@@ -70,8 +46,11 @@ impl<'a> Channel<'a> {
         if fin != 0 && d.read_pos.load(Relaxed) >= fin {
             // It took the item (or a batch's run of items) out in full: count it as
             // consumed, up to one past the journal's count (the items went with it).
-            let before = d.rj_consumed.load(Relaxed);
-            h.consumed.fetch_max(before + 1, Release);
+            // A scribbled count more than a ring's worth of items ahead is not believed.
+            let after = d.rj_consumed.load(Relaxed).saturating_add(1);
+            if after.saturating_sub(h.consumed.load(Relaxed)) <= self.cap / RECORD_HEADER {
+                h.consumed.fetch_max(after, Release);
+            }
             self.seg.capacity_event().wake();
         } else if d.rj_in_item.load(Relaxed) != 0 {
             // It was between FIRST and LAST: skip the rest of that item.
@@ -104,6 +83,7 @@ impl<'a> Channel<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::record_size;
     use crate::segment::{self, CREATOR_SLOT};
 
     /// A reader of a batch that dies after publishing it, before counting it, has every
@@ -181,5 +161,58 @@ mod tests {
             assert_eq!(d.wj_active.load(Relaxed), 0);
             drop(g);
         }
+    }
+
+    /// A streamed item (its records span more than the ring) whose writer dies after
+    /// publishing its last record, before counting it, is counted once by the next holder.
+    #[test]
+    fn a_streamed_item_cut_short_after_its_publication_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment::scratch(dir.path());
+        let ch = Channel::new(&seg, 1 << 20);
+        let (d, s) = (seg.data(), seg.slot(CREATOR_SLOT));
+        let before = s.committed.load(Relaxed);
+        let g = ch.try_lock_write().unwrap();
+        // The writer's steps by hand, a reader taking each piece as it comes.
+        let mut wp = d.write_pos.load(Relaxed);
+        ch.begin_journal(wp, CREATOR_SLOT, before);
+        let piece = [7u8; 3000];
+        let size = record_size(piece.len() as u64);
+        for k in [kind::FIRST, kind::MORE, kind::LAST] {
+            if k == kind::LAST {
+                ch.mark_final(wp + size, 1);
+            }
+            ch.write_record(wp, k, &[], &piece);
+            ch.publish_write(wp + size);
+            wp += size;
+            d.read_pos.store(wp, Relaxed);
+        }
+        assert!(wp - d.wj_start.load(Relaxed) > ch.cap);
+        // It dies here: the next holder repairs.
+        ch.repair_write();
+        assert_eq!(s.committed.load(Relaxed), before + 1);
+        assert_eq!(d.wj_active.load(Relaxed), 0);
+        drop(g);
+    }
+
+    /// A read journal whose count is scribbled far ahead of `consumed` is not believed.
+    #[test]
+    fn a_scribbled_read_journal_does_not_move_consumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment::scratch(dir.path());
+        let ch = Channel::new(&seg, 1 << 20);
+        let (d, h) = (seg.data(), seg.stats());
+        let r = ch.lock_read(None).unwrap();
+        let before = h.consumed.load(Relaxed);
+        for scribble in [u64::MAX, before + 1_000_000] {
+            d.rj_consumed.store(scribble, Relaxed);
+            d.rj_final.store(d.read_pos.load(Relaxed).max(8), Relaxed);
+            d.read_pos.store(d.rj_final.load(Relaxed), Relaxed);
+            d.rj_active.store(1, Relaxed);
+            ch.repair_read();
+            assert_eq!(h.consumed.load(Relaxed), before, "{scribble}");
+            assert_eq!(d.rj_active.load(Relaxed), 0);
+        }
+        drop(r);
     }
 }

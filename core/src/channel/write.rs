@@ -210,7 +210,7 @@ impl<'a> Channel<'a> {
             None => self.write_record(wp, kind::WHOLE, &[], frame),
             Some(t) => self.write_record(wp, kind::WHOLE | kind::STAMPED, &t.to_le_bytes(), frame),
         }
-        d.wj_final.store(wp + need, Relaxed);
+        self.mark_final(wp + need, 1);
         self.publish_write(wp + need);
         self.end_journal(slot, committed, 1, frame.len());
         true
@@ -225,6 +225,15 @@ impl<'a> Channel<'a> {
         // Relaxed is enough for the journal: it is read only by the next holder of the write
         // lock, which the lock (or the kernel's robust-list hand-over) orders after these.
         d.wj_active.store(1, Relaxed);
+    }
+
+    /// Records in the journal that its records end at `end` and hold `items` items, before
+    /// the last of them is published: a holder that dies after the publication is then
+    /// counted by the next one (`repair_write`) or by its retirement.
+    pub(super) fn mark_final(&self, end: u64, items: u64) {
+        let d = self.seg.data();
+        d.wj_items.store(items, Relaxed);
+        d.wj_final.store(end, Relaxed);
     }
 
     /// Counts `items` items of `len` bytes in all as written by `slot`, whose count was
@@ -323,7 +332,7 @@ impl<'a> Channel<'a> {
             let size = record_size((prefix.len() + part) as u64);
             self.write_record(wp, kind, prefix, &frame[off..off + part]);
             if kind == kind::LAST {
-                d.wj_final.store(wp + size, Relaxed);
+                self.mark_final(wp + size, 1);
             }
             self.publish_write(wp + size);
             off += part;

@@ -424,15 +424,13 @@ impl Core {
         let mut stamps = vec![me.stamp];
         if more(buf) {
             // The whole items behind it, published at once, then counted.
-            let mut lens = Vec::new();
-            ch.read_run(&guard, buf, &mut |item, stamp| {
-                lens.push(item.len());
+            let mut bytes = 0;
+            let items = ch.read_run(&guard, buf, &mut |item, stamp| {
+                bytes += item.len();
                 stamps.push(stamp);
                 more(item)
             });
-            for len in lens {
-                counters.got(len);
-            }
+            counters.got_many(items, bytes);
         }
         drop(guard);
         counters.got_many_at(&stamps);
