@@ -11,6 +11,7 @@
 //! pipe, shared-memory ring), with mpqueue's batches and `JoinableQueue` in `variants`,
 //! over the process plumbing in `shared` and the items in `items`.
 
+mod iox;
 mod ipc;
 mod items;
 mod limits;
@@ -75,7 +76,7 @@ enum Mode {
         /// Items in all.
         items: u64,
     },
-    /// Only ping-pong through mpqueue and a raw pipe, per placement (median/p99 µs).
+    /// Only ping-pong through mpqueue, a raw pipe and iceoryx2, per placement (median/p99 µs).
     Pingpong {
         /// Round trips per placement.
         round_trips: usize,

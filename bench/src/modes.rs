@@ -45,14 +45,15 @@ pub fn ring(items: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `round_trips` ping-pongs through mpqueue and through a raw pipe, per placement.
+/// `round_trips` ping-pongs through mpqueue, a raw pipe and iceoryx2, per placement.
 pub fn pingpong(round_trips: usize) -> anyhow::Result<()> {
     for place in [Placement::Same, Placement::Cross, Placement::Free] {
         let (m50, m99) = mpq::pingpong(round_trips, place)?;
         let (p50, p99) = limits::pipe_pingpong(round_trips, place)?;
+        let (i50, i99) = crate::iox::pingpong(round_trips, place)?;
         unpin_all();
         println!(
-            "{}: mpqueue {m50:.1}/{m99:.1} µs, raw pipe {p50:.1}/{p99:.1} µs",
+            "{}: mpqueue {m50:.1}/{m99:.1} µs, raw pipe {p50:.1}/{p99:.1} µs, iceoryx2 {i50:.1}/{i99:.1} µs",
             place.label()
         );
     }

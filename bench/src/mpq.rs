@@ -93,16 +93,33 @@ pub fn pingpong(n: usize, place: Placement) -> anyhow::Result<(f64, f64)> {
     )
 }
 
-/// Memory: (shared bytes per queue as created, resident bytes per queue after use, resident
-/// bytes per attached process per queue).
+/// The share of a CPU that a `get` blocked for 1 s on an empty queue uses (its thread's CPU
+/// time over the wall time).
+pub fn idle_get_cpu() -> anyhow::Result<f64> {
+    use nix::time::ClockId;
+    let q: Queue<crate::items::B64> = Queue::new(0)?;
+    let cpu = || ClockId::CLOCK_THREAD_CPUTIME_ID.now().map(Duration::from);
+    let (c0, t0) = (cpu()?, std::time::Instant::now());
+    anyhow::ensure!(
+        q.get_timeout(Duration::from_secs(1)).is_err(),
+        "an item came from nowhere"
+    );
+    Ok((cpu()? - c0).as_secs_f64() / t0.elapsed().as_secs_f64())
+}
+
+/// Memory: (shared bytes per queue as created, resident bytes per queue after use (its shared
+/// memory and the creator's private memory for it), private resident bytes per attached
+/// process per queue).
 pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
     const N: usize = 50;
-    let rss = || -> u64 {
+    // Resident kB of one kind in /proc/self/status: RssShmem (shared memory mapped here),
+    // RssAnon (this process's private memory).
+    let rss = |field: &str| -> u64 {
         std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             })
             .unwrap_or(0)
@@ -123,23 +140,23 @@ pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
         .map(|i| Queue::builder().name(&format!("m{i}")).dir(&dir).create())
         .collect::<Result<_, _>>()?;
     let declared = shm_files(&dir) / N as u64;
-    let before = rss();
+    let before = rss("RssShmem:") + rss("RssAnon:");
     for q in &queues {
         for _ in 0..100 {
             q.put(crate::items::B64::make())?;
             q.get()?;
         }
     }
-    let touched = rss().saturating_sub(before) / N as u64;
+    let touched = (rss("RssShmem:") + rss("RssAnon:")).saturating_sub(before) / N as u64;
     let board = crate::shared::Shared::new();
     let child = process::fork(|| {
-        let before = rss();
+        let before = rss("RssAnon:");
         for q in &queues {
             q.put(crate::items::B64::make()).unwrap();
             q.get().unwrap();
         }
         board.board().counts[0].store(
-            rss().saturating_sub(before),
+            rss("RssAnon:").saturating_sub(before),
             std::sync::atomic::Ordering::Relaxed,
         );
         0

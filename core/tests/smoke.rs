@@ -59,3 +59,43 @@ fn items_larger_than_the_ring_stream() {
     }
     assert_eq!(c.join().unwrap(), 0);
 }
+
+/// This process's resident shared memory (`RssShmem` in `/proc/self/status`), in bytes.
+fn resident_shmem() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("RssShmem:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// A process that attaches to use a queue maps its whole ring then, the creator and a
+/// forked child alike, so that no item waits for a page fault on the ring's first lap.
+#[test]
+fn attaching_maps_the_ring_in_advance() {
+    setup();
+    let _w = watchdog(Duration::from_secs(60));
+    const RING: usize = 4 << 20;
+    let before = resident_shmem();
+    let q: Queue<u64> = Queue::builder().capacity_bytes(RING).create().unwrap();
+    q.put(1).unwrap();
+    assert!(
+        resident_shmem() - before >= RING as u64,
+        "the creator mapped {} bytes",
+        resident_shmem() - before
+    );
+    let c = process::fork({
+        let q = q.clone();
+        move || {
+            let before = resident_shmem();
+            q.get().unwrap();
+            // Mapped here: the whole ring, not just the pages the item touched.
+            i32::from(resident_shmem() - before < RING as u64)
+        }
+    })
+    .unwrap();
+    assert_eq!(c.join().unwrap(), 0, "the child mapped less than the ring");
+}

@@ -12,17 +12,17 @@ pub fn memory(md: &mut String) -> anyhow::Result<()> {
     writeln!(md, "\n## Memory\n")?;
     writeln!(
         md,
-        "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; a named queue's files are allocated in full at creation, so a full /dev/shm fails early; an anonymous queue's ring is allocated as it is touched): {} bytes",
+        "- per queue, shared memory as created (data segment with the default 1 MiB ring + stats segment with 64 process slots; a named queue's files are allocated in full at creation, so a full /dev/shm fails early; an anonymous queue's too, once a process attaches): {} bytes",
         declared
     )?;
     writeln!(
         md,
-        "- per queue, resident after 100 puts and gets of 64 B in one process: {} bytes",
+        "- per queue, resident after 100 puts and gets of 64 B in one process (shared and private; each process that attaches maps the data segment in advance, up to 64 MiB, so that no item waits for a page fault on the ring's first lap): {} bytes",
         touched
     )?;
     writeln!(
         md,
-        "- per attached process per queue (its stats slot, per-process state and feeder thread), resident: {} bytes",
+        "- per attached process per queue (its per-process state and feeder thread; the shared pages it maps are counted once, above), private resident: {} bytes",
         per_proc
     )?;
     Ok(())

@@ -87,6 +87,8 @@ pub fn run(quick: bool, reps: usize, out: &str) -> anyhow::Result<()> {
             variants: &family,
             rtt_same: rtt.same,
             rtt_cross: rtt.cross,
+            rtt_cross_p99: rtt.cross_p99,
+            idle_cpu: rtt.idle_cpu,
             big,
             instructions,
             wall,

@@ -14,6 +14,10 @@ pub struct Findings<'a> {
     /// Ping-pong medians on the same CPU and across CPUs.
     pub rtt_same: Versus,
     pub rtt_cross: Versus,
+    /// Ping-pong p99s across CPUs, of mpqueue and (in `pipe`) iceoryx2.
+    pub rtt_cross_p99: Versus,
+    /// The CPU share of an idle blocked `get`.
+    pub idle_cpu: Option<f64>,
     /// 1 MiB items, MB/s.
     pub big: Versus,
     /// The queue family table (batches, item types, `JoinableQueue`).
@@ -88,6 +92,16 @@ fn targets(f: &Findings) -> Vec<(&'static str, &'static str, String)> {
             "ping-pong median vs raw pipe, cross CPU",
             "≤ 1",
             ratio(&f.rtt_cross),
+        ),
+        (
+            "ping-pong p99 cross CPU vs iceoryx2's busy-polling p99, with an idle blocked `get` near 0% CPU",
+            "≤ 3×",
+            format!(
+                "{}× (idle `get`: {})",
+                ratio(&f.rtt_cross_p99),
+                f.idle_cpu
+                    .map_or("n/a".into(), |c| format!("{:.3}% CPU", c * 100.0))
+            ),
         ),
         (
             "1 MiB items vs raw pipe (1 MiB buffer)",
@@ -170,7 +184,7 @@ pub(super) fn paired(a: Option<&Fig>, b: Option<&Fig>, unit: &str) -> String {
     }
 }
 
-/// mpqueue's median over the pipe's.
+/// mpqueue's figure over the other's.
 fn ratio(v: &Versus) -> String {
     match (v.mpqueue, v.pipe) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),

@@ -141,6 +141,7 @@ impl Core {
                 return Err(e);
             }
         };
+        self.seg.prefault();
         let fresh = Box::into_raw(Box::new(Local::new(generation, slot)));
         match self.local.compare_exchange(p, fresh, AcqRel, Acquire) {
             // SAFETY: `fresh` was just leaked from a Box and is now owned by `self.local`.
