@@ -136,11 +136,12 @@ pub fn memory() -> anyhow::Result<(u64, u64, u64)> {
     };
     let dir =
         std::path::PathBuf::from(format!("/dev/shm/mpqueue-bench-mem-{}", std::process::id()));
+    // Before creation: the creator attaches (and maps its ring) as it creates.
+    let before = rss("RssShmem:") + rss("RssAnon:");
     let queues: Vec<Queue<crate::items::B64>> = (0..N)
         .map(|i| Queue::builder().name(&format!("m{i}")).dir(&dir).create())
         .collect::<Result<_, _>>()?;
     let declared = shm_files(&dir) / N as u64;
-    let before = rss("RssShmem:") + rss("RssAnon:");
     for q in &queues {
         for _ in 0..100 {
             q.put(crate::items::B64::make())?;
